@@ -1,0 +1,204 @@
+//! The command line, as `../shared/spec/cli.md` fixes it. Every setting also
+//! comes from a `STOCKYARD_*` variable; a flag wins over the variable.
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Stockyard: a distributed analytics engine for supply-chain data.
+#[derive(Debug, Parser)]
+#[command(name = "stockyard", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a scheduler: gRPC for clients and executors, HTTP for health and the API.
+    Scheduler(SchedulerArgs),
+    /// Run an executor that takes tasks from a scheduler.
+    Executor(ExecutorArgs),
+    /// Run a scheduler and N executors in one process.
+    Standalone(StandaloneArgs),
+    /// Run SQL on the cluster and print the result.
+    Sql(SqlArgs),
+    /// List the executors the scheduler knows.
+    Executors(ListArgs),
+    /// List the jobs the scheduler knows.
+    Jobs(ListArgs),
+}
+
+/// A `HOST:PORT` pair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPort {
+    pub host: String,
+    pub port: u16,
+}
+
+impl std::fmt::Display for HostPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.host, self.port)
+    }
+}
+
+fn parse_host_port(s: &str) -> Result<HostPort, String> {
+    let (host, port) = s
+        .rsplit_once(':')
+        .ok_or_else(|| format!("expected HOST:PORT, got '{s}'"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("'{port}' in '{s}' is not a port number (1-65535)"))?;
+    if host.is_empty() || port == 0 {
+        return Err(format!("expected HOST:PORT with a host and a non-zero port, got '{s}'"));
+    }
+    Ok(HostPort { host: host.trim_matches(['[', ']']).to_string(), port })
+}
+
+fn parse_port(s: &str) -> Result<u16, String> {
+    match s.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(p),
+        _ => Err(format!("'{s}' is not a port number (1-65535)")),
+    }
+}
+
+/// Durations as the spec writes them: `90s`, `15m`, `2h`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s)
+        .map_err(|e| format!("'{s}' is not a duration like 90s, 15m or 2h ({e})"))?;
+    if d.is_zero() {
+        return Err(format!("'{s}' must be longer than zero"));
+    }
+    Ok(d)
+}
+
+fn parse_positive(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("'{s}' is not a positive whole number")),
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct SchedulerArgs {
+    /// Address to listen on.
+    #[arg(long, env = "STOCKYARD_BIND_HOST", default_value = "127.0.0.1")]
+    pub bind_host: String,
+    /// Host name executors and clients use to reach this scheduler.
+    #[arg(long, env = "STOCKYARD_EXTERNAL_HOST")]
+    pub external_host: Option<String>,
+    /// gRPC port.
+    #[arg(long, env = "STOCKYARD_PORT", default_value = "50050", value_parser = parse_port)]
+    pub port: u16,
+    /// HTTP port: `/healthz`, `/readyz`, `/api/…`.
+    #[arg(long, env = "STOCKYARD_HTTP_PORT", default_value = "8080", value_parser = parse_port)]
+    pub http_port: u16,
+    /// An executor silent for this long is declared dead and its tasks rerun.
+    #[arg(long, env = "STOCKYARD_EXECUTOR_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub executor_timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecutorArgs {
+    /// Scheduler to register with.
+    #[arg(long, env = "STOCKYARD_SCHEDULER", default_value = "127.0.0.1:50050", value_parser = parse_host_port)]
+    pub scheduler: HostPort,
+    /// Address to listen on.
+    #[arg(long, env = "STOCKYARD_BIND_HOST", default_value = "127.0.0.1")]
+    pub bind_host: String,
+    /// Host name other executors use to fetch this executor's shuffle data.
+    #[arg(long, env = "STOCKYARD_EXTERNAL_HOST")]
+    pub external_host: Option<String>,
+    /// Arrow Flight port (shuffle data).
+    #[arg(long, env = "STOCKYARD_FLIGHT_PORT", default_value = "50051", value_parser = parse_port)]
+    pub port: u16,
+    /// Executor gRPC port.
+    #[arg(long, env = "STOCKYARD_GRPC_PORT", default_value = "50052", value_parser = parse_port)]
+    pub grpc_port: u16,
+    /// Tasks run at once [default: one per core].
+    #[arg(long, env = "STOCKYARD_CONCURRENT_TASKS", value_parser = parse_positive)]
+    pub concurrent_tasks: Option<usize>,
+    /// Directory for shuffle files [default: a temporary directory].
+    #[arg(long, env = "STOCKYARD_WORK_DIR")]
+    pub work_dir: Option<String>,
+    /// How often to heartbeat to the scheduler.
+    #[arg(long, env = "STOCKYARD_HEARTBEAT_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    pub heartbeat_interval: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct StandaloneArgs {
+    /// Executors to run.
+    #[arg(long, env = "STOCKYARD_EXECUTORS", default_value = "2", value_parser = parse_positive)]
+    pub executors: usize,
+    /// Address to listen on.
+    #[arg(long, env = "STOCKYARD_BIND_HOST", default_value = "127.0.0.1")]
+    pub bind_host: String,
+    /// Scheduler gRPC port.
+    #[arg(long, env = "STOCKYARD_PORT", default_value = "50050", value_parser = parse_port)]
+    pub port: u16,
+    /// HTTP port.
+    #[arg(long, env = "STOCKYARD_HTTP_PORT", default_value = "8080", value_parser = parse_port)]
+    pub http_port: u16,
+    /// Task slots per executor [default: one per core].
+    #[arg(long, env = "STOCKYARD_CONCURRENT_TASKS", value_parser = parse_positive)]
+    pub concurrent_tasks: Option<usize>,
+}
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// An aligned text table.
+    Table,
+    /// CSV with a header line.
+    Csv,
+    /// One JSON object per row.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+    /// Scheduler to run on.
+    #[arg(long, env = "STOCKYARD_SCHEDULER", default_value = "127.0.0.1:50050", value_parser = parse_host_port)]
+    pub scheduler: HostPort,
+    /// Start a scheduler and two executors in this process instead.
+    #[arg(long)]
+    pub standalone: bool,
+    /// SQL statements separated by `;`; the last one's rows are printed.
+    pub sql: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+    /// Scheduler to ask.
+    #[arg(long, env = "STOCKYARD_SCHEDULER", default_value = "127.0.0.1:50050", value_parser = parse_host_port)]
+    pub scheduler: HostPort,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_port_errors_name_the_value() {
+        assert_eq!(parse_host_port("db:50050").unwrap(), HostPort { host: "db".into(), port: 50050 });
+        assert!(parse_host_port("nohost").unwrap_err().contains("'nohost'"));
+        assert!(parse_host_port("h:99999").unwrap_err().contains("'99999'"));
+        assert!(parse_host_port("h:0").is_err());
+    }
+
+    #[test]
+    fn durations_follow_the_spec() {
+        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
+        assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
+        assert!(parse_duration("soon").unwrap_err().contains("'soon'"));
+        assert!(parse_duration("0s").is_err());
+    }
+}

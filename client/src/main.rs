@@ -1,0 +1,145 @@
+//! `stockyard`: one binary for every role of a Stockyard cluster (scheduler,
+//! executor, standalone) and every client command (`sql`, `executors`,
+//! `jobs`). The command line is specified in `shared/spec/cli.md`.
+
+mod cli;
+mod list;
+mod sql;
+mod standalone;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use cli::{Cli, Command};
+use stockyard_executor::ExecutorSettings;
+use stockyard_scheduler::{BoundScheduler, SchedulerSettings};
+use tracing_subscriber::EnvFilter;
+
+/// Work that failed: printed as `error: …`, exit status 1.
+#[derive(Debug)]
+pub struct Failure(String);
+
+impl Failure {
+    /// A failure with this message.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+
+    /// A failure from an error's display text.
+    pub fn from_error(e: impl std::fmt::Display) -> Self {
+        Self(e.to_string())
+    }
+}
+
+fn init_logging(default: &str) {
+    let filter = EnvFilter::try_from_env("STOCKYARD_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let server = matches!(cli.command, Command::Scheduler(_) | Command::Executor(_) | Command::Standalone(_));
+    init_logging(if server { "info" } else { "warn" });
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(command: Command) -> Result<(), Failure> {
+    match command {
+        Command::Scheduler(a) => {
+            let settings = SchedulerSettings {
+                external_host: a.external_host.unwrap_or_else(|| a.bind_host.clone()),
+                bind_host: a.bind_host,
+                port: a.port,
+                http_port: a.http_port,
+                executor_timeout: a.executor_timeout,
+            };
+            let bound = BoundScheduler::bind(&settings).await.map_err(Failure::from_error)?;
+            tracing::info!(grpc = %bound.grpc_addr(), http = %bound.http_addr(), "scheduler listening");
+            bound.serve(shutdown_signal()).await.map_err(Failure::from_error)
+        }
+        Command::Executor(a) => {
+            let settings = ExecutorSettings {
+                scheduler_host: a.scheduler.host,
+                scheduler_port: a.scheduler.port,
+                bind_host: a.bind_host,
+                external_host: a.external_host,
+                port: a.port,
+                grpc_port: a.grpc_port,
+                concurrent_tasks: a.concurrent_tasks.unwrap_or(0),
+                work_dir: a.work_dir,
+                heartbeat_interval: a.heartbeat_interval,
+                ..Default::default()
+            };
+            stockyard_executor::run(settings).await.map_err(Failure::from_error)
+        }
+        Command::Standalone(a) => {
+            let cluster = standalone::start(standalone::StandaloneSpec {
+                bind_host: a.bind_host,
+                port: a.port,
+                http_port: a.http_port,
+                executors: a.executors,
+                concurrent_tasks: a.concurrent_tasks.unwrap_or(0),
+            })
+            .await?;
+            println!(
+                "stockyard standalone: scheduler {} (gRPC), http://{} ({} executors); Ctrl-C stops",
+                cluster.scheduler, cluster.http, a.executors
+            );
+            shutdown_signal().await;
+            Ok(())
+        }
+        Command::Sql(a) => {
+            let scheduler = if a.standalone {
+                standalone::start(standalone::StandaloneSpec {
+                    bind_host: "127.0.0.1".into(),
+                    port: 0,
+                    http_port: 0,
+                    executors: 2,
+                    concurrent_tasks: 0,
+                })
+                .await?
+                .scheduler
+            } else {
+                a.scheduler
+            };
+            sql::run(&a.sql, &scheduler, a.format).await
+        }
+        Command::Executors(a) => list::executors(&a.scheduler, a.format).await,
+        Command::Jobs(a) => list::jobs(&a.scheduler, a.format).await,
+    }
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler installs");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down");
+}

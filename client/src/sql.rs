@@ -1,0 +1,124 @@
+//! `stockyard sql`: plan locally, run on the cluster, print as it arrives.
+
+use std::io::Write;
+use std::time::Duration;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::sql::parser::DFParser;
+use datafusion::sql::sqlparser::dialect::dialect_from_str;
+use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::Failure;
+use crate::cli::{Format, HostPort};
+
+/// Runs `sql` (one or more statements) on the scheduler and prints the rows
+/// of the last statement to stdout.
+pub async fn run(sql: &str, scheduler: &HostPort, format: Format) -> Result<(), Failure> {
+    crate::list::require_executors(scheduler).await?;
+    let job_name = format!("sql: {}", sql.split_whitespace().collect::<Vec<_>>().join(" "));
+    let job_name: String = job_name.chars().take(120).collect();
+    let ctx = stockyard_plan::session::remote_context(&scheduler.to_string(), &job_name)
+        .map_err(|e| Failure::new(format!("cannot set up a session: {e}")))?;
+    let dialect_name = ctx.state().config().options().sql_parser.dialect.to_string();
+    let dialect = dialect_from_str(&dialect_name)
+        .ok_or_else(|| Failure::new(format!("unknown SQL dialect '{dialect_name}'")))?;
+    let statements = DFParser::parse_sql_with_dialect(sql, dialect.as_ref())
+        .map_err(|e| Failure::new(format!("SQL error: {e}")))?;
+    if statements.is_empty() {
+        return Err(Failure::new("no SQL statement given"));
+    }
+    let last = statements.len() - 1;
+    let spinner = ProgressBar::new_spinner();
+    spinner.set_style(ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("valid template"));
+    spinner.enable_steady_tick(Duration::from_millis(120));
+    for (i, statement) in statements.into_iter().enumerate() {
+        spinner.set_message(format!("running statement {} of {}", i + 1, last + 1));
+        let plan = ctx
+            .state()
+            .statement_to_plan(statement)
+            .await
+            .map_err(|e| Failure::new(format!("SQL error: {}", e.strip_backtrace())))?;
+        let frame = ctx.execute_logical_plan(plan).await.map_err(query_failed)?;
+        if i < last {
+            frame.collect().await.map_err(query_failed)?;
+            continue;
+        }
+        let schema: SchemaRef = frame.schema().inner().clone();
+        let mut stream = frame.execute_stream().await.map_err(query_failed)?;
+        let mut out = Output::new(format, schema);
+        while let Some(batch) = stream.next().await {
+            let batch = batch.map_err(query_failed)?;
+            spinner.suspend(|| out.write(batch))?;
+        }
+        spinner.finish_and_clear();
+        out.finish()?;
+    }
+    Ok(())
+}
+
+fn query_failed(e: datafusion::error::DataFusionError) -> Failure {
+    Failure::new(format!("query failed: {}", e.strip_backtrace()))
+}
+
+/// Prints batches in the chosen format: CSV and JSON stream, a table waits
+/// for all rows to align its columns.
+struct Output {
+    format: Format,
+    schema: SchemaRef,
+    table: Vec<RecordBatch>,
+    csv_header: bool,
+}
+
+impl Output {
+    fn new(format: Format, schema: SchemaRef) -> Self {
+        Self { format, schema, table: Vec::new(), csv_header: true }
+    }
+
+    fn write(&mut self, batch: RecordBatch) -> Result<(), Failure> {
+        let stdout = std::io::stdout();
+        let mut lock = stdout.lock();
+        let io = |e: datafusion::arrow::error::ArrowError| Failure::new(format!("cannot print results: {e}"));
+        match self.format {
+            Format::Table => self.table.push(batch),
+            Format::Csv => {
+                let mut w = datafusion::arrow::csv::WriterBuilder::new()
+                    .with_header(self.csv_header)
+                    .build(&mut lock);
+                w.write(&batch).map_err(io)?;
+                self.csv_header = false;
+            }
+            Format::Json => {
+                let mut w = datafusion::arrow::json::LineDelimitedWriter::new(&mut lock);
+                w.write(&batch).map_err(io)?;
+                w.finish().map_err(io)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<(), Failure> {
+        let mut stdout = std::io::stdout().lock();
+        match self.format {
+            Format::Table => {
+                let table = datafusion::arrow::util::pretty::pretty_format_batches_with_schema(
+                    self.schema.clone(),
+                    &self.table,
+                )
+                .map_err(|e| Failure::new(format!("cannot print results: {e}")))?;
+                let rows: usize = self.table.iter().map(|b| b.num_rows()).sum();
+                writeln!(stdout, "{table}").ok();
+                writeln!(stdout, "{rows} row{}", if rows == 1 { "" } else { "s" }).ok();
+            }
+            Format::Csv if self.csv_header => {
+                // No rows: still print the header so scripts see the columns.
+                let names: Vec<&str> = self.schema.fields().iter().map(|f| f.name().as_str()).collect();
+                writeln!(stdout, "{}", names.join(",")).ok();
+            }
+            Format::Csv | Format::Json => {}
+        }
+        stdout.flush().ok();
+        Ok(())
+    }
+}

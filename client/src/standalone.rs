@@ -1,0 +1,89 @@
+//! A scheduler and N executors in one process: `stockyard standalone` and
+//! `stockyard sql --standalone`.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use stockyard_executor::ExecutorSettings;
+use stockyard_scheduler::{BoundScheduler, SchedulerSettings};
+
+use crate::Failure;
+use crate::cli::HostPort;
+
+/// A running in-process cluster.
+pub struct Cluster {
+    /// Where clients reach the scheduler's gRPC API.
+    pub scheduler: HostPort,
+    /// The scheduler's HTTP address.
+    pub http: SocketAddr,
+}
+
+/// What to start.
+pub struct StandaloneSpec {
+    pub bind_host: String,
+    /// 0 picks a free port.
+    pub port: u16,
+    /// 0 picks a free port.
+    pub http_port: u16,
+    pub executors: usize,
+    pub concurrent_tasks: usize,
+}
+
+fn free_port(host: &str) -> Result<u16, Failure> {
+    std::net::TcpListener::bind((host, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| Failure::new(format!("cannot find a free port on {host}: {e}")))
+}
+
+/// Starts the scheduler and the executors on this runtime and returns once
+/// every executor has registered.
+pub async fn start(spec: StandaloneSpec) -> Result<Cluster, Failure> {
+    let settings = SchedulerSettings {
+        bind_host: spec.bind_host.clone(),
+        external_host: spec.bind_host.clone(),
+        port: spec.port,
+        http_port: spec.http_port,
+        ..Default::default()
+    };
+    let bound = BoundScheduler::bind(&settings).await.map_err(Failure::from_error)?;
+    let grpc = bound.grpc_addr();
+    let http = bound.http_addr();
+    let scheduler = bound.scheduler();
+    tokio::spawn(async move {
+        if let Err(e) = bound.serve(std::future::pending()).await {
+            tracing::error!("standalone scheduler stopped: {e}");
+        }
+    });
+    for _ in 0..spec.executors {
+        let settings = ExecutorSettings {
+            scheduler_host: spec.bind_host.clone(),
+            scheduler_port: grpc.port(),
+            bind_host: spec.bind_host.clone(),
+            port: free_port(&spec.bind_host)?,
+            grpc_port: free_port(&spec.bind_host)?,
+            concurrent_tasks: spec.concurrent_tasks,
+            ..Default::default()
+        };
+        tokio::spawn(async move {
+            if let Err(e) = stockyard_executor::run(settings).await {
+                tracing::error!("standalone executor stopped: {e}");
+            }
+        });
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let registered = stockyard_scheduler::executors(&scheduler).await.map(|e| e.len()).unwrap_or(0);
+        if registered >= spec.executors {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(Failure::new(format!(
+                "only {registered} of {} executors registered within 60 s",
+                spec.executors
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(Cluster { scheduler: HostPort { host: spec.bind_host, port: grpc.port() }, http })
+}

@@ -1,0 +1,97 @@
+//! A Stockyard executor: Ballista's executor process with our extension
+//! codecs. It registers with the scheduler, heartbeats, runs tasks and serves
+//! its shuffle output to other executors over Arrow Flight.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
+use stockyard_plan::{LogicalCodec, PhysicalCodec};
+
+/// Where an executor listens and which scheduler it serves.
+#[derive(Debug, Clone)]
+pub struct ExecutorSettings {
+    /// Scheduler host to register with.
+    pub scheduler_host: String,
+    /// Scheduler gRPC port.
+    pub scheduler_port: u16,
+    /// Address the executor's servers bind to.
+    pub bind_host: String,
+    /// Host name other executors use to fetch this one's shuffle data.
+    pub external_host: Option<String>,
+    /// Arrow Flight port (shuffle data).
+    pub port: u16,
+    /// Executor gRPC port (tasks pushed by the scheduler).
+    pub grpc_port: u16,
+    /// Task slots; 0 means one per core.
+    pub concurrent_tasks: usize,
+    /// Directory for shuffle files; a temporary one when `None`.
+    pub work_dir: Option<String>,
+    /// How often the executor tells the scheduler it is alive.
+    pub heartbeat_interval: Duration,
+    /// How long to keep retrying the first connection to the scheduler.
+    pub connect_timeout: Duration,
+}
+
+impl Default for ExecutorSettings {
+    fn default() -> Self {
+        Self {
+            scheduler_host: "127.0.0.1".into(),
+            scheduler_port: 50050,
+            bind_host: "127.0.0.1".into(),
+            external_host: None,
+            port: 50051,
+            grpc_port: 50052,
+            concurrent_tasks: 0,
+            work_dir: None,
+            heartbeat_interval: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Why an executor stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[error("executor: {0}")]
+pub struct ExecutorError(#[from] ballista_core::error::BallistaError);
+
+/// Runs an executor until it is told to stop (SIGTERM or Ctrl-C: it then
+/// tells the scheduler, drains its running tasks and exits) or fails.
+pub async fn run(settings: ExecutorSettings) -> Result<(), ExecutorError> {
+    let concurrent_tasks = match settings.concurrent_tasks {
+        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        n => n,
+    };
+    // Ballista's own default work dir is deleted as soon as it is made; keep
+    // ours for the life of the executor.
+    let (work_dir, _temp) = match settings.work_dir {
+        Some(dir) => (dir, None),
+        None => {
+            let temp = tempfile::Builder::new()
+                .prefix("stockyard-executor-")
+                .tempdir()
+                .map_err(|e| ballista_core::error::BallistaError::Configuration(format!("cannot create a work dir: {e}")))?;
+            (temp.path().display().to_string(), Some(temp))
+        }
+    };
+    let config = ExecutorProcessConfig {
+        bind_host: settings.bind_host,
+        external_host: settings.external_host,
+        port: settings.port,
+        grpc_port: settings.grpc_port,
+        scheduler_host: settings.scheduler_host,
+        scheduler_port: settings.scheduler_port,
+        scheduler_connect_timeout_seconds: settings.connect_timeout.as_secs().clamp(1, u16::MAX as u64) as u16,
+        concurrent_tasks,
+        work_dir: Some(work_dir),
+        executor_heartbeat_interval_seconds: settings.heartbeat_interval.as_secs().max(1),
+        // Shuffle files of finished jobs are removed after a day, checked hourly.
+        job_data_ttl_seconds: 24 * 3600,
+        job_data_clean_up_interval_seconds: 3600,
+        override_logical_codec: Some(Arc::new(LogicalCodec::default())),
+        override_physical_codec: Some(Arc::new(PhysicalCodec::default())),
+        ..Default::default()
+    };
+    start_executor_process(Arc::new(config)).await?;
+    Ok(())
+}

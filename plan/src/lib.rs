@@ -1,0 +1,13 @@
+//! Stockyard's DataFusion plan nodes and the extension codecs that carry them
+//! between the client, the scheduler and the executors.
+//!
+//! Every process of a cluster registers the same [`codec::LogicalCodec`] and
+//! [`codec::PhysicalCodec`]; they encode our own nodes and hand everything
+//! else to Ballista's codecs, so Ballista's shuffle nodes and file formats
+//! keep working unchanged.
+
+pub mod codec;
+pub mod range;
+pub mod session;
+
+pub use codec::{LogicalCodec, PhysicalCodec};

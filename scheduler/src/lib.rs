@@ -1,0 +1,158 @@
+//! The Stockyard scheduler: Ballista's scheduler with our extension codecs,
+//! serving Ballista's gRPC API and Stockyard's job API on one port, and
+//! health and JSON endpoints on an HTTP port.
+
+mod http;
+mod service;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ballista_core::serde::protobuf::scheduler_grpc_server::SchedulerGrpcServer;
+use ballista_scheduler::cluster::BallistaCluster;
+use ballista_scheduler::config::SchedulerConfig;
+use ballista_scheduler::scheduler_process::create_scheduler;
+use ballista_scheduler::scheduler_server::SchedulerServer;
+use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
+use stockyard_plan::{LogicalCodec, PhysicalCodec};
+use stockyard_proto::stockyard_server::StockyardServer;
+use tokio::net::TcpListener;
+use tonic::service::RoutesBuilder;
+
+pub use service::{executors, jobs};
+
+/// The Ballista scheduler type every Stockyard scheduler runs.
+pub type Scheduler = SchedulerServer<LogicalPlanNode, PhysicalPlanNode>;
+
+/// How a scheduler listens and when it gives up on an executor.
+#[derive(Debug, Clone)]
+pub struct SchedulerSettings {
+    /// Address both listeners bind to.
+    pub bind_host: String,
+    /// Host name executors and clients are told to use for this scheduler.
+    pub external_host: String,
+    /// gRPC port (Ballista's API and Stockyard's job API).
+    pub port: u16,
+    /// HTTP port (`/healthz`, `/readyz`, `/api/…`).
+    pub http_port: u16,
+    /// An executor silent for this long is declared dead and its tasks rerun.
+    pub executor_timeout: Duration,
+}
+
+impl Default for SchedulerSettings {
+    fn default() -> Self {
+        Self {
+            bind_host: "127.0.0.1".into(),
+            external_host: "127.0.0.1".into(),
+            port: 50050,
+            http_port: 8080,
+            executor_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Why a scheduler could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum SchedulerError {
+    /// A listener could not be opened.
+    #[error("cannot listen on {addr} for {what}: {source}")]
+    Bind { addr: String, what: &'static str, source: std::io::Error },
+    /// Ballista refused to start.
+    #[error("scheduler: {0}")]
+    Ballista(#[from] ballista_core::error::BallistaError),
+    /// A server stopped with an error.
+    #[error("{what} server failed: {message}")]
+    Serve { what: &'static str, message: String },
+}
+
+/// A bound, not yet serving scheduler; [`BoundScheduler::serve`] runs it.
+pub struct BoundScheduler {
+    scheduler: Scheduler,
+    grpc: TcpListener,
+    http: TcpListener,
+}
+
+impl BoundScheduler {
+    /// Builds the Ballista scheduler and opens both listeners, so that a
+    /// taken port is reported before anything runs.
+    pub async fn bind(settings: &SchedulerSettings) -> Result<Self, SchedulerError> {
+        let grpc = listen(&settings.bind_host, settings.port, "gRPC").await?;
+        let http = listen(&settings.bind_host, settings.http_port, "HTTP").await?;
+        let port = grpc.local_addr().map(|a| a.port()).unwrap_or(settings.port);
+        let timeout = settings.executor_timeout.as_secs().max(1);
+        let mut config = SchedulerConfig {
+            external_host: settings.external_host.clone(),
+            bind_host: settings.bind_host.clone(),
+            bind_port: port,
+            executor_timeout_seconds: timeout,
+            // Check often enough that a dead executor is noticed soon after
+            // its timeout.
+            expire_dead_executor_interval_seconds: (timeout / 3).max(1),
+            ..Default::default()
+        };
+        config.override_logical_codec = Some(Arc::new(LogicalCodec::default()));
+        config.override_physical_codec = Some(Arc::new(PhysicalCodec::default()));
+        let config = Arc::new(config);
+        let cluster = BallistaCluster::new_from_config(&config).await?;
+        let scheduler = create_scheduler::<LogicalPlanNode, PhysicalPlanNode>(cluster, config).await?;
+        Ok(Self { scheduler, grpc, http })
+    }
+
+    /// The gRPC address actually bound (useful with port 0).
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc.local_addr().expect("bound listener has an address")
+    }
+
+    /// A handle on the scheduler's state, for in-process callers.
+    pub fn scheduler(&self) -> Scheduler {
+        self.scheduler.clone()
+    }
+
+    /// The HTTP address actually bound.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http.local_addr().expect("bound listener has an address")
+    }
+
+    /// Serves until `shutdown` completes or a server fails.
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), SchedulerError> {
+        let Self { scheduler, grpc, http } = self;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let max = 64 * 1024 * 1024;
+        let mut routes = RoutesBuilder::default();
+        routes
+            .add_service(
+                SchedulerGrpcServer::new(scheduler.clone())
+                    .max_decoding_message_size(max)
+                    .max_encoding_message_size(max),
+            )
+            .add_service(StockyardServer::new(service::JobApi::new(scheduler.clone())));
+        // Served through axum with the peer address attached: Ballista's
+        // handlers read it as `ConnectInfo<SocketAddr>`.
+        let grpc_server = axum::serve(
+            grpc,
+            routes.routes().into_axum_router().into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(stopped(stop_rx.clone()));
+        let http_server = axum::serve(http, http::router(scheduler)).with_graceful_shutdown(stopped(stop_rx));
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+        let (g, h) = tokio::join!(grpc_server, http_server);
+        g.map_err(|e| SchedulerError::Serve { what: "gRPC", message: e.to_string() })?;
+        h.map_err(|e| SchedulerError::Serve { what: "HTTP", message: e.to_string() })?;
+        Ok(())
+    }
+}
+
+async fn listen(host: &str, port: u16, what: &'static str) -> Result<TcpListener, SchedulerError> {
+    let addr = format!("{host}:{port}");
+    TcpListener::bind(&addr)
+        .await
+        .map_err(|source| SchedulerError::Bind { addr, what, source })
+}

@@ -1,0 +1,98 @@
+//! Stockyard's job API (`stockyard.Stockyard` in the proto), answered from
+//! the Ballista scheduler's state.
+
+use ballista_core::serde::protobuf::executor_status::Status as ExecStatus;
+use ballista_core::serde::protobuf::job_status::Status as JobState;
+use stockyard_proto::stockyard_server::Stockyard;
+use stockyard_proto::{
+    ExecutorInfo, JobInfo, ListExecutorsRequest, ListExecutorsResponse, ListJobsRequest,
+    ListJobsResponse,
+};
+use tonic::{Request, Response, Status};
+
+use crate::Scheduler;
+
+/// The gRPC service.
+pub(crate) struct JobApi {
+    scheduler: Scheduler,
+}
+
+impl JobApi {
+    pub(crate) fn new(scheduler: Scheduler) -> Self {
+        Self { scheduler }
+    }
+}
+
+/// Executors the scheduler knows, sorted by host and port.
+pub async fn executors(scheduler: &Scheduler) -> Result<Vec<ExecutorInfo>, String> {
+    let manager = &scheduler.state.executor_manager;
+    let states = manager.get_executors_state().await.map_err(|e| e.to_string())?;
+    let mut out: Vec<ExecutorInfo> = states
+        .into_iter()
+        .map(|(meta, last_heartbeat, _)| {
+            let state = match manager.get_executor_hearbeat(&meta.id).and_then(|h| h.status).and_then(|s| s.status) {
+                Some(ExecStatus::Active(_)) => "active",
+                Some(ExecStatus::Dead(_)) => "dead",
+                Some(ExecStatus::Terminating(_)) => "terminating",
+                Some(ExecStatus::Unknown(_)) | None => "unknown",
+            };
+            ExecutorInfo {
+                id: meta.id,
+                host: meta.host,
+                flight_port: meta.port.into(),
+                grpc_port: meta.grpc_port.into(),
+                task_slots: meta.specification.task_slots,
+                last_heartbeat: last_heartbeat.map(|d| d.as_secs()).unwrap_or(0),
+                state: state.into(),
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| (&a.host, a.flight_port).cmp(&(&b.host, b.flight_port)));
+    Ok(out)
+}
+
+/// Ballista jobs the scheduler knows, newest first.
+pub async fn jobs(scheduler: &Scheduler) -> Result<Vec<JobInfo>, String> {
+    let all = scheduler.state.task_manager.get_all_jobs().await.map_err(|e| e.to_string())?;
+    let mut out: Vec<JobInfo> = all
+        .into_iter()
+        .map(|job| {
+            let (status, queued_at, error) = match &job.status.status {
+                Some(JobState::Queued(q)) => ("queued", q.queued_at, String::new()),
+                Some(JobState::Running(r)) => ("running", r.queued_at, String::new()),
+                Some(JobState::Failed(f)) => ("failed", f.queued_at, f.error.clone()),
+                Some(JobState::Successful(s)) => ("succeeded", s.queued_at, String::new()),
+                None => ("unknown", 0, String::new()),
+            };
+            JobInfo {
+                id: job.job_id.to_string(),
+                name: job.job_name,
+                status: status.into(),
+                completed_stages: job.completed_stages as u32,
+                total_stages: job.num_stages as u32,
+                queued_at,
+                started_at: job.start_time,
+                ended_at: job.end_time,
+                error,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| (b.queued_at, &b.id).cmp(&(a.queued_at, &a.id)));
+    Ok(out)
+}
+
+#[tonic::async_trait]
+impl Stockyard for JobApi {
+    async fn list_executors(
+        &self,
+        _request: Request<ListExecutorsRequest>,
+    ) -> Result<Response<ListExecutorsResponse>, Status> {
+        let executors = executors(&self.scheduler).await.map_err(Status::internal)?;
+        Ok(Response::new(ListExecutorsResponse { executors }))
+    }
+
+    async fn list_jobs(&self, _request: Request<ListJobsRequest>) -> Result<Response<ListJobsResponse>, Status> {
+        let jobs = jobs(&self.scheduler).await.map_err(Status::internal)?;
+        Ok(Response::new(ListJobsResponse { jobs }))
+    }
+}

@@ -1,0 +1,228 @@
+//! Queries on a real cluster: one scheduler and two executor processes.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::{Int32Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use parquet::arrow::ArrowWriter;
+use stockyard_tests::cluster::sql_path;
+use stockyard_tests::process::http_get;
+use stockyard_tests::{Cluster, Proc};
+
+/// Orders spread over several Parquet files (so several scan partitions)
+/// and a SKU dimension; returns the expected `category,orders,units` rows.
+fn write_parquet(dir: &std::path::Path) -> Vec<String> {
+    std::fs::create_dir_all(dir.join("orders")).unwrap();
+    std::fs::create_dir_all(dir.join("skus")).unwrap();
+    let categories = ["Books", "Electronics", "Home", "Toys"];
+    let sku_schema = Arc::new(Schema::new(vec![
+        Field::new("sku_id", DataType::Utf8, false),
+        Field::new("category", DataType::Utf8, false),
+    ]));
+    let skus: Vec<String> = (0..50).map(|i| format!("SKU-{i:05}")).collect();
+    let cats: Vec<&str> = (0..50).map(|i| categories[i % 4]).collect();
+    let batch = RecordBatch::try_new(
+        sku_schema.clone(),
+        vec![Arc::new(StringArray::from(skus.clone())), Arc::new(StringArray::from(cats.clone()))],
+    )
+    .unwrap();
+    let mut w = ArrowWriter::try_new(File::create(dir.join("skus/skus.parquet")).unwrap(), sku_schema, None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+
+    let order_schema = Arc::new(Schema::new(vec![
+        Field::new("sku_id", DataType::Utf8, false),
+        Field::new("quantity", DataType::Int32, false),
+    ]));
+    // Per category: (orders, units). SKUs 50..59 have no dimension row and
+    // drop out of the inner join.
+    let mut expected: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+    for file in 0..5 {
+        let ids: Vec<usize> = (0..2000).map(|i| (i * 7 + file * 13) % 60).collect();
+        let qty: Vec<i32> = (0..2000).map(|i| ((i * 31 + file) % 17 + 1) as i32).collect();
+        for (id, q) in ids.iter().zip(&qty) {
+            if *id < 50 {
+                let e = expected.entry(cats[*id]).or_default();
+                e.0 += 1;
+                e.1 += i64::from(*q);
+            }
+        }
+        let batch = RecordBatch::try_new(
+            order_schema.clone(),
+            vec![
+                Arc::new(StringArray::from(ids.iter().map(|i| format!("SKU-{i:05}")).collect::<Vec<_>>())),
+                Arc::new(Int32Array::from(qty)),
+            ],
+        )
+        .unwrap();
+        let path = dir.join(format!("orders/part-{file}.parquet"));
+        let mut w = ArrowWriter::try_new(File::create(path).unwrap(), order_schema.clone(), None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+    }
+    expected.into_iter().map(|(c, (n, u))| format!("{c},{n},{u}")).collect()
+}
+
+#[test]
+fn parquet_join_and_aggregate_return_exact_rows_on_two_executors() {
+    let cluster = Cluster::start(2);
+    let data = cluster.dir.path().join("data");
+    let expected = write_parquet(&data);
+    let sql = format!(
+        "CREATE EXTERNAL TABLE orders STORED AS PARQUET LOCATION {};
+         CREATE EXTERNAL TABLE skus STORED AS PARQUET LOCATION {};
+         SELECT s.category, count(*) AS orders, sum(o.quantity) AS units
+         FROM orders o JOIN skus s ON o.sku_id = s.sku_id
+         GROUP BY s.category ORDER BY s.category",
+        sql_path(&data.join("orders/")),
+        sql_path(&data.join("skus/")),
+    );
+    let out = cluster.sql_csv(&sql);
+    let mut lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.remove(0), "category,orders,units");
+    assert_eq!(lines, expected, "{}", cluster.logs());
+}
+
+/// The Ballista 55 failure mode: a custom leaf with N partitions read N times.
+#[test]
+fn custom_multi_partition_scan_returns_each_row_once() {
+    let cluster = Cluster::start(2);
+    for parts in [1u64, 2, 7] {
+        let n: u64 = 100_000;
+        let out = cluster.sql_csv(&format!(
+            "SELECT count(*) AS n, count(DISTINCT value) AS d, sum(value) AS s, min(value) AS lo, max(value) AS hi
+             FROM partitioned_range({n}, {parts})"
+        ));
+        assert_eq!(
+            out,
+            format!("n,d,s,lo,hi\n{n},{n},{},0,{}\n", n * (n - 1) / 2, n - 1),
+            "{parts} partitions\n{}",
+            cluster.logs()
+        );
+        let out = cluster.sql_csv(&format!(
+            "SELECT \"partition\", count(*) AS c FROM partitioned_range({n}, {parts})
+             GROUP BY \"partition\" ORDER BY \"partition\""
+        ));
+        let expected: String = (0..parts).map(|p| format!("{p},{}\n", n * (p + 1) / parts - n * p / parts)).collect();
+        assert_eq!(out, format!("partition,c\n{expected}"), "{parts} partitions");
+    }
+}
+
+#[test]
+fn a_job_survives_a_killed_executor() {
+    let mut cluster = Cluster::start(2);
+    // 8 partitions of 10 batches (8192 rows each), 300 ms per batch: 3 s per
+    // task, two waves on four slots, so both executors hold tasks when one
+    // is killed.
+    const ROWS: u64 = 8 * 10 * 8192;
+    let sql = format!(
+        "SELECT \"partition\", count(*) AS c, sum(value) AS s FROM partitioned_range({ROWS}, 8, 300)
+         GROUP BY \"partition\" ORDER BY \"partition\""
+    );
+    let mut cmd = cluster.command(&["sql", "--format", "csv", &sql]);
+    let log = cluster.dir.path().join("query.log");
+    cmd.env("STOCKYARD_LOG", "off");
+    let out_path = cluster.dir.path().join("query.out");
+    let mut query = Proc::spawn("query", cmd, log);
+    // Wait until the job is running, then kill the second executor.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let jobs = cluster.stockyard(&["jobs", "--format", "json"]).ok().stdout;
+        if jobs.contains("\"status\":\"running\"") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the job never ran: {jobs}\n{}", cluster.logs());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(1000));
+    cluster.executors[1].kill();
+    assert!(query.is_running(), "the job ended before the executor was killed:\n{}", query.output());
+    let status = query.wait_exit(Duration::from_secs(120)).expect("the query finishes");
+    let output = query.output();
+    std::fs::write(out_path, &output).ok();
+    assert!(status.success(), "query failed after losing an executor:\n{output}\n{}", cluster.logs());
+    let per = ROWS / 8;
+    let expected: String = (0..8u64)
+        .map(|p| {
+            let (lo, hi) = (p * per, (p + 1) * per);
+            format!("{p},{per},{}\n", (lo..hi).sum::<u64>())
+        })
+        .collect();
+    assert_eq!(output, format!("partition,c,s\n{expected}"), "{}", cluster.logs());
+    // The job is recorded as succeeded, and the scheduler still serves.
+    let jobs = cluster.stockyard(&["jobs", "--format", "json"]).ok().stdout;
+    assert!(jobs.lines().any(|l| l.contains(&format!("partitioned_range({ROWS}")) && l.contains("\"succeeded\"")), "{jobs}");
+    assert_eq!(cluster.sql_csv("SELECT 40 + 2 AS x"), "x\n42\n");
+}
+
+#[test]
+fn bad_sql_gets_a_clear_error_and_the_cluster_keeps_serving() {
+    let cluster = Cluster::start(2);
+    let r = cluster.stockyard(&["sql", "SELEC 1"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("error: SQL error") && r.stderr.contains("SELEC"), "{}", r.stderr);
+
+    let r = cluster.stockyard(&["sql", "SELECT * FROM no_such_table"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("no_such_table"), "{}", r.stderr);
+
+    // Fails at run time, on an executor.
+    let r = cluster.stockyard(&["sql", "SELECT CAST('x' AS INT) FROM partitioned_range(10, 2)"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("error: query failed") && r.stderr.contains("'x'"), "{}", r.stderr);
+
+    let r = cluster.stockyard(&["sql", "   "]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("no SQL statement"), "{}", r.stderr);
+
+    assert_eq!(cluster.sql_csv("SELECT sum(value) AS s FROM partitioned_range(10, 3)"), "s\n45\n");
+}
+
+#[test]
+fn output_formats_and_cluster_listings() {
+    let cluster = Cluster::start(2);
+    let sql = "SELECT value, value * 2 AS twice FROM partitioned_range(3, 2) ORDER BY value";
+    let table = cluster.stockyard(&["sql", sql]).ok().stdout;
+    assert!(table.contains("| value | twice |") && table.contains("| 2     | 4     |") && table.ends_with("3 rows\n"), "{table}");
+    let json = cluster.stockyard(&["sql", "--format", "json", sql]).ok().stdout;
+    assert_eq!(json, "{\"value\":0,\"twice\":0}\n{\"value\":1,\"twice\":2}\n{\"value\":2,\"twice\":4}\n");
+    let empty = cluster.stockyard(&["sql", "--format", "csv", "SELECT value FROM partitioned_range(3, 2) WHERE value > 5"]).ok();
+    assert_eq!(empty.stdout, "value\n");
+
+    let executors = cluster.stockyard(&["executors", "--format", "json"]).ok().stdout;
+    assert_eq!(executors.lines().count(), 2, "{executors}");
+    for line in executors.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["state"], "active");
+        assert_eq!(v["task_slots"], 2);
+        assert_eq!(v["host"], "127.0.0.1");
+    }
+    let jobs = cluster.stockyard(&["jobs", "--format", "json"]).ok().stdout;
+    let ours: Vec<serde_json::Value> = jobs
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &serde_json::Value| v["name"].as_str().is_some_and(|n| n.starts_with("sql: SELECT value, value * 2")))
+        .collect();
+    assert_eq!(ours.len(), 2, "{jobs}");
+    assert!(ours.iter().all(|v| v["status"] == "succeeded"), "{jobs}");
+    let table = cluster.stockyard(&["executors"]).ok().stdout;
+    assert!(table.contains("active") && table.ends_with("2 rows\n"), "{table}");
+
+    // The HTTP side agrees.
+    assert_eq!(http_get(cluster.http_port, "/readyz"), (200, "ready: 2 executors\n".to_string()));
+    assert_eq!(http_get(cluster.http_port, "/healthz"), (200, "ok\n".to_string()));
+}
+
+#[test]
+fn standalone_sql_runs_in_one_process() {
+    let r = stockyard_tests::cluster::run({
+        let mut c = stockyard_tests::cluster::base_command(&[]);
+        c.args(["sql", "--standalone", "--format", "csv", "SELECT count(*) AS n, sum(value) AS s FROM partitioned_range(1000, 4)"]);
+        c
+    })
+    .ok();
+    assert_eq!(r.stdout, "n,s\n1000,499500\n");
+}

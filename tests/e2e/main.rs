@@ -1,0 +1,6 @@
+//! End-to-end tests on real processes. One test binary for the whole
+//! workspace: each binary links all of DataFusion.
+
+mod cli;
+mod cluster;
+mod services;

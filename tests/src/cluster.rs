@@ -1,0 +1,163 @@
+//! A real cluster: the `stockyard` binary as one scheduler and N executors.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use crate::process::{Proc, free_port, stockyard_bin, wait_for_port};
+
+/// What a finished `stockyard` command did.
+#[derive(Debug)]
+pub struct Run {
+    /// Exit status (-1 when killed by a signal).
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Panics with the command's output unless it exited 0.
+    pub fn ok(self) -> Run {
+        assert_eq!(self.code, 0, "command failed:\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        self
+    }
+}
+
+/// A scheduler and its executors, stopped on drop.
+pub struct Cluster {
+    pub dir: TempDir,
+    pub scheduler: Proc,
+    pub executors: Vec<Proc>,
+    /// Scheduler gRPC port.
+    pub port: u16,
+    /// Scheduler HTTP port.
+    pub http_port: u16,
+    /// Environment passed to every process and command.
+    pub env: Vec<(String, String)>,
+}
+
+impl Cluster {
+    /// A scheduler and `executors` executors with two task slots each,
+    /// ready to run queries.
+    pub fn start(executors: usize) -> Cluster {
+        Self::start_with_env(executors, Vec::new())
+    }
+
+    /// Like [`Cluster::start`], with extra environment for every process.
+    pub fn start_with_env(executors: usize, env: Vec<(String, String)>) -> Cluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let http_port = free_port();
+        let mut cmd = base_command(&env);
+        cmd.args(["scheduler", "--port", &port.to_string(), "--http-port", &http_port.to_string()])
+            // Dead executors are noticed quickly in tests.
+            .args(["--executor-timeout", "6s"]);
+        let scheduler = Proc::spawn("scheduler", cmd, dir.path().join("scheduler.log"));
+        assert!(
+            wait_for_port(port, Duration::from_secs(30)),
+            "scheduler did not listen on {port}:\n{}",
+            scheduler.output()
+        );
+        let mut cluster = Cluster { dir, scheduler, executors: Vec::new(), port, http_port, env };
+        for _ in 0..executors {
+            cluster.add_executor();
+        }
+        cluster.wait_for_executors(executors);
+        cluster
+    }
+
+    /// Starts one more executor (not waiting for it to register).
+    pub fn add_executor(&mut self) {
+        let i = self.executors.len();
+        let work = self.dir.path().join(format!("executor-{i}"));
+        std::fs::create_dir_all(&work).expect("work dir");
+        let mut cmd = base_command(&self.env);
+        cmd.args(["executor", "--scheduler", &self.scheduler_addr()])
+            .args(["--port", &free_port().to_string(), "--grpc-port", &free_port().to_string()])
+            .args(["--concurrent-tasks", "2", "--heartbeat-interval", "1s"])
+            .arg("--work-dir")
+            .arg(&work);
+        let log = self.dir.path().join(format!("executor-{i}.log"));
+        self.executors.push(Proc::spawn(&format!("executor-{i}"), cmd, log));
+    }
+
+    /// `127.0.0.1:<grpc port>`.
+    pub fn scheduler_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Waits until the scheduler lists `n` active executors.
+    pub fn wait_for_executors(&self, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let run = self.stockyard(&["executors", "--format", "json"]);
+            let active = run.stdout.lines().filter(|l| l.contains("\"state\":\"active\"")).count();
+            if run.code == 0 && active >= n {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{n} executors did not register:\n{}\n{}", run.stderr, self.logs());
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Runs `stockyard ARGS` against this cluster and waits for it.
+    pub fn stockyard(&self, args: &[&str]) -> Run {
+        run(self.command(args))
+    }
+
+    /// A `stockyard ARGS` command pointed at this cluster.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = base_command(&self.env);
+        cmd.env("STOCKYARD_SCHEDULER", self.scheduler_addr()).args(args);
+        cmd
+    }
+
+    /// `stockyard sql --format csv SQL`, which must succeed; its stdout.
+    pub fn sql_csv(&self, sql: &str) -> String {
+        self.stockyard(&["sql", "--format", "csv", sql]).ok().stdout
+    }
+
+    /// All process logs, for failure messages.
+    pub fn logs(&self) -> String {
+        let mut s = format!("--- scheduler\n{}", tail(&self.scheduler.output()));
+        for e in &self.executors {
+            s += &format!("--- {}\n{}", e.name, tail(&e.output()));
+        }
+        s
+    }
+}
+
+fn tail(s: &str) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n") + "\n"
+}
+
+/// `stockyard` with a quiet environment plus `env`.
+pub fn base_command(env: &[(String, String)]) -> Command {
+    let mut cmd = Command::new(stockyard_bin());
+    for k in ["STOCKYARD_SCHEDULER", "STOCKYARD_PORT", "STOCKYARD_HTTP_PORT", "RUST_LOG", "STOCKYARD_LOG"] {
+        cmd.env_remove(k);
+    }
+    cmd.envs(env.iter().map(|(k, v)| (k, v)));
+    cmd
+}
+
+/// Runs `cmd` to completion, capturing its output.
+pub fn run(mut cmd: Command) -> Run {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// `path` as a SQL string literal.
+pub fn sql_path(path: &Path) -> String {
+    format!("'{}'", path.display().to_string().replace('\'', "''"))
+}

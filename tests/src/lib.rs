@@ -1,0 +1,12 @@
+//! Test harness: starts the real `stockyard` binary as a scheduler and
+//! executors, and the real services (SecantusDB, Redis, etcd) a test asks
+//! for, each on free loopback ports; waits until they answer; and kills them
+//! by PID when the handle drops, also when a test fails.
+
+pub mod cluster;
+pub mod process;
+pub mod services;
+
+pub use cluster::{Cluster, Run};
+pub use process::{Proc, free_port, http_get, repo_root, stockyard_bin};
+pub use services::{Etcd, Mongo, Redis};

@@ -1,0 +1,127 @@
+//! The real services later parts of Stockyard talk to, each started on a
+//! free loopback port with its data in a temporary directory.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+use crate::process::{Proc, free_port, repo_root, wait_for_port};
+
+fn ready(proc: &Proc, port: u16) {
+    assert!(
+        wait_for_port(port, Duration::from_secs(60)),
+        "{} did not listen on {port}:\n{}",
+        proc.name,
+        proc.output()
+    );
+}
+
+fn venv_bin(name: &str) -> PathBuf {
+    let venv = std::env::var_os("STOCKYARD_VENV").map(PathBuf::from).unwrap_or_else(|| repo_root().join(".venv"));
+    let bin = venv.join("bin").join(name);
+    assert!(bin.exists(), "{} is missing: run scripts/setup", bin.display());
+    bin
+}
+
+/// A SecantusDB server (MongoDB wire protocol).
+pub struct Mongo {
+    pub proc: Proc,
+    pub port: u16,
+    pub dir: TempDir,
+}
+
+impl Mongo {
+    /// Starts SecantusDB and waits until it accepts connections.
+    pub fn start() -> Mongo {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let mut cmd = Command::new(venv_bin("secantusd-py"));
+        cmd.args(["--port", &port.to_string(), "--storage-path"]).arg(dir.path().join("db"));
+        let proc = Proc::spawn("secantusdb", cmd, dir.path().join("secantusdb.log"));
+        ready(&proc, port);
+        Mongo { proc, port, dir }
+    }
+
+    /// Its connection string.
+    pub fn uri(&self) -> String {
+        format!("mongodb://127.0.0.1:{}", self.port)
+    }
+}
+
+/// A Redis server without persistence.
+pub struct Redis {
+    pub proc: Proc,
+    pub port: u16,
+    pub dir: TempDir,
+}
+
+impl Redis {
+    /// Starts `redis-server` and waits until it answers PING.
+    pub fn start() -> Redis {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let mut cmd = Command::new("redis-server");
+        cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir.path());
+        let proc = Proc::spawn("redis", cmd, dir.path().join("redis.log"));
+        ready(&proc, port);
+        Redis { proc, port, dir }
+    }
+
+    /// Its URL.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Sends one inline command and returns the raw reply.
+    pub fn command(&self, line: &str) -> String {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to redis");
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+        s.write_all(format!("{line}\r\n").as_bytes()).expect("write to redis");
+        let mut buf = [0u8; 4096];
+        let n = s.read(&mut buf).expect("read from redis");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+}
+
+/// A single-member etcd.
+pub struct Etcd {
+    pub proc: Proc,
+    pub port: u16,
+    pub dir: TempDir,
+}
+
+impl Etcd {
+    /// Starts `etcd` and waits until its client port answers.
+    pub fn start() -> Etcd {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let peer = free_port();
+        let client = format!("http://127.0.0.1:{port}");
+        let peer_url = format!("http://127.0.0.1:{peer}");
+        let mut cmd = Command::new("etcd");
+        cmd.arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(["--name", "test", "--listen-client-urls", &client, "--advertise-client-urls", &client])
+            .args(["--listen-peer-urls", &peer_url, "--initial-advertise-peer-urls", &peer_url])
+            .args(["--initial-cluster", &format!("test={peer_url}"), "--log-level", "warn"]);
+        let proc = Proc::spawn("etcd", cmd, dir.path().join("etcd.log"));
+        ready(&proc, port);
+        Etcd { proc, port, dir }
+    }
+
+    /// Its client endpoint, `127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// GET on the client port's HTTP interface; the response body.
+    pub fn http_get(&self, path: &str) -> String {
+        crate::process::http_get(self.port, path).1
+    }
+}
