@@ -79,6 +79,28 @@ fn parse_positive(s: &str) -> Result<usize, String> {
     }
 }
 
+fn parse_mongo_uri(s: &str) -> Result<String, String> {
+    if s.starts_with("mongodb://") || s.starts_with("mongodb+srv://") {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "'{}' is not a MongoDB connection string (mongodb://… or mongodb+srv://…)",
+            stockyard_mongo::redact(s)
+        ))
+    }
+}
+
+/// The MongoDB database a process reads.
+#[derive(Debug, Args)]
+pub struct MongoArgs {
+    /// MongoDB connection string (its password is never shown or sent).
+    #[arg(long, env = "STOCKYARD_MONGO_URI", default_value = "mongodb://127.0.0.1:27017", hide_env_values = true, value_parser = parse_mongo_uri)]
+    pub mongo_uri: String,
+    /// Database whose collections are tables.
+    #[arg(long, env = "STOCKYARD_MONGO_DB", default_value = "supply_chain")]
+    pub mongo_db: String,
+}
+
 #[derive(Debug, Args)]
 pub struct SchedulerArgs {
     /// Address to listen on.
@@ -96,6 +118,11 @@ pub struct SchedulerArgs {
     /// An executor silent for this long is declared dead and its tasks rerun.
     #[arg(long, env = "STOCKYARD_EXECUTOR_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub executor_timeout: Duration,
+    /// Documents sampled to infer a collection's schema.
+    #[arg(long, env = "STOCKYARD_MONGO_SAMPLE_SIZE", default_value = "1000", value_parser = parse_positive)]
+    pub mongo_sample_size: usize,
+    #[command(flatten)]
+    pub mongo: MongoArgs,
 }
 
 #[derive(Debug, Args)]
@@ -124,6 +151,8 @@ pub struct ExecutorArgs {
     /// How often to heartbeat to the scheduler.
     #[arg(long, env = "STOCKYARD_HEARTBEAT_INTERVAL", default_value = "5s", value_parser = parse_duration)]
     pub heartbeat_interval: Duration,
+    #[command(flatten)]
+    pub mongo: MongoArgs,
 }
 
 #[derive(Debug, Args)]
@@ -143,6 +172,8 @@ pub struct StandaloneArgs {
     /// Task slots per executor [default: one per core].
     #[arg(long, env = "STOCKYARD_CONCURRENT_TASKS", value_parser = parse_positive)]
     pub concurrent_tasks: Option<usize>,
+    #[command(flatten)]
+    pub mongo: MongoArgs,
 }
 
 /// How results are printed.
@@ -167,6 +198,15 @@ pub struct SqlArgs {
     /// Start a scheduler and two executors in this process instead.
     #[arg(long)]
     pub standalone: bool,
+    /// Partitions each MongoDB scan reads in parallel [default: by collection size].
+    #[arg(long, env = "STOCKYARD_MONGO_PARTITIONS", value_parser = parse_positive)]
+    pub mongo_partitions: Option<usize>,
+    /// Field whose value ranges split a MongoDB scan.
+    #[arg(long, env = "STOCKYARD_MONGO_PARTITION_FIELD", default_value = "_id")]
+    pub mongo_partition_field: String,
+    /// With --standalone: the MongoDB database to read.
+    #[command(flatten)]
+    pub mongo: MongoArgs,
     /// SQL statements separated by `;`; the last one's rows are printed.
     pub sql: String,
 }

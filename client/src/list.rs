@@ -27,9 +27,9 @@ pub async fn connect(scheduler: &HostPort) -> Result<StockyardClient<Channel>, F
     Ok(StockyardClient::new(channel))
 }
 
-/// Fails unless the scheduler is up and has an executor: without one a
-/// query would wait forever.
-pub async fn require_executors(scheduler: &HostPort) -> Result<(), Failure> {
+/// A job-API client, once the scheduler is known to be up with an
+/// executor: without one a query would wait forever.
+pub async fn require_executors(scheduler: &HostPort) -> Result<StockyardClient<Channel>, Failure> {
     let mut client = connect(scheduler).await?;
     let executors = client
         .list_executors(ListExecutorsRequest {})
@@ -42,7 +42,7 @@ pub async fn require_executors(scheduler: &HostPort) -> Result<(), Failure> {
             "the scheduler at {scheduler} has no executors; start one with `stockyard executor --scheduler {scheduler}`"
         )));
     }
-    Ok(())
+    Ok(client)
 }
 
 fn time(secs: u64) -> String {

@@ -12,7 +12,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use cli::{Cli, Command};
 use stockyard_executor::ExecutorSettings;
-use stockyard_scheduler::{BoundScheduler, SchedulerSettings};
+use stockyard_mongo::ScanOptions;
+use stockyard_scheduler::{BoundScheduler, MongoSettings, SchedulerSettings};
 use tracing_subscriber::EnvFilter;
 
 /// Work that failed: printed as `error: …`, exit status 1.
@@ -70,6 +71,7 @@ async fn run(command: Command) -> Result<(), Failure> {
                 port: a.port,
                 http_port: a.http_port,
                 executor_timeout: a.executor_timeout,
+                mongo: MongoSettings { uri: a.mongo.mongo_uri, database: a.mongo.mongo_db, sample_size: a.mongo_sample_size },
             };
             let bound = BoundScheduler::bind(&settings).await.map_err(Failure::from_error)?;
             tracing::info!(grpc = %bound.grpc_addr(), http = %bound.http_addr(), "scheduler listening");
@@ -86,6 +88,8 @@ async fn run(command: Command) -> Result<(), Failure> {
                 concurrent_tasks: a.concurrent_tasks.unwrap_or(0),
                 work_dir: a.work_dir,
                 heartbeat_interval: a.heartbeat_interval,
+                mongo_uri: a.mongo.mongo_uri,
+                mongo_database: a.mongo.mongo_db,
                 ..Default::default()
             };
             stockyard_executor::run(settings).await.map_err(Failure::from_error)
@@ -97,6 +101,7 @@ async fn run(command: Command) -> Result<(), Failure> {
                 http_port: a.http_port,
                 executors: a.executors,
                 concurrent_tasks: a.concurrent_tasks.unwrap_or(0),
+                mongo: MongoSettings { uri: a.mongo.mongo_uri, database: a.mongo.mongo_db, ..Default::default() },
             })
             .await?;
             println!(
@@ -114,13 +119,15 @@ async fn run(command: Command) -> Result<(), Failure> {
                     http_port: 0,
                     executors: 2,
                     concurrent_tasks: 0,
+                    mongo: MongoSettings { uri: a.mongo.mongo_uri, database: a.mongo.mongo_db, ..Default::default() },
                 })
                 .await?
                 .scheduler
             } else {
                 a.scheduler
             };
-            sql::run(&a.sql, &scheduler, a.format).await
+            let mongo = ScanOptions { partitions: a.mongo_partitions, partition_field: a.mongo_partition_field };
+            sql::run(&a.sql, &scheduler, a.format, mongo).await
         }
         Command::Executors(a) => list::executors(&a.scheduler, a.format).await,
         Command::Jobs(a) => list::jobs(&a.scheduler, a.format).await,

@@ -9,17 +9,19 @@ use datafusion::sql::parser::DFParser;
 use datafusion::sql::sqlparser::dialect::dialect_from_str;
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
+use stockyard_mongo::ScanOptions;
 
 use crate::Failure;
 use crate::cli::{Format, HostPort};
 
 /// Runs `sql` (one or more statements) on the scheduler and prints the rows
 /// of the last statement to stdout.
-pub async fn run(sql: &str, scheduler: &HostPort, format: Format) -> Result<(), Failure> {
-    crate::list::require_executors(scheduler).await?;
+pub async fn run(sql: &str, scheduler: &HostPort, format: Format, mongo: ScanOptions) -> Result<(), Failure> {
+    let client = crate::list::require_executors(scheduler).await?;
     let job_name = format!("sql: {}", sql.split_whitespace().collect::<Vec<_>>().join(" "));
     let job_name: String = job_name.chars().take(120).collect();
-    let ctx = stockyard_plan::session::remote_context(&scheduler.to_string(), &job_name)
+    let ctx = stockyard_plan::session::remote_context(&scheduler.to_string(), &job_name, Some(client), mongo)
+        .await
         .map_err(|e| Failure::new(format!("cannot set up a session: {e}")))?;
     let dialect_name = ctx.state().config().options().sql_parser.dialect.to_string();
     let dialect = dialect_from_str(&dialect_name)

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use stockyard_executor::ExecutorSettings;
-use stockyard_scheduler::{BoundScheduler, SchedulerSettings};
+use stockyard_scheduler::{BoundScheduler, MongoSettings, SchedulerSettings};
 
 use crate::Failure;
 use crate::cli::HostPort;
@@ -27,6 +27,7 @@ pub struct StandaloneSpec {
     pub http_port: u16,
     pub executors: usize,
     pub concurrent_tasks: usize,
+    pub mongo: MongoSettings,
 }
 
 fn free_port(host: &str) -> Result<u16, Failure> {
@@ -44,6 +45,7 @@ pub async fn start(spec: StandaloneSpec) -> Result<Cluster, Failure> {
         external_host: spec.bind_host.clone(),
         port: spec.port,
         http_port: spec.http_port,
+        mongo: spec.mongo.clone(),
         ..Default::default()
     };
     let bound = BoundScheduler::bind(&settings).await.map_err(Failure::from_error)?;
@@ -63,6 +65,8 @@ pub async fn start(spec: StandaloneSpec) -> Result<Cluster, Failure> {
             port: free_port(&spec.bind_host)?,
             grpc_port: free_port(&spec.bind_host)?,
             concurrent_tasks: spec.concurrent_tasks,
+            mongo_uri: spec.mongo.uri.clone(),
+            mongo_database: spec.mongo.database.clone(),
             ..Default::default()
         };
         tokio::spawn(async move {

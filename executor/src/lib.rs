@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
+use stockyard_mongo::MongoSource;
 use stockyard_plan::{LogicalCodec, PhysicalCodec};
 
 /// Where an executor listens and which scheduler it serves.
@@ -31,6 +32,10 @@ pub struct ExecutorSettings {
     pub heartbeat_interval: Duration,
     /// How long to keep retrying the first connection to the scheduler.
     pub connect_timeout: Duration,
+    /// MongoDB connection string this executor reads with (never sent).
+    pub mongo_uri: String,
+    /// MongoDB database.
+    pub mongo_database: String,
 }
 
 impl Default for ExecutorSettings {
@@ -46,6 +51,8 @@ impl Default for ExecutorSettings {
             work_dir: None,
             heartbeat_interval: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(30),
+            mongo_uri: "mongodb://127.0.0.1:27017".into(),
+            mongo_database: "supply_chain".into(),
         }
     }
 }
@@ -74,6 +81,7 @@ pub async fn run(settings: ExecutorSettings) -> Result<(), ExecutorError> {
             (temp.path().display().to_string(), Some(temp))
         }
     };
+    let mongo = Arc::new(MongoSource::new(settings.mongo_uri, settings.mongo_database));
     let config = ExecutorProcessConfig {
         bind_host: settings.bind_host,
         external_host: settings.external_host,
@@ -88,8 +96,8 @@ pub async fn run(settings: ExecutorSettings) -> Result<(), ExecutorError> {
         // Shuffle files of finished jobs are removed after a day, checked hourly.
         job_data_ttl_seconds: 24 * 3600,
         job_data_clean_up_interval_seconds: 3600,
-        override_logical_codec: Some(Arc::new(LogicalCodec::default())),
-        override_physical_codec: Some(Arc::new(PhysicalCodec::default())),
+        override_logical_codec: Some(Arc::new(LogicalCodec::new(Some(mongo.clone())))),
+        override_physical_codec: Some(Arc::new(PhysicalCodec::new(Some(mongo)))),
         ..Default::default()
     };
     start_executor_process(Arc::new(config)).await?;

@@ -17,10 +17,13 @@ use datafusion::logical_expr::{AggregateUDF, Extension, LogicalPlan, ScalarUDF, 
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion_proto::logical_plan::LogicalExtensionCodec;
 use datafusion_proto::physical_plan::PhysicalExtensionCodec;
+use mongodb::bson::{Bson, Document, RawDocument, doc};
 use prost::Message;
-use stockyard_proto::{PartitionedRange, PlanExtension, plan_extension::Node};
+use stockyard_mongo::{Bracket, MongoScanExec, MongoScanSpec, MongoSource, MongoTable, ScanOptions, Splits};
+use stockyard_proto::{MongoScan, PartitionedRange, PlanExtension, plan_extension::Node};
 
 use crate::range::{PartitionedRangeExec, PartitionedRangeTable, RangeSpec};
+use crate::schema::{decode_schema, encode_schema};
 
 /// Prefix of every node this crate encodes.
 pub const MAGIC: &[u8] = b"\xffSY1";
@@ -67,10 +70,76 @@ fn range_from_proto(p: &PartitionedRange) -> (RangeSpec, Option<Vec<usize>>) {
     (spec, projection)
 }
 
+fn bson_bytes(d: &Document) -> Result<Vec<u8>> {
+    d.to_vec().map_err(|e| DataFusionError::Internal(format!("encoding a MongoDB filter: {e}")))
+}
+
+fn bson_doc(bytes: &[u8]) -> Result<Document> {
+    RawDocument::from_bytes(bytes)
+        .and_then(Document::try_from)
+        .map_err(|e| DataFusionError::Internal(format!("decoding a MongoDB filter: {e}")))
+}
+
+fn scan_to_proto(spec: &MongoScanSpec) -> Result<MongoScan> {
+    let (split_field, split_bracket, split_points) = match &spec.splits {
+        Some(s) => (s.field.clone(), s.bracket.name().to_string(), bson_bytes(&doc! {"p": s.points.clone()})?),
+        None => Default::default(),
+    };
+    Ok(MongoScan {
+        collection: spec.collection.clone(),
+        schema: encode_schema(&spec.schema)?,
+        projection: spec.projection.iter().flatten().map(|&i| i as u32).collect(),
+        has_projection: spec.projection.is_some(),
+        filter: spec.filter.as_ref().map(bson_bytes).transpose()?.unwrap_or_default(),
+        split_field,
+        split_bracket,
+        split_points,
+        limit: spec.limit.unwrap_or(0) as u64,
+        has_limit: spec.limit.is_some(),
+    })
+}
+
+fn scan_from_proto(p: &MongoScan) -> Result<MongoScanSpec> {
+    let splits = if p.split_points.is_empty() {
+        None
+    } else {
+        let bracket = Bracket::from_name(&p.split_bracket)
+            .ok_or_else(|| DataFusionError::Internal(format!("unknown split bracket '{}'", p.split_bracket)))?;
+        let points = match bson_doc(&p.split_points)?.remove("p") {
+            Some(Bson::Array(points)) => points,
+            _ => return internal_err!("MongoDB split points without a list"),
+        };
+        Some(Splits { field: p.split_field.clone(), bracket, points })
+    };
+    Ok(MongoScanSpec {
+        collection: p.collection.clone(),
+        schema: decode_schema(&p.schema)?,
+        projection: p.has_projection.then(|| p.projection.iter().map(|&i| i as usize).collect()),
+        filter: (!p.filter.is_empty()).then(|| bson_doc(&p.filter)).transpose()?,
+        splits,
+        limit: p.has_limit.then_some(p.limit as usize),
+    })
+}
+
+fn no_source(collection: &str) -> DataFusionError {
+    DataFusionError::Plan(format!(
+        "cannot read MongoDB collection {collection} here: this process has no MongoDB source configured"
+    ))
+}
+
 /// Logical codec for the client and the scheduler: our table providers.
+/// With a MongoDB source, decoded MongoDB tables can be scanned.
 #[derive(Debug, Default)]
 pub struct LogicalCodec {
     inner: BallistaLogicalExtensionCodec,
+    mongo: Option<Arc<MongoSource>>,
+}
+
+impl LogicalCodec {
+    /// A codec whose decoded MongoDB tables read from `mongo`.
+    pub fn new(mongo: Option<Arc<MongoSource>>) -> Self {
+        Self { inner: Default::default(), mongo }
+    }
 }
 
 impl LogicalExtensionCodec for LogicalCodec {
@@ -99,6 +168,14 @@ impl LogicalExtensionCodec for LogicalCodec {
                 let (spec, _) = range_from_proto(&p);
                 Ok(Arc::new(PartitionedRangeTable { spec }))
             }
+            Some(Node::MongoTable(t)) => {
+                let options = ScanOptions {
+                    partitions: (t.partitions > 0).then_some(t.partitions as usize),
+                    partition_field: t.partition_field,
+                };
+                Ok(Arc::new(MongoTable::new(t.collection, schema, options, self.mongo.clone())))
+            }
+            Some(Node::MongoScan(_)) => internal_err!("a MongoDB scan where a table was expected"),
             None => self.inner.try_decode_table_provider(buf, table_ref, schema, ctx),
         }
     }
@@ -111,6 +188,14 @@ impl LogicalExtensionCodec for LogicalCodec {
     ) -> Result<()> {
         if let Some(table) = PartitionedRangeTable::from_provider(node.as_ref()) {
             return encode(Node::PartitionedRange(range_to_proto(&table.spec, None)), buf);
+        }
+        if let Some(table) = MongoTable::from_provider(node.as_ref()) {
+            let proto = stockyard_proto::MongoTable {
+                collection: table.collection().to_string(),
+                partitions: table.options().partitions.unwrap_or(0) as u32,
+                partition_field: table.options().partition_field.clone(),
+            };
+            return encode(Node::MongoTable(proto), buf);
         }
         self.inner.try_encode_table_provider(table_ref, node, buf)
     }
@@ -156,10 +241,19 @@ impl LogicalExtensionCodec for LogicalCodec {
     }
 }
 
-/// Physical codec for the scheduler and the executors: our scan nodes.
+/// Physical codec for the scheduler and the executors: our scan nodes,
+/// bound on decoding to this process's own MongoDB source.
 #[derive(Debug, Default)]
 pub struct PhysicalCodec {
     inner: BallistaPhysicalExtensionCodec,
+    mongo: Option<Arc<MongoSource>>,
+}
+
+impl PhysicalCodec {
+    /// A codec whose decoded MongoDB scans read from `mongo`.
+    pub fn new(mongo: Option<Arc<MongoSource>>) -> Self {
+        Self { inner: Default::default(), mongo }
+    }
 }
 
 impl PhysicalExtensionCodec for PhysicalCodec {
@@ -174,6 +268,11 @@ impl PhysicalExtensionCodec for PhysicalCodec {
                 let (spec, projection) = range_from_proto(&p);
                 Ok(Arc::new(PartitionedRangeExec::try_new(spec, projection)?))
             }
+            Some(Node::MongoScan(p)) => {
+                let source = self.mongo.clone().ok_or_else(|| no_source(&p.collection))?;
+                Ok(Arc::new(MongoScanExec::try_new(scan_from_proto(&p)?, source)?))
+            }
+            Some(Node::MongoTable(_)) => internal_err!("a MongoDB table where a plan node was expected"),
             None => self.inner.try_decode(buf, inputs, ctx),
         }
     }
@@ -184,6 +283,9 @@ impl PhysicalExtensionCodec for PhysicalCodec {
                 Node::PartitionedRange(range_to_proto(exec.spec(), exec.projection())),
                 buf,
             );
+        }
+        if let Some(exec) = node.downcast_ref::<MongoScanExec>() {
+            return encode(Node::MongoScan(scan_to_proto(exec.spec())?), buf);
         }
         self.inner.try_encode(node, buf)
     }
@@ -233,6 +335,42 @@ mod tests {
         assert_eq!(back.spec(), &spec);
         assert_eq!(back.projection(), Some(&vec![1]));
         assert_eq!(back.schema().field(0).name(), "partition");
+    }
+
+    #[tokio::test]
+    async fn mongo_scan_round_trips_without_the_connection_string() {
+        use datafusion::arrow::datatypes::{DataType, Field, Schema};
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("_id", DataType::Utf8, true),
+            Field::new("order_ts", stockyard_mongo::schema::timestamp_type(), true),
+        ]));
+        let spec = MongoScanSpec {
+            collection: "orders_fact".into(),
+            schema,
+            projection: Some(vec![1]),
+            filter: Some(doc! {"dc_id": {"$eq": "DC-01"}}),
+            splits: Some(Splits {
+                field: "order_ts".into(),
+                bracket: Bracket::Date,
+                points: vec![Bson::DateTime(mongodb::bson::DateTime::from_millis(-5))],
+            }),
+            limit: Some(10),
+        };
+        let secret = "mongodb://app:hunter2@db.internal:27017";
+        let source = Arc::new(MongoSource::new(secret, "supply_chain"));
+        let plan: Arc<dyn ExecutionPlan> = Arc::new(MongoScanExec::try_new(spec.clone(), source.clone()).unwrap());
+        let codec = PhysicalCodec::new(Some(source));
+        let proto = PhysicalPlanNode::try_from_physical_plan(plan, &codec).unwrap();
+        let bytes = prost::Message::encode_to_vec(&proto);
+        assert!(!String::from_utf8_lossy(&bytes).contains("hunter2"), "no password on the wire");
+        assert!(!String::from_utf8_lossy(&bytes).contains("db.internal"), "no host on the wire");
+        let executor = PhysicalCodec::new(Some(Arc::new(MongoSource::new("mongodb://other:27017", "supply_chain"))));
+        let ctx = SessionContext::new();
+        let back = proto.try_into_physical_plan(&ctx.task_ctx(), &executor).unwrap();
+        let back = back.downcast_ref::<MongoScanExec>().expect("our node comes back");
+        assert_eq!(back.spec(), &spec);
+        let err = proto.try_into_physical_plan(&ctx.task_ctx(), &PhysicalCodec::default()).unwrap_err();
+        assert!(err.to_string().contains("no MongoDB source"), "{err}");
     }
 
     #[test]

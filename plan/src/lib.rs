@@ -8,6 +8,7 @@
 
 pub mod codec;
 pub mod range;
+pub mod schema;
 pub mod session;
 
 pub use codec::{LogicalCodec, PhysicalCodec};

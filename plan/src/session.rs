@@ -1,19 +1,35 @@
 //! The client's session: DataFusion planning locally, execution on a
-//! Ballista scheduler, with our codecs and table functions registered.
+//! Ballista scheduler, with our codecs, table functions and the
+//! scheduler's MongoDB collections as tables.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
+use async_trait::async_trait;
 use ballista_core::extension::{SessionConfigExt, SessionStateExt};
-use datafusion::error::Result;
+use datafusion::catalog::{MemorySchemaProvider, SchemaProvider, TableProvider};
+use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
+use stockyard_mongo::{MongoTable, ScanOptions};
+use stockyard_proto::stockyard_client::StockyardClient;
+use stockyard_proto::{DescribeTableRequest, ListTablesRequest};
+use tonic::transport::Channel;
 
 use crate::range::{FUNCTION_NAME, PartitionedRangeFunc};
+use crate::schema::decode_schema;
 use crate::{LogicalCodec, PhysicalCodec};
 
 /// A session whose queries run on the scheduler at `host:port`; `job_name`
-/// labels the Ballista jobs it submits.
-pub fn remote_context(scheduler: &str, job_name: &str) -> Result<SessionContext> {
+/// labels the Ballista jobs it submits. With a job-API `client`, the
+/// scheduler's MongoDB collections are tables of the default schema,
+/// scanned with `mongo` options.
+pub async fn remote_context(
+    scheduler: &str,
+    job_name: &str,
+    client: Option<StockyardClient<Channel>>,
+    mongo: ScanOptions,
+) -> Result<SessionContext> {
     let config = SessionConfig::new_with_ballista()
         .with_ballista_logical_extension_codec(Arc::new(LogicalCodec::default()))
         .with_ballista_physical_extension_codec(Arc::new(PhysicalCodec::default()))
@@ -25,5 +41,80 @@ pub fn remote_context(scheduler: &str, job_name: &str) -> Result<SessionContext>
         .upgrade_for_ballista(format!("http://{scheduler}"))?;
     let ctx = SessionContext::new_with_state(state);
     ctx.register_udtf(FUNCTION_NAME, Arc::new(PartitionedRangeFunc));
+    if let Some(client) = client {
+        let schema = ClusterSchema::new(client, mongo).await;
+        let catalog = ctx.catalog("datafusion").expect("the default catalog exists");
+        catalog.register_schema("public", Arc::new(schema))?;
+    }
     Ok(ctx)
+}
+
+/// The default schema on a client: tables made in the session (`CREATE
+/// EXTERNAL TABLE`) first, then the scheduler's MongoDB collections, each
+/// described by the scheduler when a query first names it.
+#[derive(Debug)]
+struct ClusterSchema {
+    local: MemorySchemaProvider,
+    client: StockyardClient<Channel>,
+    options: ScanOptions,
+    /// Collection names, for `SHOW TABLES`; empty when MongoDB is down.
+    names: Vec<String>,
+    described: Mutex<HashMap<String, Arc<dyn TableProvider>>>,
+}
+
+impl ClusterSchema {
+    async fn new(mut client: StockyardClient<Channel>, options: ScanOptions) -> Self {
+        let names = match client.list_tables(ListTablesRequest {}).await {
+            Ok(r) => r.into_inner().tables,
+            Err(e) => {
+                tracing::debug!("no MongoDB tables: {}", e.message());
+                Vec::new()
+            }
+        };
+        Self { local: MemorySchemaProvider::new(), client, options, names, described: Mutex::default() }
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for ClusterSchema {
+    fn table_names(&self) -> Vec<String> {
+        let mut names = self.local.table_names();
+        names.extend(self.names.iter().filter(|n| !self.local.table_exist(n)).cloned());
+        names
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        if let Some(t) = self.local.table(name).await? {
+            return Ok(Some(t));
+        }
+        if let Some(t) = self.described.lock().expect("lock").get(name) {
+            return Ok(Some(t.clone()));
+        }
+        let reply = self
+            .client
+            .clone()
+            .describe_table(DescribeTableRequest { name: name.to_string() })
+            .await
+            .map_err(|e| DataFusionError::Plan(format!("cannot look up table {name}: {}", e.message())))?
+            .into_inner();
+        if !reply.found {
+            return Ok(None);
+        }
+        let schema = decode_schema(&reply.schema)?;
+        let table: Arc<dyn TableProvider> = Arc::new(MongoTable::new(name, schema, self.options.clone(), None));
+        self.described.lock().expect("lock").insert(name.to_string(), table.clone());
+        Ok(Some(table))
+    }
+
+    fn register_table(&self, name: String, table: Arc<dyn TableProvider>) -> Result<Option<Arc<dyn TableProvider>>> {
+        self.local.register_table(name, table)
+    }
+
+    fn deregister_table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        self.local.deregister_table(name)
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.local.table_exist(name) || self.names.iter().any(|n| n == name)
+    }
 }

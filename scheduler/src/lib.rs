@@ -16,12 +16,16 @@ use ballista_scheduler::config::SchedulerConfig;
 use ballista_scheduler::scheduler_process::create_scheduler;
 use ballista_scheduler::scheduler_server::SchedulerServer;
 use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
+use stockyard_mongo::{MongoCatalog, MongoSource};
 use stockyard_plan::{LogicalCodec, PhysicalCodec};
 use stockyard_proto::stockyard_server::StockyardServer;
 use tokio::net::TcpListener;
 use tonic::service::RoutesBuilder;
 
 pub use service::{executors, jobs};
+
+/// How long an inferred collection schema is reused.
+const CATALOG_TTL: Duration = Duration::from_secs(60);
 
 /// The Ballista scheduler type every Stockyard scheduler runs.
 pub type Scheduler = SchedulerServer<LogicalPlanNode, PhysicalPlanNode>;
@@ -39,6 +43,36 @@ pub struct SchedulerSettings {
     pub http_port: u16,
     /// An executor silent for this long is declared dead and its tasks rerun.
     pub executor_timeout: Duration,
+    /// The MongoDB database whose collections are tables.
+    pub mongo: MongoSettings,
+}
+
+/// Where MongoDB tables come from.
+#[derive(Debug, Clone)]
+pub struct MongoSettings {
+    /// Connection string (may hold a password: never logged or sent).
+    pub uri: String,
+    /// Database whose collections become tables.
+    pub database: String,
+    /// Documents sampled to infer a collection's schema.
+    pub sample_size: usize,
+}
+
+impl Default for MongoSettings {
+    fn default() -> Self {
+        Self {
+            uri: "mongodb://127.0.0.1:27017".into(),
+            database: "supply_chain".into(),
+            sample_size: stockyard_mongo::catalog::DEFAULT_SAMPLE_SIZE,
+        }
+    }
+}
+
+impl MongoSettings {
+    /// The source these settings name.
+    pub fn source(&self) -> Arc<MongoSource> {
+        Arc::new(MongoSource::new(self.uri.clone(), self.database.clone()))
+    }
 }
 
 impl Default for SchedulerSettings {
@@ -49,6 +83,7 @@ impl Default for SchedulerSettings {
             port: 50050,
             http_port: 8080,
             executor_timeout: Duration::from_secs(30),
+            mongo: MongoSettings::default(),
         }
     }
 }
@@ -70,6 +105,7 @@ pub enum SchedulerError {
 /// A bound, not yet serving scheduler; [`BoundScheduler::serve`] runs it.
 pub struct BoundScheduler {
     scheduler: Scheduler,
+    catalog: Arc<MongoCatalog>,
     grpc: TcpListener,
     http: TcpListener,
 }
@@ -92,12 +128,14 @@ impl BoundScheduler {
             expire_dead_executor_interval_seconds: (timeout / 3).max(1),
             ..Default::default()
         };
-        config.override_logical_codec = Some(Arc::new(LogicalCodec::default()));
-        config.override_physical_codec = Some(Arc::new(PhysicalCodec::default()));
+        let source = settings.mongo.source();
+        config.override_logical_codec = Some(Arc::new(LogicalCodec::new(Some(source.clone()))));
+        config.override_physical_codec = Some(Arc::new(PhysicalCodec::new(Some(source.clone()))));
+        let catalog = Arc::new(MongoCatalog::new(source, settings.mongo.sample_size, CATALOG_TTL));
         let config = Arc::new(config);
         let cluster = BallistaCluster::new_from_config(&config).await?;
         let scheduler = create_scheduler::<LogicalPlanNode, PhysicalPlanNode>(cluster, config).await?;
-        Ok(Self { scheduler, grpc, http })
+        Ok(Self { scheduler, catalog, grpc, http })
     }
 
     /// The gRPC address actually bound (useful with port 0).
@@ -117,7 +155,7 @@ impl BoundScheduler {
 
     /// Serves until `shutdown` completes or a server fails.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), SchedulerError> {
-        let Self { scheduler, grpc, http } = self;
+        let Self { scheduler, catalog, grpc, http } = self;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
@@ -130,7 +168,7 @@ impl BoundScheduler {
                     .max_decoding_message_size(max)
                     .max_encoding_message_size(max),
             )
-            .add_service(StockyardServer::new(service::JobApi::new(scheduler.clone())));
+            .add_service(StockyardServer::new(service::JobApi::new(scheduler.clone(), catalog)));
         // Served through axum with the peer address attached: Ballista's
         // handlers read it as `ConnectInfo<SocketAddr>`.
         let grpc_server = axum::serve(

@@ -8,6 +8,10 @@ use stockyard_proto::{
     ExecutorInfo, JobInfo, ListExecutorsRequest, ListExecutorsResponse, ListJobsRequest,
     ListJobsResponse,
 };
+use std::sync::Arc;
+
+use stockyard_mongo::MongoCatalog;
+use stockyard_proto::{DescribeTableRequest, DescribeTableResponse, ListTablesRequest, ListTablesResponse};
 use tonic::{Request, Response, Status};
 
 use crate::Scheduler;
@@ -15,11 +19,12 @@ use crate::Scheduler;
 /// The gRPC service.
 pub(crate) struct JobApi {
     scheduler: Scheduler,
+    catalog: Arc<MongoCatalog>,
 }
 
 impl JobApi {
-    pub(crate) fn new(scheduler: Scheduler) -> Self {
-        Self { scheduler }
+    pub(crate) fn new(scheduler: Scheduler, catalog: Arc<MongoCatalog>) -> Self {
+        Self { scheduler, catalog }
     }
 }
 
@@ -94,5 +99,25 @@ impl Stockyard for JobApi {
     async fn list_jobs(&self, _request: Request<ListJobsRequest>) -> Result<Response<ListJobsResponse>, Status> {
         let jobs = jobs(&self.scheduler).await.map_err(Status::internal)?;
         Ok(Response::new(ListJobsResponse { jobs }))
+    }
+
+    async fn list_tables(&self, _request: Request<ListTablesRequest>) -> Result<Response<ListTablesResponse>, Status> {
+        let tables = self.catalog.tables().await.map_err(|e| Status::unavailable(e.to_string()))?;
+        Ok(Response::new(ListTablesResponse { tables }))
+    }
+
+    async fn describe_table(
+        &self,
+        request: Request<DescribeTableRequest>,
+    ) -> Result<Response<DescribeTableResponse>, Status> {
+        let name = request.into_inner().name;
+        match self.catalog.schema(&name).await {
+            Ok(Some(schema)) => {
+                let schema = stockyard_plan::schema::encode_schema(&schema).map_err(|e| Status::internal(e.to_string()))?;
+                Ok(Response::new(DescribeTableResponse { found: true, schema }))
+            }
+            Ok(None) => Ok(Response::new(DescribeTableResponse { found: false, schema: vec![] })),
+            Err(e) => Err(Status::unavailable(e.to_string())),
+        }
     }
 }

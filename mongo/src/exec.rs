@@ -1,0 +1,237 @@
+//! [`MongoScanExec`]: reads one range of a collection per partition,
+//! fetching the next raw batch while the last one decodes.
+
+use std::fmt;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::{DataFusionError, project_schema};
+use datafusion::error::Result;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::EquivalenceProperties;
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
+use datafusion::physical_plan::stream::RecordBatchReceiverStream;
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties};
+use futures::StreamExt;
+use mongodb::bson::{Bson, Document, RawDocumentBuf, doc};
+use mongodb::raw_batch_cursor::RawBatch;
+use tokio::sync::mpsc;
+
+use crate::decode::{Decoder, Reason};
+use crate::partition::Splits;
+use crate::source::MongoSource;
+
+/// Documents the server is asked for per round trip (it stops at 16 MiB).
+const SERVER_BATCH: u32 = 16_384;
+
+/// Everything that defines a scan; what the codecs carry to executors.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MongoScanSpec {
+    pub collection: String,
+    /// The table's full schema.
+    pub schema: SchemaRef,
+    /// Columns read, by index into `schema`.
+    pub projection: Option<Vec<usize>>,
+    /// Pushed-down filters.
+    pub filter: Option<Document>,
+    /// Ranges, one per partition; `None` is a single partition.
+    pub splits: Option<Splits>,
+    /// Rows each partition needs at most.
+    pub limit: Option<usize>,
+}
+
+impl MongoScanSpec {
+    /// Number of partitions.
+    pub fn partitions(&self) -> usize {
+        self.splits.as_ref().map_or(1, Splits::partitions)
+    }
+
+    /// The filter partition `i` sends to MongoDB.
+    pub fn partition_filter(&self, i: usize) -> Document {
+        let range = self.splits.as_ref().map(|s| s.filter(i));
+        match (range, &self.filter) {
+            (None, None) => Document::new(),
+            (Some(r), None) => r,
+            (None, Some(f)) => f.clone(),
+            (Some(r), Some(f)) => doc! {"$and": [r, f.clone()]},
+        }
+    }
+}
+
+/// The scan node.
+#[derive(Debug)]
+pub struct MongoScanExec {
+    spec: MongoScanSpec,
+    source: Arc<MongoSource>,
+    projected: SchemaRef,
+    properties: Arc<PlanProperties>,
+    metrics: ExecutionPlanMetricsSet,
+}
+
+impl MongoScanExec {
+    /// A scan of `spec` reading from `source`.
+    pub fn try_new(spec: MongoScanSpec, source: Arc<MongoSource>) -> Result<Self> {
+        let projected = project_schema(&spec.schema, spec.projection.as_ref())?;
+        let properties = Arc::new(PlanProperties::new(
+            EquivalenceProperties::new(projected.clone()),
+            Partitioning::UnknownPartitioning(spec.partitions()),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        ));
+        // Fail at planning, not on an executor, for unreadable column types.
+        Decoder::new(projected.clone()).map_err(|e| DataFusionError::Plan(e.to_string()))?;
+        Ok(Self { spec, source, projected, properties, metrics: ExecutionPlanMetricsSet::new() })
+    }
+
+    /// What this scan reads.
+    pub fn spec(&self) -> &MongoScanSpec {
+        &self.spec
+    }
+}
+
+impl DisplayAs for MongoScanExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "MongoScanExec: collection={}, partitions={}", self.spec.collection, self.spec.partitions())?;
+        if let Some(s) = &self.spec.splits {
+            write!(f, " (ranges of {})", s.field)?;
+        }
+        let columns: Vec<&str> = self.projected.fields().iter().map(|f| f.name().as_str()).collect();
+        write!(f, ", projection=[{}]", columns.join(", "))?;
+        if let Some(filter) = &self.spec.filter {
+            write!(f, ", filter={}", Bson::Document(filter.clone()).into_relaxed_extjson())?;
+        }
+        if let Some(limit) = self.spec.limit {
+            write!(f, ", limit={limit}")?;
+        }
+        Ok(())
+    }
+}
+
+impl ExecutionPlan for MongoScanExec {
+    fn name(&self) -> &str {
+        "MongoScanExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![]
+    }
+
+    fn with_new_children(self: Arc<Self>, _children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
+        Ok(self)
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
+    }
+
+    fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+        if partition >= self.spec.partitions() {
+            return Err(DataFusionError::Internal(format!(
+                "MongoScanExec has {} partitions, asked for {partition}",
+                self.spec.partitions()
+            )));
+        }
+        let mut projection = Document::new();
+        for field in self.projected.fields() {
+            projection.insert(field.name(), 1);
+        }
+        if !projection.contains_key("_id") {
+            projection.insert("_id", if projection.is_empty() { 1 } else { 0 });
+        }
+        let filter = self.spec.partition_filter(partition);
+        let limit = self.spec.limit;
+        let collection = self.spec.collection.clone();
+        let source = self.source.clone();
+        let what = format!("reading {}", self.spec.collection);
+
+        // Two tasks, both stopped when the stream is dropped: fetching, so
+        // the next server batch arrives while this one decodes, and decoding.
+        let mut builder = RecordBatchReceiverStream::builder(self.projected.clone(), 2);
+        let (raw_tx, mut raw_rx) = mpsc::channel::<Result<RawBatch>>(2);
+        let fetch = async move {
+            let send_err = |e: crate::source::MongoError| DataFusionError::External(Box::new(e));
+            let result: Result<()> = async {
+                let coll = source.database().await.map_err(send_err)?.collection::<RawDocumentBuf>(&collection);
+                let mut find = coll.find(filter).projection(projection).batch_size(SERVER_BATCH);
+                if let Some(l) = limit {
+                    find = find.limit(l as i64);
+                }
+                let mut cursor = find.batch().await.map_err(|e| send_err(source.error(&what, e)))?;
+                while let Some(batch) = cursor.next().await {
+                    let batch = batch.map_err(|e| send_err(source.error(&what, e)))?;
+                    if raw_tx.send(Ok(batch)).await.is_err() {
+                        break; // the consumer is gone
+                    }
+                }
+                Ok(())
+            }
+            .await;
+            if let Err(e) = result {
+                let _ = raw_tx.send(Err(e)).await;
+            }
+            Ok(())
+        };
+        builder.spawn(fetch);
+
+        let schema = self.projected.clone();
+        let batch_size = context.session_config().batch_size().max(1);
+        let documents = MetricBuilder::new(&self.metrics).counter("documents_read", partition);
+        let bytes = MetricBuilder::new(&self.metrics).counter("bytes_read", partition);
+        let output_rows = MetricBuilder::new(&self.metrics).output_rows(partition);
+        let metrics = self.metrics.clone();
+        let mut decoder = Decoder::new(schema.clone())?;
+        let tx = builder.tx();
+        builder.spawn(async move {
+            while let Some(raw) = raw_rx.recv().await {
+                let raw = raw?;
+                let docs = raw.doc_slices().map_err(|e| DataFusionError::External(Box::new(e)))?;
+                for value in docs {
+                    match value.ok().and_then(|v| v.as_document()) {
+                        Some(doc) => {
+                            bytes.add(doc.as_bytes().len());
+                            decoder.append(doc);
+                        }
+                        None => decoder.append_bytes(&[]),
+                    }
+                    documents.add(1);
+                    if decoder.rows() >= batch_size {
+                        let batch = decoder.finish().map_err(DataFusionError::from);
+                        if let Ok(b) = &batch {
+                            output_rows.add(b.num_rows());
+                        }
+                        if tx.send(batch).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+            if decoder.rows() > 0 {
+                let batch = decoder.finish().map_err(DataFusionError::from);
+                if let Ok(b) = &batch {
+                    output_rows.add(b.num_rows());
+                }
+                let _ = tx.send(batch).await;
+            }
+            for (field, counts) in schema.fields().iter().zip(decoder.rejected()) {
+                for reason in Reason::ALL {
+                    let n = counts[reason as usize];
+                    if n > 0 {
+                        MetricBuilder::new(&metrics)
+                            .with_new_label("column", field.name().clone())
+                            .with_new_label("reason", reason.name())
+                            .counter("rejected_values", partition)
+                            .add(n as usize);
+                    }
+                }
+            }
+            Ok(())
+        });
+        Ok(builder.build())
+    }
+}
+

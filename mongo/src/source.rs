@@ -1,0 +1,114 @@
+//! Where a process reads MongoDB from: its own connection string, which
+//! never leaves the process (plans carry collection names only).
+
+use std::fmt;
+use std::time::Duration;
+
+use mongodb::options::ClientOptions;
+use mongodb::{Client, Database};
+use tokio::sync::OnceCell;
+
+/// A MongoDB database this process reads, connected on first use.
+pub struct MongoSource {
+    uri: String,
+    database: String,
+    client: OnceCell<Client>,
+}
+
+impl fmt::Debug for MongoSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MongoSource")
+            .field("uri", &redact(&self.uri))
+            .field("database", &self.database)
+            .finish()
+    }
+}
+
+/// Why MongoDB could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum MongoError {
+    /// The connection string does not parse.
+    #[error("invalid MongoDB connection string {uri}: {message}")]
+    Uri { uri: String, message: String },
+    /// A MongoDB operation failed.
+    #[error("MongoDB ({uri}) {action} failed: {message}")]
+    Operation { uri: String, action: String, message: String },
+}
+
+impl MongoSource {
+    /// A source for `database` at `uri`; nothing connects until first use.
+    pub fn new(uri: impl Into<String>, database: impl Into<String>) -> Self {
+        Self { uri: uri.into(), database: database.into(), client: OnceCell::new() }
+    }
+
+    /// The database name.
+    pub fn database_name(&self) -> &str {
+        &self.database
+    }
+
+    /// The connection string with any password masked, for messages.
+    pub fn redacted_uri(&self) -> String {
+        redact(&self.uri)
+    }
+
+    /// An error for `action`, with a redacted connection string.
+    pub fn error(&self, action: &str, e: impl fmt::Display) -> MongoError {
+        // Driver messages can quote the connection string back.
+        let message = e.to_string().replace(&self.uri, &self.redacted_uri());
+        MongoError::Operation { uri: self.redacted_uri(), action: action.to_string(), message }
+    }
+
+    /// The connected client. Timeouts default to 10 s for finding a server
+    /// and 5 s for connecting, so an unreachable MongoDB fails a query
+    /// quickly; settings in the connection string win.
+    pub async fn client(&self) -> Result<&Client, MongoError> {
+        self.client
+            .get_or_try_init(|| async {
+                let mut options = ClientOptions::parse(&self.uri).await.map_err(|e| MongoError::Uri {
+                    uri: self.redacted_uri(),
+                    message: e.to_string().replace(&self.uri, &self.redacted_uri()),
+                })?;
+                options.app_name.get_or_insert_with(|| "stockyard".into());
+                options.server_selection_timeout.get_or_insert(Duration::from_secs(10));
+                options.connect_timeout.get_or_insert(Duration::from_secs(5));
+                Client::with_options(options).map_err(|e| self.error("connecting", e))
+            })
+            .await
+    }
+
+    /// The database handle.
+    pub async fn database(&self) -> Result<Database, MongoError> {
+        Ok(self.client().await?.database(&self.database))
+    }
+}
+
+/// `uri` with the password of its user info replaced by `***`.
+pub fn redact(uri: &str) -> String {
+    let Some(scheme_end) = uri.find("://") else {
+        return uri.to_string();
+    };
+    let rest = &uri[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return uri.to_string();
+    };
+    let user_info = &rest[..at];
+    let user = user_info.split(':').next().unwrap_or("");
+    let masked = if user_info.contains(':') { format!("{user}:***") } else { user.to_string() };
+    format!("{}{}{}", &uri[..scheme_end + 3], masked, &rest[at..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_show() {
+        assert_eq!(redact("mongodb://app:s3cr%40t@db:27017/x?authSource=admin"), "mongodb://app:***@db:27017/x?authSource=admin");
+        assert_eq!(redact("mongodb+srv://u:p@c.example.net"), "mongodb+srv://u:***@c.example.net");
+        assert_eq!(redact("mongodb://127.0.0.1:27017"), "mongodb://127.0.0.1:27017");
+        assert_eq!(redact("mongodb://user@h/?x=a@b"), "mongodb://user@h/?x=a@b");
+        let s = MongoSource::new("mongodb://a:hunter2@h", "d");
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,160 @@
+//! [`MongoTable`]: one collection as a DataFusion table.
+
+use std::any::Any;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::{DataFusionError, plan_err};
+use datafusion::datasource::TableType;
+use datafusion::error::Result;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
+use futures::TryStreamExt;
+use mongodb::bson::{Bson, Document, doc};
+
+use crate::exec::{MongoScanExec, MongoScanSpec};
+use crate::partition::{self, Splits};
+use crate::source::MongoSource;
+use crate::filter;
+
+/// How a scan splits its collection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanOptions {
+    /// Partitions to read in parallel; `None` sizes them by the
+    /// collection's `collStats.size` ([`BYTES_PER_PARTITION`] each).
+    pub partitions: Option<usize>,
+    /// The field whose ranges make the partitions.
+    pub partition_field: String,
+}
+
+impl Default for ScanOptions {
+    fn default() -> Self {
+        Self { partitions: None, partition_field: "_id".into() }
+    }
+}
+
+/// Target partition size when the count is automatic.
+pub const BYTES_PER_PARTITION: u64 = 32 << 20;
+/// Most partitions an automatic split makes.
+pub const MAX_AUTO_PARTITIONS: usize = 64;
+/// Sampled values per wanted partition when choosing split points.
+const SAMPLES_PER_PARTITION: usize = 64;
+
+/// A MongoDB collection with a fixed Arrow schema. Without a source (on a
+/// client, which only plans) it can be planned against but not scanned.
+#[derive(Debug, Clone)]
+pub struct MongoTable {
+    collection: String,
+    schema: SchemaRef,
+    options: ScanOptions,
+    source: Option<Arc<MongoSource>>,
+}
+
+impl MongoTable {
+    /// The table `collection` with columns `schema`.
+    pub fn new(collection: impl Into<String>, schema: SchemaRef, options: ScanOptions, source: Option<Arc<MongoSource>>) -> Self {
+        Self { collection: collection.into(), schema, options, source }
+    }
+
+    /// The collection name.
+    pub fn collection(&self) -> &str {
+        &self.collection
+    }
+
+    /// How scans split the collection.
+    pub fn options(&self) -> &ScanOptions {
+        &self.options
+    }
+
+    /// Downcast helper for codecs.
+    pub fn from_provider(provider: &dyn TableProvider) -> Option<&Self> {
+        (provider as &dyn Any).downcast_ref::<Self>()
+    }
+
+    async fn splits(&self, source: &MongoSource) -> Result<Option<Splits>> {
+        let db = source.database().await.map_err(external)?;
+        let wanted = match self.options.partitions {
+            Some(n) => n,
+            None => {
+                let stats = db
+                    .run_command(doc! {"collStats": &self.collection})
+                    .await
+                    .map_err(|e| external(source.error(&format!("collStats on {}", self.collection), e)))?;
+                let size = number(stats.get("size")).max(0.0) as u64;
+                (size.div_ceil(BYTES_PER_PARTITION) as usize).clamp(1, MAX_AUTO_PARTITIONS)
+            }
+        };
+        if wanted < 2 {
+            return Ok(None);
+        }
+        let field = format!("${}", self.options.partition_field);
+        let pipeline = vec![
+            doc! {"$sample": {"size": (wanted * SAMPLES_PER_PARTITION) as i64}},
+            doc! {"$project": {"_id": 0, "v": field}},
+        ];
+        let sample: Vec<Document> = db
+            .collection::<Document>(&self.collection)
+            .aggregate(pipeline)
+            .await
+            .map_err(|e| external(source.error(&format!("sampling {}", self.collection), e)))?
+            .try_collect()
+            .await
+            .map_err(|e| external(source.error(&format!("sampling {}", self.collection), e)))?;
+        let values = sample.into_iter().filter_map(|mut d| d.remove("v")).collect();
+        Ok(partition::from_sample(&self.options.partition_field, values, wanted))
+    }
+}
+
+fn number(v: Option<&Bson>) -> f64 {
+    match v {
+        Some(Bson::Int32(x)) => f64::from(*x),
+        Some(Bson::Int64(x)) => *x as f64,
+        Some(Bson::Double(x)) => *x,
+        _ => 0.0,
+    }
+}
+
+fn external(e: impl std::error::Error + Send + Sync + 'static) -> DataFusionError {
+    DataFusionError::External(Box::new(e))
+}
+
+#[async_trait]
+impl TableProvider for MongoTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
+        Ok(filters.iter().map(|f| filter::support(f, &self.schema)).collect())
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let Some(source) = self.source.clone() else {
+            return plan_err!(
+                "table {} cannot be read in this process: it has no MongoDB connection (STOCKYARD_MONGO_URI)",
+                self.collection
+            );
+        };
+        let spec = MongoScanSpec {
+            collection: self.collection.clone(),
+            schema: self.schema.clone(),
+            projection: projection.cloned(),
+            filter: filter::combine(filters, &self.schema),
+            splits: self.splits(&source).await?,
+            limit,
+        };
+        Ok(Arc::new(MongoScanExec::try_new(spec, source)?))
+    }
+}
