@@ -20,9 +20,15 @@ pub async fn run(sql: &str, scheduler: &HostPort, format: Format, mongo: ScanOpt
     let client = crate::list::require_executors(scheduler).await?;
     let job_name = format!("sql: {}", sql.split_whitespace().collect::<Vec<_>>().join(" "));
     let job_name: String = job_name.chars().take(120).collect();
-    let ctx = stockyard_plan::session::remote_context(&scheduler.to_string(), &job_name, Some(client), mongo)
+    let session = stockyard_plan::session::remote_context(&scheduler.to_string(), &job_name, Some(client), mongo)
         .await
         .map_err(|e| Failure::new(format!("cannot set up a session: {e}")))?;
+    let ctx = session.ctx;
+    // A missing table may be a MongoDB collection the scheduler cannot see.
+    let hint = |message: String| match &session.mongo_unavailable {
+        Some(why) if message.contains("not found") => format!("{message} (MongoDB tables are unavailable: {why})"),
+        _ => message,
+    };
     let dialect_name = ctx.state().config().options().sql_parser.dialect.to_string();
     let dialect = dialect_from_str(&dialect_name)
         .ok_or_else(|| Failure::new(format!("unknown SQL dialect '{dialect_name}'")))?;
@@ -41,7 +47,7 @@ pub async fn run(sql: &str, scheduler: &HostPort, format: Format, mongo: ScanOpt
             .state()
             .statement_to_plan(statement)
             .await
-            .map_err(|e| Failure::new(format!("SQL error: {}", e.strip_backtrace())))?;
+            .map_err(|e| Failure::new(hint(format!("SQL error: {}", e.strip_backtrace()))))?;
         let frame = ctx.execute_logical_plan(plan).await.map_err(query_failed)?;
         if i < last {
             frame.collect().await.map_err(query_failed)?;

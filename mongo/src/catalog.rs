@@ -23,13 +23,29 @@ pub struct MongoCatalog {
     sample_size: usize,
     ttl: Duration,
     cache: Mutex<HashMap<String, (SchemaRef, Instant)>>,
+    names: Mutex<Vec<String>>,
+    /// The last failure to reach MongoDB, repeated for a few seconds
+    /// instead of waiting out another server-selection timeout.
+    failure: Mutex<Option<(String, Instant)>>,
+    listed_at: Mutex<Option<Instant>>,
 }
+
+/// How long a failure to reach MongoDB is answered from memory.
+const FAILURE_MEMORY: Duration = Duration::from_secs(5);
 
 impl MongoCatalog {
     /// A catalog over `source`, sampling `sample_size` documents a
     /// collection and keeping each schema for `ttl`.
     pub fn new(source: Arc<MongoSource>, sample_size: usize, ttl: Duration) -> Self {
-        Self { source, sample_size: sample_size.max(1), ttl, cache: Mutex::new(HashMap::new()) }
+        Self {
+            source,
+            sample_size: sample_size.max(1),
+            ttl,
+            cache: Mutex::default(),
+            names: Mutex::default(),
+            failure: Mutex::default(),
+            listed_at: Mutex::default(),
+        }
     }
 
     /// The source this catalog reads.
@@ -37,13 +53,49 @@ impl MongoCatalog {
         &self.source
     }
 
-    /// Collection names, sorted, without `system.*`.
+    /// Collection names, sorted, without `system.*`; also remembered for
+    /// [`MongoCatalog::known_tables`].
     pub async fn tables(&self) -> Result<Vec<String>, MongoError> {
         let db = self.source.database().await?;
-        let mut names = db.list_collection_names().await.map_err(|e| self.source.error("listing collections", e))?;
+        let listed = db.list_collection_names().await.map_err(|e| self.source.error("listing collections", e));
+        let mut names = self.remember(listed)?;
         names.retain(|n| !n.starts_with("system."));
         names.sort();
+        *self.names.lock().expect("names lock") = names.clone();
+        *self.listed_at.lock().expect("listed lock") = Some(Instant::now());
         Ok(names)
+    }
+
+    /// Lists the collections again if the last list is older than
+    /// `max_age`, waiting at most `wait`, unless MongoDB just failed.
+    pub async fn refresh_if_stale(&self, max_age: Duration, wait: Duration) {
+        let fresh = self.listed_at.lock().expect("listed lock").is_some_and(|t| t.elapsed() < max_age);
+        if fresh || self.recent_failure().is_some() {
+            return;
+        }
+        let _ = tokio::time::timeout(wait, self.tables()).await;
+    }
+
+    /// Why MongoDB failed in the last few seconds, if it did.
+    pub fn recent_failure(&self) -> Option<String> {
+        let failure = self.failure.lock().expect("failure lock");
+        failure.as_ref().filter(|(_, at)| at.elapsed() < FAILURE_MEMORY).map(|(m, _)| m.clone())
+    }
+
+    fn remember<T>(&self, result: Result<T, MongoError>) -> Result<T, MongoError> {
+        let mut failure = self.failure.lock().expect("failure lock");
+        match &result {
+            Ok(_) => *failure = None,
+            Err(MongoError::Operation { message, .. }) => *failure = Some((message.clone(), Instant::now())),
+            Err(_) => {}
+        }
+        result
+    }
+
+    /// The names the last [`MongoCatalog::tables`] saw, without waiting on
+    /// MongoDB: listing tables must not stall a query that reads none.
+    pub fn known_tables(&self) -> Vec<String> {
+        self.names.lock().expect("names lock").clone()
     }
 
     /// The inferred schema of `collection`, `None` when it does not exist.
@@ -53,14 +105,29 @@ impl MongoCatalog {
                 return Ok(Some(schema.clone()));
             }
         }
+        if let Some(message) = self.recent_failure() {
+            return Err(MongoError::Operation {
+                uri: self.source.redacted_uri(),
+                action: "listing collections".into(),
+                message,
+            });
+        }
         let db = self.source.database().await?;
-        let exists = db
+        let listed = db
             .list_collection_names()
             .filter(doc! {"name": collection})
             .await
-            .map_err(|e| self.source.error("listing collections", e))?;
+            .map_err(|e| self.source.error("listing collections", e));
+        let exists = self.remember(listed)?;
         if exists.is_empty() {
             return Ok(None);
+        }
+        {
+            let mut names = self.names.lock().expect("names lock");
+            if !names.iter().any(|n| n == collection) {
+                names.push(collection.to_string());
+                names.sort();
+            }
         }
         let what = format!("sampling {collection}");
         let mut cursor = db

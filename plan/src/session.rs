@@ -20,6 +20,14 @@ use crate::range::{FUNCTION_NAME, PartitionedRangeFunc};
 use crate::schema::decode_schema;
 use crate::{LogicalCodec, PhysicalCodec};
 
+/// A client session on the cluster.
+pub struct Session {
+    /// Plans locally, runs on the scheduler.
+    pub ctx: SessionContext,
+    /// Why the scheduler could not list MongoDB collections, if it could not.
+    pub mongo_unavailable: Option<String>,
+}
+
 /// A session whose queries run on the scheduler at `host:port`; `job_name`
 /// labels the Ballista jobs it submits. With a job-API `client`, the
 /// scheduler's MongoDB collections are tables of the default schema,
@@ -29,7 +37,7 @@ pub async fn remote_context(
     job_name: &str,
     client: Option<StockyardClient<Channel>>,
     mongo: ScanOptions,
-) -> Result<SessionContext> {
+) -> Result<Session> {
     let config = SessionConfig::new_with_ballista()
         .with_ballista_logical_extension_codec(Arc::new(LogicalCodec::default()))
         .with_ballista_physical_extension_codec(Arc::new(PhysicalCodec::default()))
@@ -41,17 +49,19 @@ pub async fn remote_context(
         .upgrade_for_ballista(format!("http://{scheduler}"))?;
     let ctx = SessionContext::new_with_state(state);
     ctx.register_udtf(FUNCTION_NAME, Arc::new(PartitionedRangeFunc));
+    let mut mongo_unavailable = None;
     if let Some(client) = client {
         let schema = ClusterSchema::new(client, mongo).await;
+        mongo_unavailable = schema.unavailable.clone();
         let catalog = ctx.catalog("datafusion").expect("the default catalog exists");
         catalog.register_schema("public", Arc::new(schema))?;
     }
-    Ok(ctx)
+    Ok(Session { ctx, mongo_unavailable })
 }
 
 /// The default schema on a client: tables made in the session (`CREATE
-/// EXTERNAL TABLE`) first, then the scheduler's MongoDB collections, each
-/// described by the scheduler when a query first names it.
+/// EXTERNAL TABLE`) first, then the MongoDB collections the scheduler
+/// lists, each described by the scheduler when a query first names it.
 #[derive(Debug)]
 struct ClusterSchema {
     local: MemorySchemaProvider,
@@ -59,19 +69,20 @@ struct ClusterSchema {
     options: ScanOptions,
     /// Collection names, for `SHOW TABLES`; empty when MongoDB is down.
     names: Vec<String>,
+    unavailable: Option<String>,
     described: Mutex<HashMap<String, Arc<dyn TableProvider>>>,
 }
 
 impl ClusterSchema {
     async fn new(mut client: StockyardClient<Channel>, options: ScanOptions) -> Self {
-        let names = match client.list_tables(ListTablesRequest {}).await {
-            Ok(r) => r.into_inner().tables,
-            Err(e) => {
-                tracing::debug!("no MongoDB tables: {}", e.message());
-                Vec::new()
+        let (names, unavailable) = match client.list_tables(ListTablesRequest {}).await {
+            Ok(r) => {
+                let r = r.into_inner();
+                (r.tables, (!r.unavailable.is_empty()).then_some(r.unavailable))
             }
+            Err(e) => (Vec::new(), Some(e.message().to_string())),
         };
-        Self { local: MemorySchemaProvider::new(), client, options, names, described: Mutex::default() }
+        Self { local: MemorySchemaProvider::new(), client, options, names, unavailable, described: Mutex::default() }
     }
 }
 
@@ -86,6 +97,11 @@ impl SchemaProvider for ClusterSchema {
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
         if let Some(t) = self.local.table(name).await? {
             return Ok(Some(t));
+        }
+        // Only collections the scheduler listed: DataFusion also looks up
+        // table functions and the targets of CREATE statements here.
+        if !self.names.iter().any(|n| n == name) {
+            return Ok(None);
         }
         if let Some(t) = self.described.lock().expect("lock").get(name) {
             return Ok(Some(t.clone()));

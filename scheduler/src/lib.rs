@@ -24,6 +24,9 @@ use tonic::service::RoutesBuilder;
 
 pub use service::{executors, jobs};
 
+/// How often the list of collections is refreshed.
+const TABLES_REFRESH: Duration = Duration::from_secs(15);
+
 /// How long an inferred collection schema is reused.
 const CATALOG_TTL: Duration = Duration::from_secs(60);
 
@@ -156,6 +159,7 @@ impl BoundScheduler {
     /// Serves until `shutdown` completes or a server fails.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), SchedulerError> {
         let Self { scheduler, catalog, grpc, http } = self;
+        let catalog_for_refresh = catalog.clone();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
@@ -181,10 +185,27 @@ impl BoundScheduler {
             shutdown.await;
             let _ = stop_tx.send(true);
         });
+        tokio::spawn(refresh_tables(catalog_for_refresh));
         let (g, h) = tokio::join!(grpc_server, http_server);
         g.map_err(|e| SchedulerError::Serve { what: "gRPC", message: e.to_string() })?;
         h.map_err(|e| SchedulerError::Serve { what: "HTTP", message: e.to_string() })?;
         Ok(())
+    }
+}
+
+/// Keeps the list of MongoDB collections fresh in the background.
+async fn refresh_tables(catalog: Arc<MongoCatalog>) {
+    let mut reported = false;
+    loop {
+        match catalog.tables().await {
+            Ok(_) => reported = false,
+            Err(e) if !reported => {
+                tracing::warn!("MongoDB collections unavailable (retrying every {}s): {e}", TABLES_REFRESH.as_secs());
+                reported = true;
+            }
+            Err(_) => {}
+        }
+        tokio::time::sleep(TABLES_REFRESH).await;
     }
 }
 

@@ -9,6 +9,7 @@ use stockyard_proto::{
     ListJobsResponse,
 };
 use std::sync::Arc;
+use std::time::Duration;
 
 use stockyard_mongo::MongoCatalog;
 use stockyard_proto::{DescribeTableRequest, DescribeTableResponse, ListTablesRequest, ListTablesResponse};
@@ -102,8 +103,14 @@ impl Stockyard for JobApi {
     }
 
     async fn list_tables(&self, _request: Request<ListTablesRequest>) -> Result<Response<ListTablesResponse>, Status> {
-        let tables = self.catalog.tables().await.map_err(|e| Status::unavailable(e.to_string()))?;
-        Ok(Response::new(ListTablesResponse { tables }))
+        // A collection made a moment ago should be queryable, but a query
+        // must not wait long on a MongoDB it may not even read.
+        self.catalog.refresh_if_stale(Duration::from_secs(2), Duration::from_secs(1)).await;
+        let unavailable = self.catalog.recent_failure().map(|m| format!("{}: {m}", self.catalog.source().redacted_uri()));
+        Ok(Response::new(ListTablesResponse {
+            tables: self.catalog.known_tables(),
+            unavailable: unavailable.unwrap_or_default(),
+        }))
     }
 
     async fn describe_table(
