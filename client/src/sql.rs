@@ -67,7 +67,34 @@ pub async fn run(sql: &str, scheduler: &HostPort, format: Format, mongo: ScanOpt
 }
 
 fn query_failed(e: datafusion::error::DataFusionError) -> Failure {
-    Failure::new(format!("query failed: {}", e.strip_backtrace()))
+    Failure::new(format!("query failed: {}", tidy(&e.strip_backtrace())))
+}
+
+/// A task error as Ballista relays it, without the wrappers each layer adds
+/// (`DataFusionError(Execution("…"))` and escaped quotes).
+fn tidy(message: &str) -> String {
+    let mut m = message.replace("\\\"", "\"");
+    for (open, close) in [("DataFusionError(Execution(\"", "\"))"), ("DataFusionError(External(", "))")] {
+        while let Some(i) = m.find(open) {
+            if !m.ends_with(close) || i + open.len() > m.len() - close.len() {
+                break;
+            }
+            m = format!("{}{}", &m[..i], &m[i + open.len()..m.len() - close.len()]);
+        }
+    }
+    for noise in ["Arrow error: External error: ", "Execution error: "] {
+        m = m.replace(noise, "");
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn task_errors_lose_their_wrappers() {
+        let raw = r#"Arrow error: External error: Execution error: Job x1 failed: Task failed: DataFusionError(Execution("DataFusionError(External(MongoDB (mongodb://h) reading big failed: I/O error))"))"#;
+        assert_eq!(super::tidy(raw), "Job x1 failed: Task failed: MongoDB (mongodb://h) reading big failed: I/O error");
+    }
 }
 
 /// Prints batches in the chosen format: CSV and JSON stream, a table waits

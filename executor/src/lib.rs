@@ -3,7 +3,7 @@
 //! its shuffle output to other executors over Arrow Flight.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
 use stockyard_mongo::MongoSource;
@@ -100,6 +100,24 @@ pub async fn run(settings: ExecutorSettings) -> Result<(), ExecutorError> {
         override_physical_codec: Some(Arc::new(PhysicalCodec::new(Some(mongo)))),
         ..Default::default()
     };
-    start_executor_process(Arc::new(config)).await?;
-    Ok(())
+    let config = Arc::new(config);
+    // Ballista 54 registers with the scheduler before its own gRPC server
+    // listens, and the scheduler's call back can be refused: a failure right
+    // at start is retried.
+    let mut attempt = 1;
+    loop {
+        let started = Instant::now();
+        match start_executor_process(config.clone()).await {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt < START_ATTEMPTS && started.elapsed() < Duration::from_secs(10) => {
+                tracing::warn!("executor failed to start (attempt {attempt} of {START_ATTEMPTS}): {e}; retrying");
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
+
+/// How often a failing start is tried.
+const START_ATTEMPTS: u32 = 5;

@@ -24,8 +24,9 @@ impl fmt::Debug for MongoSource {
     }
 }
 
-/// Why MongoDB could not be used.
-#[derive(Debug, thiserror::Error)]
+/// Why MongoDB could not be used. Its `Debug` is its message: Ballista
+/// passes task errors on in debug form.
+#[derive(thiserror::Error)]
 pub enum MongoError {
     /// The connection string does not parse.
     #[error("invalid MongoDB connection string {uri}: {message}")]
@@ -33,6 +34,12 @@ pub enum MongoError {
     /// A MongoDB operation failed.
     #[error("MongoDB ({uri}) {action} failed: {message}")]
     Operation { uri: String, action: String, message: String },
+}
+
+impl fmt::Debug for MongoError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
 }
 
 impl MongoSource {

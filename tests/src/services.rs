@@ -50,6 +50,27 @@ impl Mongo {
     pub fn uri(&self) -> String {
         format!("mongodb://127.0.0.1:{}", self.port)
     }
+
+    /// Runs `work` with a connected client on a runtime of its own.
+    pub fn with_client<T>(&self, work: impl AsyncFnOnce(mongodb::Client) -> T) -> T {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let uri = self.uri();
+        runtime.block_on(async move {
+            let client = mongodb::Client::with_uri_str(&uri).await.expect("mongodb client");
+            work(client).await
+        })
+    }
+
+    /// Inserts `docs` into `db.collection` (replacing the collection).
+    pub fn load(&self, db: &str, collection: &str, docs: Vec<mongodb::bson::Document>) {
+        self.with_client(async |client| {
+            let coll = client.database(db).collection::<mongodb::bson::Document>(collection);
+            coll.drop().await.expect("drop collection");
+            for chunk in docs.chunks(10_000) {
+                coll.insert_many(chunk.to_vec()).await.expect("insert documents");
+            }
+        })
+    }
 }
 
 /// A Redis server without persistence.
