@@ -67,12 +67,14 @@ impl MongoCatalog {
     }
 
     /// Lists the collections again if the last list is older than
-    /// `max_age`, waiting at most `wait`, unless MongoDB just failed.
-    pub async fn refresh_if_stale(&self, max_age: Duration, wait: Duration) {
-        let fresh = self.listed_at.lock().expect("listed lock").is_some_and(|t| t.elapsed() < max_age);
-        if fresh || self.recent_failure().is_some() {
+    /// `max_age`, waiting at most `wait` (`first_wait` before any list has
+    /// succeeded: connecting takes longer), unless MongoDB just failed.
+    pub async fn refresh_if_stale(&self, max_age: Duration, wait: Duration, first_wait: Duration) {
+        let listed_at = *self.listed_at.lock().expect("listed lock");
+        if listed_at.is_some_and(|t| t.elapsed() < max_age) || self.recent_failure().is_some() {
             return;
         }
+        let wait = if listed_at.is_some() { wait } else { first_wait };
         let _ = tokio::time::timeout(wait, self.tables()).await;
     }
 

@@ -105,7 +105,9 @@ impl Stockyard for JobApi {
     async fn list_tables(&self, _request: Request<ListTablesRequest>) -> Result<Response<ListTablesResponse>, Status> {
         // A collection made a moment ago should be queryable, but a query
         // must not wait long on a MongoDB it may not even read.
-        self.catalog.refresh_if_stale(Duration::from_secs(2), Duration::from_secs(1)).await;
+        self.catalog
+            .refresh_if_stale(Duration::from_secs(2), Duration::from_secs(1), Duration::from_secs(5))
+            .await;
         let unavailable = self.catalog.recent_failure().map(|m| format!("{}: {m}", self.catalog.source().redacted_uri()));
         Ok(Response::new(ListTablesResponse {
             tables: self.catalog.known_tables(),

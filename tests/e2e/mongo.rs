@@ -105,6 +105,11 @@ fn scans_are_exact_with_1_2_and_7_partitions_by_id_and_by_time() {
         .ok()
         .stdout;
     assert_eq!(out, "d,n\n3000,3000\n");
+    // LIMIT reaches MongoDB.
+    let out = cluster.stockyard(&["sql", "--format", "csv", "SELECT order_id FROM orders_fact LIMIT 5"]).ok().stdout;
+    assert_eq!(out.lines().count(), 6, "{out}");
+    let plan = cluster.stockyard(&["sql", "EXPLAIN SELECT order_id FROM orders_fact LIMIT 5"]).ok().stdout;
+    assert!(plan.contains("projection=[order_id], limit=5"), "{plan}");
     // The partitions are visible in the plan.
     let plan = cluster.stockyard(&["sql", "--mongo-partitions", "7", "EXPLAIN SELECT count(*) FROM orders_fact"]).ok().stdout;
     assert!(plan.contains("MongoScanExec: collection=orders_fact, partitions=7 (ranges of _id)"), "{plan}");
@@ -299,4 +304,38 @@ fn missing_collections_and_a_dead_mongodb_give_clear_errors() {
     let r = cluster.stockyard(&["sql", "SELECT * FROM big"]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stderr.contains("MongoDB"), "a missing table names MongoDB when it is down: {}", r.stderr);
+}
+
+#[test]
+fn a_wrong_password_fails_clearly_and_no_password_ever_shows() {
+    let mut mongo = Mongo::start();
+    mongo.with_client(async |client| {
+        client
+            .database("admin")
+            .run_command(doc! {"createUser": "stockyard", "pwd": "right-Pa55", "roles": ["root"]})
+            .await
+            .expect("create user");
+        let coll = client.database(DB).collection::<Document>("t");
+        coll.insert_many(vec![doc! {"a": 1}, doc! {"a": 2}]).await.expect("insert");
+    });
+    mongo.restart(&["--auth"]);
+    let uri = |password: &str| format!("mongodb://stockyard:{password}@127.0.0.1:{}/?authSource=admin&serverSelectionTimeoutMS=2000", mongo.port);
+    let env = |password: &str| vec![("STOCKYARD_MONGO_URI".to_string(), uri(password)), ("STOCKYARD_MONGO_DB".to_string(), DB.to_string())];
+
+    let wrong = Cluster::start_with_env(2, env("wrong-Pa55"));
+    let started = Instant::now();
+    let r = wrong.stockyard(&["sql", "SELECT sum(a) FROM t"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(started.elapsed() < Duration::from_secs(30), "took {:?}", started.elapsed());
+    assert!(r.stderr.to_lowercase().contains("auth"), "the error says authentication failed: {}", r.stderr);
+    let everything = format!("{}{}{}", r.stdout, r.stderr, wrong.logs());
+    assert!(!everything.contains("wrong-Pa55"), "a password leaked:\n{everything}");
+    assert!(everything.contains("stockyard:***@"), "the URI is shown masked:\n{everything}");
+
+    let right = Cluster::start_with_env(2, env("right-Pa55"));
+    let out = right.stockyard(&["sql", "--format", "csv", "SELECT sum(a) AS s FROM t"]).ok();
+    assert_eq!(out.stdout, "s\n3\n");
+    let plan = right.stockyard(&["sql", "EXPLAIN SELECT sum(a) FROM t WHERE a > 1"]).ok();
+    let everything = format!("{}{}{}", plan.stdout, plan.stderr, right.logs());
+    assert!(!everything.contains("right-Pa55"), "a password leaked:\n{everything}");
 }

@@ -91,6 +91,15 @@ impl Proc {
         }
     }
 
+    /// Asks the process to stop (SIGTERM), and kills it if it has not
+    /// within `grace`.
+    pub fn stop(&mut self, grace: Duration) {
+        self.signal(libc::SIGTERM);
+        if self.wait_exit(grace).is_none() {
+            self.kill();
+        }
+    }
+
     /// Waits up to `timeout` for the process to exit by itself.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
         let deadline = Instant::now() + timeout;

@@ -39,11 +39,23 @@ impl Mongo {
     pub fn start() -> Mongo {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
+        let proc = Self::spawn(&dir, port, &[]);
+        Mongo { proc, port, dir }
+    }
+
+    fn spawn(dir: &TempDir, port: u16, extra: &[&str]) -> Proc {
         let mut cmd = Command::new(venv_bin("secantusd-py"));
-        cmd.args(["--port", &port.to_string(), "--storage-path"]).arg(dir.path().join("db"));
+        cmd.args(["--port", &port.to_string(), "--storage-path"]).arg(dir.path().join("db")).args(extra);
         let proc = Proc::spawn("secantusdb", cmd, dir.path().join("secantusdb.log"));
         ready(&proc, port);
-        Mongo { proc, port, dir }
+        proc
+    }
+
+    /// Stops the server cleanly (so its data is on disk) and starts it
+    /// again on the same port and data, with `extra` arguments (`--auth`).
+    pub fn restart(&mut self, extra: &[&str]) {
+        self.proc.stop(Duration::from_secs(20));
+        self.proc = Self::spawn(&self.dir, self.port, extra);
     }
 
     /// Its connection string.
