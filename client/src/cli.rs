@@ -23,6 +23,9 @@ pub enum Command {
     Standalone(StandaloneArgs),
     /// Run SQL on the cluster and print the result.
     Sql(SqlArgs),
+    /// Run a job on the cluster and wait for it: prints a JSON summary last.
+    #[command(subcommand)]
+    Run(RunCommand),
     /// List the executors the scheduler knows.
     Executors(ListArgs),
     /// List the jobs the scheduler knows.
@@ -123,6 +126,9 @@ pub struct SchedulerArgs {
     pub mongo_sample_size: usize,
     #[command(flatten)]
     pub mongo: MongoArgs,
+    /// The Redis the KPI job writes to.
+    #[arg(long, env = "STOCKYARD_REDIS_URL", default_value = "redis://127.0.0.1:6379", hide_env_values = true, value_parser = parse_redis_url)]
+    pub redis_url: String,
 }
 
 #[derive(Debug, Args)]
@@ -174,6 +180,9 @@ pub struct StandaloneArgs {
     pub concurrent_tasks: Option<usize>,
     #[command(flatten)]
     pub mongo: MongoArgs,
+    /// The Redis the KPI job writes to.
+    #[arg(long, env = "STOCKYARD_REDIS_URL", default_value = "redis://127.0.0.1:6379", hide_env_values = true, value_parser = parse_redis_url)]
+    pub redis_url: String,
 }
 
 /// How results are printed.
@@ -209,6 +218,58 @@ pub struct SqlArgs {
     pub mongo: MongoArgs,
     /// SQL statements separated by `;`; the last one's rows are printed.
     pub sql: String,
+}
+
+fn parse_time(s: &str) -> Result<String, String> {
+    humantime::parse_rfc3339_weak(s)
+        .map(|_| s.to_string())
+        .map_err(|_| format!("'{s}' is not an RFC 3339 time like 2026-01-05T12:00:00Z"))
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunCommand {
+    /// The five supply-chain KPIs over a window, into Redis.
+    Kpi(KpiArgs),
+}
+
+/// Where a job runs.
+#[derive(Debug, Args)]
+pub struct Target {
+    /// Scheduler to run on.
+    #[arg(long, env = "STOCKYARD_SCHEDULER", default_value = "127.0.0.1:50050", value_parser = parse_host_port)]
+    pub scheduler: HostPort,
+    /// Start a scheduler and two executors in this process instead.
+    #[arg(long)]
+    pub standalone: bool,
+    /// With --standalone: the MongoDB database to read.
+    #[command(flatten)]
+    pub mongo: MongoArgs,
+    /// With --standalone: the Redis the KPIs go to.
+    #[arg(long, env = "STOCKYARD_REDIS_URL", default_value = "redis://127.0.0.1:6379", hide_env_values = true, value_parser = parse_redis_url)]
+    pub redis_url: String,
+}
+
+#[derive(Debug, Args)]
+pub struct KpiArgs {
+    /// End of the window (excluded) [default: now].
+    #[arg(long, value_parser = parse_time)]
+    pub now: Option<String>,
+    /// Length of the window.
+    #[arg(long, default_value = "15m", value_parser = parse_duration)]
+    pub window: Duration,
+    /// How long Redis keeps the KPIs.
+    #[arg(long, default_value = "120s", value_parser = parse_duration)]
+    pub ttl: Duration,
+    #[command(flatten)]
+    pub target: Target,
+}
+
+fn parse_redis_url(s: &str) -> Result<String, String> {
+    if s.starts_with("redis://") || s.starts_with("rediss://") {
+        Ok(s.to_string())
+    } else {
+        Err(format!("'{}' is not a Redis URL (redis://…)", stockyard_mongo::redact(s)))
+    }
 }
 
 #[derive(Debug, Args)]

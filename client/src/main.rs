@@ -4,13 +4,14 @@
 
 mod cli;
 mod list;
+mod run;
 mod sql;
 mod standalone;
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use cli::{Cli, Command};
+use cli::{Cli, Command, RunCommand};
 use stockyard_executor::ExecutorSettings;
 use stockyard_mongo::ScanOptions;
 use stockyard_scheduler::{BoundScheduler, MongoSettings, SchedulerSettings};
@@ -46,7 +47,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let server = matches!(cli.command, Command::Scheduler(_) | Command::Executor(_) | Command::Standalone(_));
     init_logging(if server { "info" } else { "warn" });
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // Planning deep SQL (the KPI queries) recurses deeply, beyond the 2 MiB
+    // default stack of a runtime thread in debug builds.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(16 << 20)
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -72,6 +79,7 @@ async fn run(command: Command) -> Result<(), Failure> {
                 http_port: a.http_port,
                 executor_timeout: a.executor_timeout,
                 mongo: MongoSettings { uri: a.mongo.mongo_uri, database: a.mongo.mongo_db, sample_size: a.mongo_sample_size },
+                redis_url: a.redis_url,
             };
             let bound = BoundScheduler::bind(&settings).await.map_err(Failure::from_error)?;
             tracing::info!(grpc = %bound.grpc_addr(), http = %bound.http_addr(), "scheduler listening");
@@ -102,6 +110,7 @@ async fn run(command: Command) -> Result<(), Failure> {
                 executors: a.executors,
                 concurrent_tasks: a.concurrent_tasks.unwrap_or(0),
                 mongo: MongoSettings { uri: a.mongo.mongo_uri, database: a.mongo.mongo_db, ..Default::default() },
+                redis_url: a.redis_url,
             })
             .await?;
             println!(
@@ -120,6 +129,7 @@ async fn run(command: Command) -> Result<(), Failure> {
                     executors: 2,
                     concurrent_tasks: 0,
                     mongo: MongoSettings { uri: a.mongo.mongo_uri, database: a.mongo.mongo_db, ..Default::default() },
+                    redis_url: String::new(),
                 })
                 .await?
                 .scheduler
@@ -129,9 +139,38 @@ async fn run(command: Command) -> Result<(), Failure> {
             let mongo = ScanOptions { partitions: a.mongo_partitions, partition_field: a.mongo_partition_field };
             sql::run(&a.sql, &scheduler, a.format, mongo).await
         }
+        Command::Run(RunCommand::Kpi(a)) => {
+            let mut params = std::collections::HashMap::new();
+            if let Some(now) = a.now {
+                params.insert("now".to_string(), now);
+            }
+            params.insert("window".to_string(), humantime::format_duration(a.window).to_string());
+            params.insert("ttl".to_string(), humantime::format_duration(a.ttl).to_string());
+            let scheduler = target(a.target).await?;
+            run::run(&scheduler, "kpi", params).await
+        }
         Command::Executors(a) => list::executors(&a.scheduler, a.format).await,
         Command::Jobs(a) => list::jobs(&a.scheduler, a.format).await,
     }
+}
+
+/// The scheduler a job runs on: the given one, or a fresh in-process
+/// cluster with `--standalone`.
+async fn target(t: cli::Target) -> Result<cli::HostPort, Failure> {
+    if !t.standalone {
+        return Ok(t.scheduler);
+    }
+    let cluster = standalone::start(standalone::StandaloneSpec {
+        bind_host: "127.0.0.1".into(),
+        port: 0,
+        http_port: 0,
+        executors: 2,
+        concurrent_tasks: 0,
+        mongo: MongoSettings { uri: t.mongo.mongo_uri, database: t.mongo.mongo_db, ..Default::default() },
+        redis_url: t.redis_url,
+    })
+    .await?;
+    Ok(cluster.scheduler)
 }
 
 /// Ctrl-C or SIGTERM.

@@ -28,6 +28,7 @@ pub struct StandaloneSpec {
     pub executors: usize,
     pub concurrent_tasks: usize,
     pub mongo: MongoSettings,
+    pub redis_url: String,
 }
 
 fn free_port(host: &str) -> Result<u16, Failure> {
@@ -46,6 +47,7 @@ pub async fn start(spec: StandaloneSpec) -> Result<Cluster, Failure> {
         port: spec.port,
         http_port: spec.http_port,
         mongo: spec.mongo.clone(),
+        redis_url: spec.redis_url.clone(),
         ..Default::default()
     };
     let bound = BoundScheduler::bind(&settings).await.map_err(Failure::from_error)?;

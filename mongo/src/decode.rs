@@ -26,6 +26,7 @@ use datafusion::arrow::error::ArrowError;
 use mongodb::bson::{RawBsonRef, RawDocument};
 
 use crate::decimal;
+use crate::flat::Flat;
 use crate::schema::utf8_kind;
 
 /// Why a value was read as null.
@@ -349,39 +350,88 @@ impl Document {
     }
 }
 
+/// Scalar columns only: read by [`crate::flat`].
+struct FlatState {
+    names: Vec<Vec<u8>>,
+    columns: Vec<Flat>,
+    index: HashMap<Vec<u8>, usize>,
+    stamp: Vec<u64>,
+    row: u64,
+}
+
+enum Body {
+    Flat(FlatState),
+    Nested(Document),
+}
+
 /// Decodes documents into record batches of a fixed schema.
 pub struct Decoder {
     schema: SchemaRef,
-    top: Document,
+    body: Body,
     rows: usize,
     rejected: Vec<Counts>,
 }
 
 impl Decoder {
     /// A decoder for `schema`; fails for column types MongoDB values cannot
-    /// be read as.
+    /// be read as. Schemas of scalar columns take the fast path.
     pub fn new(schema: SchemaRef) -> Result<Self, ArrowError> {
-        let top = Document::new(schema.fields().clone())?;
+        let flat: Option<Vec<Flat>> = schema.fields().iter().map(|f| Flat::for_field(f)).collect();
+        let body = match flat {
+            Some(columns) if !columns.is_empty() => {
+                let names: Vec<Vec<u8>> = schema.fields().iter().map(|f| f.name().as_bytes().to_vec()).collect();
+                let index = names.iter().enumerate().map(|(i, n)| (n.clone(), i)).collect();
+                let stamp = vec![0; columns.len()];
+                Body::Flat(FlatState { names, columns, index, stamp, row: 0 })
+            }
+            _ => Body::Nested(Document::new(schema.fields().clone())?),
+        };
+        Ok(Self::with_body(schema, body))
+    }
+
+    /// A decoder that always takes the general path (to test one path
+    /// against the other).
+    pub fn new_general(schema: SchemaRef) -> Result<Self, ArrowError> {
+        let body = Body::Nested(Document::new(schema.fields().clone())?);
+        Ok(Self::with_body(schema, body))
+    }
+
+    fn with_body(schema: SchemaRef, body: Body) -> Self {
         let rejected = vec![Counts::default(); schema.fields().len().max(1)];
-        Ok(Self { schema, top, rows: 0, rejected })
+        Self { schema, body, rows: 0, rejected }
     }
 
     /// Appends one document.
     pub fn append(&mut self, doc: &RawDocument) {
-        self.top.append_counted(doc, &mut self.rejected, true);
+        match &mut self.body {
+            Body::Nested(top) => top.append_counted(doc, &mut self.rejected, true),
+            Body::Flat(_) => return self.append_bytes(doc.as_bytes()),
+        }
         self.rows += 1;
     }
 
     /// Appends a document given as bytes, which may be malformed.
     pub fn append_bytes(&mut self, bytes: &[u8]) {
-        match RawDocument::from_bytes(bytes) {
-            Ok(doc) => self.append(doc),
-            Err(_) => {
-                self.top.row += 1;
-                self.top.append_nulls();
-                self.rows += 1;
-                self.rejected[0][Reason::Malformed as usize] += 1;
+        self.rows += 1;
+        match &mut self.body {
+            Body::Flat(state) => {
+                state.row += 1;
+                let mut cols = crate::flat::FlatColumns {
+                    names: &state.names,
+                    columns: &mut state.columns,
+                    index: &state.index,
+                    stamp: &mut state.stamp,
+                };
+                crate::flat::append(bytes, state.row, &mut cols, &mut self.rejected);
             }
+            Body::Nested(top) => match RawDocument::from_bytes(bytes) {
+                Ok(doc) => top.append_counted(doc, &mut self.rejected, true),
+                Err(_) => {
+                    top.row += 1;
+                    top.append_nulls();
+                    self.rejected[0][Reason::Malformed as usize] += 1;
+                }
+            },
         }
     }
 
@@ -398,7 +448,10 @@ impl Decoder {
     /// The rows appended so far as a batch; the decoder starts afresh.
     pub fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
         let rows = std::mem::take(&mut self.rows);
-        let columns = self.top.finish_columns()?;
+        let columns = match &mut self.body {
+            Body::Nested(top) => top.finish_columns()?,
+            Body::Flat(state) => state.columns.iter_mut().map(Flat::finish).collect(),
+        };
         RecordBatch::try_new_with_options(
             self.schema.clone(),
             columns,
@@ -499,5 +552,84 @@ mod tests {
         }
         let batch = d.finish().unwrap();
         assert_eq!(batch.num_rows(), 2000);
+    }
+}
+
+#[cfg(test)]
+mod flat_tests {
+    use super::*;
+    use datafusion::arrow::datatypes::Schema;
+    use mongodb::bson::{Bson, RawDocumentBuf, doc, oid::ObjectId};
+
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("_id", DataType::Utf8, true)
+                .with_metadata([(crate::schema::KIND_KEY.to_string(), "objectId".to_string())].into()),
+            Field::new("q", DataType::Int32, true),
+            Field::new("n", DataType::Int64, true),
+            Field::new("p", DataType::Float64, true),
+            Field::new("s", DataType::Utf8, true),
+            Field::new("b", DataType::Boolean, true),
+            Field::new("t", crate::schema::timestamp_type(), true),
+        ]))
+    }
+
+    fn docs() -> Vec<RawDocumentBuf> {
+        let values = [
+            Bson::Int32(5), Bson::Int64(7), Bson::Double(2.0), Bson::Double(2.5), Bson::Double(f64::NAN),
+            Bson::Int64(1 << 40), Bson::String("x".into()), Bson::Boolean(true), Bson::Null,
+            Bson::DateTime(mongodb::bson::DateTime::from_millis(-1)), Bson::ObjectId(ObjectId::new()),
+            Bson::Array(vec![Bson::Int32(1)]), Bson::Document(doc! {"a": 1}), Bson::Decimal128("1.5".parse().unwrap()),
+            Bson::Binary(mongodb::bson::Binary { subtype: mongodb::bson::spec::BinarySubtype::Generic, bytes: vec![1, 2] }),
+            Bson::JavaScriptCode("f()".into()), Bson::Undefined, Bson::MaxKey,
+        ];
+        let names = ["_id", "q", "n", "p", "s", "b", "t", "other"];
+        let mut out = Vec::new();
+        for i in 0..values.len() * names.len() {
+            let mut d = mongodb::bson::Document::new();
+            for (j, name) in names.iter().enumerate() {
+                if (i + j) % 5 != 0 {
+                    d.insert(*name, values[(i * 7 + j * 3) % values.len()].clone());
+                }
+            }
+            out.push(RawDocumentBuf::try_from(&d).unwrap());
+        }
+        out
+    }
+
+    #[test]
+    fn the_fast_path_reads_exactly_what_the_general_path_reads() {
+        let (mut fast, mut general) = (Decoder::new(schema()).unwrap(), Decoder::new_general(schema()).unwrap());
+        assert!(matches!(fast.body, Body::Flat(_)) && matches!(general.body, Body::Nested(_)));
+        for d in docs() {
+            fast.append(&d);
+            general.append(&d);
+        }
+        assert_eq!(fast.rejected(), general.rejected());
+        let (a, b) = (fast.finish().unwrap(), general.finish().unwrap());
+        // NaN != NaN: compare the printed batches.
+        let show = |x| datafusion::arrow::util::pretty::pretty_format_batches(&[x]).unwrap().to_string();
+        assert_eq!(show(a), show(b));
+    }
+
+    #[test]
+    fn the_fast_path_survives_garbage() {
+        let mut fast = Decoder::new(schema()).unwrap();
+        let mut state = 11u64;
+        let mut n = 0;
+        for d in docs() {
+            for cut in 0..4 {
+                let mut bytes = d.as_bytes().to_vec();
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                let at = (state >> 33) as usize % bytes.len();
+                bytes[at] = (state >> 13) as u8;
+                bytes.truncate(bytes.len().saturating_sub(cut));
+                fast.append_bytes(&bytes);
+                n += 1;
+            }
+        }
+        fast.append_bytes(&[]);
+        fast.append_bytes(&[5, 0, 0, 0]);
+        assert_eq!(fast.finish().unwrap().num_rows(), n + 2);
     }
 }

@@ -13,6 +13,7 @@ pub mod decimal;
 pub mod decode;
 pub mod exec;
 pub mod filter;
+mod flat;
 pub mod partition;
 pub mod schema;
 pub mod source;

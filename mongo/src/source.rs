@@ -60,8 +60,12 @@ impl MongoSource {
 
     /// An error for `action`, with a redacted connection string.
     pub fn error(&self, action: &str, e: impl fmt::Display) -> MongoError {
-        // Driver messages can quote the connection string back.
-        let message = e.to_string().replace(&self.uri, &self.redacted_uri());
+        // Driver messages can quote the connection string back, and end in
+        // labels and a hex dump of the server's reply: keep the part a
+        // person reads.
+        let full = e.to_string();
+        let message = full.split(", labels: ").next().unwrap_or(&full).trim_start_matches("Kind: ");
+        let message = message.replace(&self.uri, &self.redacted_uri());
         MongoError::Operation { uri: self.redacted_uri(), action: action.to_string(), message }
     }
 

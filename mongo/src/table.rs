@@ -78,11 +78,12 @@ impl MongoTable {
         let wanted = match self.options.partitions {
             Some(n) => n,
             None => {
-                let stats = db
-                    .run_command(doc! {"collStats": &self.collection})
-                    .await
-                    .map_err(|e| external(source.error(&format!("collStats on {}", self.collection), e)))?;
-                let size = number(stats.get("size")).max(0.0) as u64;
+                let size = match db.run_command(doc! {"collStats": &self.collection}).await {
+                    Ok(stats) => number(stats.get("size")).max(0.0) as u64,
+                    // A collection not created yet is empty, not an error.
+                    Err(e) if matches!(*e.kind, mongodb::error::ErrorKind::Command(ref c) if c.code == 26) => 0,
+                    Err(e) => return Err(external(source.error(&format!("collStats on {}", self.collection), e))),
+                };
                 (size.div_ceil(BYTES_PER_PARTITION) as usize).clamp(1, MAX_AUTO_PARTITIONS)
             }
         };

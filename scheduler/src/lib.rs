@@ -3,6 +3,7 @@
 //! health and JSON endpoints on an HTTP port.
 
 mod http;
+pub mod runner;
 mod service;
 
 use std::future::Future;
@@ -16,6 +17,7 @@ use ballista_scheduler::config::SchedulerConfig;
 use ballista_scheduler::scheduler_process::create_scheduler;
 use ballista_scheduler::scheduler_server::SchedulerServer;
 use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
+use runner::{JobRunner, JobTargets};
 use stockyard_mongo::{MongoCatalog, MongoSource};
 use stockyard_plan::{LogicalCodec, PhysicalCodec};
 use stockyard_proto::stockyard_server::StockyardServer;
@@ -48,6 +50,8 @@ pub struct SchedulerSettings {
     pub executor_timeout: Duration,
     /// The MongoDB database whose collections are tables.
     pub mongo: MongoSettings,
+    /// The Redis the KPI job writes to (may hold a password: never shown).
+    pub redis_url: String,
 }
 
 /// Where MongoDB tables come from.
@@ -87,6 +91,7 @@ impl Default for SchedulerSettings {
             http_port: 8080,
             executor_timeout: Duration::from_secs(30),
             mongo: MongoSettings::default(),
+            redis_url: "redis://127.0.0.1:6379".into(),
         }
     }
 }
@@ -109,6 +114,7 @@ pub enum SchedulerError {
 pub struct BoundScheduler {
     scheduler: Scheduler,
     catalog: Arc<MongoCatalog>,
+    runner: Arc<JobRunner>,
     grpc: TcpListener,
     http: TcpListener,
 }
@@ -134,11 +140,20 @@ impl BoundScheduler {
         let source = settings.mongo.source();
         config.override_logical_codec = Some(Arc::new(LogicalCodec::new(Some(source.clone()))));
         config.override_physical_codec = Some(Arc::new(PhysicalCodec::new(Some(source.clone()))));
-        let catalog = Arc::new(MongoCatalog::new(source, settings.mongo.sample_size, CATALOG_TTL));
+        let catalog = Arc::new(MongoCatalog::new(source.clone(), settings.mongo.sample_size, CATALOG_TTL));
+        let own_host = match settings.bind_host.as_str() {
+            "0.0.0.0" | "::" | "[::]" => "127.0.0.1",
+            host => host,
+        };
+        let runner = Arc::new(JobRunner::new(JobTargets {
+            scheduler: format!("{own_host}:{port}"),
+            mongo: source,
+            redis_url: settings.redis_url.clone(),
+        }));
         let config = Arc::new(config);
         let cluster = BallistaCluster::new_from_config(&config).await?;
         let scheduler = create_scheduler::<LogicalPlanNode, PhysicalPlanNode>(cluster, config).await?;
-        Ok(Self { scheduler, catalog, grpc, http })
+        Ok(Self { scheduler, catalog, runner, grpc, http })
     }
 
     /// The gRPC address actually bound (useful with port 0).
@@ -158,7 +173,7 @@ impl BoundScheduler {
 
     /// Serves until `shutdown` completes or a server fails.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), SchedulerError> {
-        let Self { scheduler, catalog, grpc, http } = self;
+        let Self { scheduler, catalog, runner, grpc, http } = self;
         let catalog_for_refresh = catalog.clone();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -172,7 +187,7 @@ impl BoundScheduler {
                     .max_decoding_message_size(max)
                     .max_encoding_message_size(max),
             )
-            .add_service(StockyardServer::new(service::JobApi::new(scheduler.clone(), catalog)));
+            .add_service(StockyardServer::new(service::JobApi::new(scheduler.clone(), catalog, runner)));
         // Served through axum with the peer address attached: Ballista's
         // handlers read it as `ConnectInfo<SocketAddr>`.
         let grpc_server = axum::serve(

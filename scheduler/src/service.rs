@@ -12,6 +12,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use stockyard_mongo::MongoCatalog;
+use stockyard_proto::{JobEvent, ListRunsRequest, ListRunsResponse, RunJobRequest, job_event};
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::runner::JobRunner;
 use stockyard_proto::{DescribeTableRequest, DescribeTableResponse, ListTablesRequest, ListTablesResponse};
 use tonic::{Request, Response, Status};
 
@@ -21,11 +25,12 @@ use crate::Scheduler;
 pub(crate) struct JobApi {
     scheduler: Scheduler,
     catalog: Arc<MongoCatalog>,
+    runner: Arc<JobRunner>,
 }
 
 impl JobApi {
-    pub(crate) fn new(scheduler: Scheduler, catalog: Arc<MongoCatalog>) -> Self {
-        Self { scheduler, catalog }
+    pub(crate) fn new(scheduler: Scheduler, catalog: Arc<MongoCatalog>, runner: Arc<JobRunner>) -> Self {
+        Self { scheduler, catalog, runner }
     }
 }
 
@@ -89,6 +94,36 @@ pub async fn jobs(scheduler: &Scheduler) -> Result<Vec<JobInfo>, String> {
 
 #[tonic::async_trait]
 impl Stockyard for JobApi {
+    type RunJobStream = ReceiverStream<Result<JobEvent, Status>>;
+
+    async fn run_job(&self, request: Request<RunJobRequest>) -> Result<Response<Self::RunJobStream>, Status> {
+        let request = request.into_inner();
+        self.runner
+            .validate(&request.job, &request.params)
+            .map_err(|e| Status::invalid_argument(e.0))?;
+        let (events, stream) = tokio::sync::mpsc::channel(64);
+        let (progress_tx, mut progress_rx) = tokio::sync::mpsc::channel::<String>(64);
+        let runner = self.runner.clone();
+        let trigger = if request.trigger.is_empty() { "cli".to_string() } else { request.trigger };
+        // The run goes on if the client goes away: it is recorded either way.
+        let job = tokio::spawn(runner.run(request.job, request.params, trigger, progress_tx));
+        tokio::spawn(async move {
+            while let Some(message) = progress_rx.recv().await {
+                let _ = events.send(Ok(JobEvent { event: Some(job_event::Event::Progress(message)) })).await;
+            }
+            let result = match job.await {
+                Ok(run) => Ok(JobEvent { event: Some(job_event::Event::Result(run)) }),
+                Err(e) => Err(Status::internal(format!("the job runner failed: {e}"))),
+            };
+            let _ = events.send(result).await;
+        });
+        Ok(Response::new(ReceiverStream::new(stream)))
+    }
+
+    async fn list_runs(&self, _request: Request<ListRunsRequest>) -> Result<Response<ListRunsResponse>, Status> {
+        Ok(Response::new(ListRunsResponse { runs: self.runner.runs() }))
+    }
+
     async fn list_executors(
         &self,
         _request: Request<ListExecutorsRequest>,

@@ -1,0 +1,207 @@
+//! The KPI job: five supply-chain KPIs over a window of facts, as
+//! `shared/spec/supply-chain.md` defines them, written to Redis in one
+//! transaction with a TTL.
+
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::prelude::SessionContext;
+use serde_json::{Value, json};
+
+use crate::JobError;
+
+/// The five KPIs: Redis key and SQL (`kpi/<name>.sql`).
+pub const KPIS: [(&str, &str); 5] = [
+    ("kpi:inventory_level", include_str!("kpi/inventory_level.sql")),
+    ("kpi:stockout_alerts", include_str!("kpi/stockout_alerts.sql")),
+    ("kpi:supplier_performance", include_str!("kpi/supplier_performance.sql")),
+    ("kpi:dc_utilization", include_str!("kpi/dc_utilization.sql")),
+    ("kpi:regional_performance", include_str!("kpi/regional_performance.sql")),
+];
+
+/// Facts whose key fields are checked, with their event time and measured
+/// quantity.
+const FACTS: [(&str, &str, &str); 3] = [
+    ("orders_fact", "order_ts", "quantity"),
+    ("shipments_fact", "arrival_ts", "quantity"),
+    ("inventory_fact", "inventory_ts", "on_hand_qty"),
+];
+
+/// What a run computes over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KpiParams {
+    /// The window ends here (excluded).
+    pub now: DateTime<Utc>,
+    /// The window's length: it starts at `now - window` (included).
+    pub window: Duration,
+    /// How long Redis keeps the keys.
+    pub ttl: Duration,
+}
+
+impl KpiParams {
+    /// `[start, end)`.
+    pub fn bounds(&self) -> (DateTime<Utc>, DateTime<Utc>) {
+        let window = chrono::Duration::from_std(self.window).unwrap_or(chrono::Duration::zero());
+        (self.now - window, self.now)
+    }
+
+    /// `sql` with the window filled in.
+    pub fn render(&self, sql: &str) -> String {
+        let (start, end) = self.bounds();
+        let literal = |t: DateTime<Utc>| format!("arrow_cast('{}', 'Timestamp(ms, \"UTC\")')", iso(t));
+        sql.replace("{start}", &literal(start))
+            .replace("{end}", &literal(end))
+            .replace("{window_minutes}", &format!("{:?}", self.window.as_secs_f64() / 60.0))
+    }
+}
+
+/// ISO-8601 UTC, milliseconds only when there are any.
+pub fn iso(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+/// One run's results: the JSON of every key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KpiOutput {
+    /// `(key, JSON)`, the five KPIs then `kpi:data_quality`.
+    pub values: Vec<(String, String)>,
+    /// Rows per KPI, and documents read and rejected.
+    pub summary: Value,
+}
+
+/// Arrow rows as JSON objects, every field present (`null` when null).
+fn rows(batches: &[RecordBatch]) -> Result<Vec<Value>, JobError> {
+    let mut buf = Vec::new();
+    {
+        let mut writer = arrow::json::WriterBuilder::new()
+            .with_explicit_nulls(true)
+            .build::<_, arrow::json::writer::JsonArray>(&mut buf);
+        for b in batches {
+            writer.write(b).map_err(|e| JobError::Compute(e.to_string()))?;
+        }
+        writer.finish().map_err(|e| JobError::Compute(e.to_string()))?;
+    }
+    if buf.is_empty() {
+        return Ok(Vec::new());
+    }
+    match serde_json::from_slice(&buf).map_err(|e| JobError::Compute(e.to_string()))? {
+        Value::Array(rows) => Ok(rows),
+        _ => Ok(Vec::new()),
+    }
+}
+
+async fn query(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, JobError> {
+    let frame = ctx.sql(sql).await.map_err(|e| JobError::Compute(e.strip_backtrace()))?;
+    frame.collect().await.map_err(|e| JobError::Compute(e.strip_backtrace()))
+}
+
+/// How many documents in the window each fact collection has, and which
+/// were rejected (a key field unreadable, or an id no dimension knows).
+/// Joins, not `NOT EXISTS`: Ballista cannot ship subquery expressions.
+fn quality_sql(collection: &str, event_time: &str, measure: &str) -> String {
+    let shipments = collection == "shipments_fact";
+    let (supplier_join, supplier_rejected, supplier_reason) = if shipments {
+        (
+            "LEFT JOIN (SELECT DISTINCT supplier_id FROM suppliers_dim) p ON p.supplier_id = f.supplier_id",
+            " OR p.supplier_id IS NULL",
+            ", sum(CASE WHEN f.supplier_id IS NULL THEN 1 ELSE 0 END) AS unreadable_supplier_id,
+               sum(CASE WHEN f.supplier_id IS NOT NULL AND p.supplier_id IS NULL THEN 1 ELSE 0 END) AS unknown_supplier_id",
+        )
+    } else {
+        ("", "", "")
+    };
+    format!(
+        "SELECT count(*) AS read,
+                sum(CASE WHEN f.{measure} IS NULL OR s.sku_id IS NULL OR d.dc_id IS NULL{supplier_rejected}
+                         THEN 1 ELSE 0 END) AS rejected,
+                sum(CASE WHEN f.sku_id IS NULL THEN 1 ELSE 0 END) AS unreadable_sku_id,
+                sum(CASE WHEN f.dc_id IS NULL THEN 1 ELSE 0 END) AS unreadable_dc_id,
+                sum(CASE WHEN f.{measure} IS NULL THEN 1 ELSE 0 END) AS unreadable_{measure},
+                sum(CASE WHEN f.sku_id IS NOT NULL AND s.sku_id IS NULL THEN 1 ELSE 0 END) AS unknown_sku_id,
+                sum(CASE WHEN f.dc_id IS NOT NULL AND d.dc_id IS NULL THEN 1 ELSE 0 END) AS unknown_dc_id
+                {supplier_reason}
+         FROM {collection} f
+         LEFT JOIN (SELECT DISTINCT sku_id FROM skus_dim) s ON s.sku_id = f.sku_id
+         LEFT JOIN (SELECT DISTINCT dc_id FROM dcs_dim) d ON d.dc_id = f.dc_id
+         {supplier_join}
+         WHERE f.{event_time} >= {{start}} AND f.{event_time} < {{end}}"
+    )
+}
+
+/// Runs the five KPIs and the data-quality counts on `ctx`, where the
+/// supply-chain collections are tables (see [`crate::tables::register`]).
+pub async fn compute(ctx: &SessionContext, params: &KpiParams, generated_at: DateTime<Utc>) -> Result<KpiOutput, JobError> {
+    let (start, end) = params.bounds();
+    let envelope = |rows: Vec<Value>| {
+        json!({
+            "window_start": iso(start),
+            "window_end": iso(end),
+            "generated_at": iso(generated_at),
+            "rows": rows,
+        })
+    };
+    let mut values = Vec::new();
+    let mut counts = serde_json::Map::new();
+    for (key, sql) in KPIS {
+        let batches = query(ctx, &params.render(sql)).await?;
+        let rows = rows(&batches)?;
+        counts.insert(key.trim_start_matches("kpi:").to_string(), json!(rows.len()));
+        values.push((key.to_string(), envelope(rows).to_string()));
+    }
+    let mut quality = serde_json::Map::new();
+    let (mut read, mut rejected) = (0u64, 0u64);
+    for (collection, event_time, measure) in FACTS {
+        let batches = query(ctx, &params.render(&quality_sql(collection, event_time, measure))).await?;
+        let row = rows(&batches)?.into_iter().next().unwrap_or(Value::Null);
+        let n = |f: &str| row.get(f).and_then(Value::as_u64).unwrap_or(0);
+        read += n("read");
+        rejected += n("rejected");
+        let mut reasons = serde_json::Map::new();
+        if let Value::Object(fields) = &row {
+            for (k, v) in fields {
+                if k != "read" && k != "rejected" && v.as_u64().unwrap_or(0) > 0 {
+                    reasons.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        quality.insert(
+            collection.to_string(),
+            json!({"read": n("read"), "rejected": n("rejected"), "reasons": reasons}),
+        );
+    }
+    values.push((
+        "kpi:data_quality".to_string(),
+        json!({
+            "window_start": iso(start),
+            "window_end": iso(end),
+            "generated_at": iso(generated_at),
+            "collections": quality,
+        })
+        .to_string(),
+    ));
+    let summary = json!({"rows": counts, "documents_read": read, "documents_rejected": rejected});
+    Ok(KpiOutput { values, summary })
+}
+
+/// Writes every key and `kpi:last_update` in one MULTI/EXEC, each with the
+/// TTL: a reader never sees two runs mixed, and a failed run writes nothing.
+pub async fn write(redis_url: &str, output: &KpiOutput, ttl: Duration, written_at: DateTime<Utc>) -> Result<(), JobError> {
+    let redact = stockyard_mongo::redact(redis_url);
+    let fail = |e: &dyn std::fmt::Display| JobError::Redis(format!("{redact}: {e}"));
+    let client = redis::Client::open(redis_url).map_err(|e| fail(&e))?;
+    let write = async {
+        let mut con = client.get_multiplexed_async_connection().await.map_err(|e| fail(&e))?;
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        let ttl = ttl.as_secs().max(1);
+        for (key, value) in &output.values {
+            pipe.set_ex(key, value, ttl).ignore();
+        }
+        pipe.set_ex("kpi:last_update", iso(written_at), ttl).ignore();
+        pipe.query_async::<()>(&mut con).await.map_err(|e| fail(&e))
+    };
+    tokio::time::timeout(Duration::from_secs(10), write)
+        .await
+        .map_err(|_| JobError::Redis(format!("{redact}: no answer within 10 s")))?
+}

@@ -1,0 +1,170 @@
+//! The job runner: the scheduler runs jobs itself, so the CLI, schedules
+//! and the UI start them the same way and every run is recorded.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use stockyard_jobs::kpi::{self, KpiParams};
+use stockyard_mongo::{MongoSource, ScanOptions};
+use stockyard_proto::RunInfo;
+use tokio::sync::mpsc;
+
+/// Runs kept in memory.
+const HISTORY: usize = 1000;
+
+/// Where jobs read and write.
+#[derive(Debug, Clone)]
+pub struct JobTargets {
+    /// This scheduler's own gRPC address, which job sessions connect to.
+    pub scheduler: String,
+    /// MongoDB, as this process reads it.
+    pub mongo: Arc<MongoSource>,
+    /// The KPI cache.
+    pub redis_url: String,
+}
+
+/// Runs jobs and remembers them.
+#[derive(Debug)]
+pub struct JobRunner {
+    targets: JobTargets,
+    runs: Mutex<VecDeque<RunInfo>>,
+    next: std::sync::atomic::AtomicU64,
+}
+
+/// Parameters that do not parse: the run is refused before it starts.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadRequest(pub String);
+
+fn now_ms() -> u64 {
+    Utc::now().timestamp_millis().max(0) as u64
+}
+
+fn duration(params: &HashMap<String, String>, name: &str, default: Duration) -> Result<Duration, BadRequest> {
+    match params.get(name) {
+        None => Ok(default),
+        Some(v) => humantime::parse_duration(v)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| BadRequest(format!("{name}: '{v}' is not a duration like 90s, 15m or 2h"))),
+    }
+}
+
+/// The KPI job's parameters from their CLI spelling.
+pub fn kpi_params(params: &HashMap<String, String>) -> Result<KpiParams, BadRequest> {
+    let known = ["now", "window", "ttl"];
+    if let Some(unknown) = params.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(BadRequest(format!("the kpi job has no parameter '{unknown}' (it takes now, window, ttl)")));
+    }
+    let now = match params.get("now") {
+        None => Utc::now(),
+        Some(v) => DateTime::parse_from_rfc3339(v)
+            .map_err(|_| BadRequest(format!("now: '{v}' is not an RFC 3339 time like 2026-01-05T12:00:00Z")))?
+            .with_timezone(&Utc),
+    };
+    Ok(KpiParams {
+        now,
+        window: duration(params, "window", Duration::from_secs(15 * 60))?,
+        ttl: duration(params, "ttl", Duration::from_secs(120))?,
+    })
+}
+
+impl JobRunner {
+    /// A runner for jobs on `targets`.
+    pub fn new(targets: JobTargets) -> Self {
+        Self { targets, runs: Mutex::default(), next: Default::default() }
+    }
+
+    /// Recorded runs, newest first.
+    pub fn runs(&self) -> Vec<RunInfo> {
+        self.runs.lock().expect("runs lock").iter().cloned().collect()
+    }
+
+    fn record(&self, run: &RunInfo) {
+        let mut runs = self.runs.lock().expect("runs lock");
+        match runs.iter_mut().find(|r| r.run_id == run.run_id) {
+            Some(r) => *r = run.clone(),
+            None => {
+                runs.push_front(run.clone());
+                runs.truncate(HISTORY);
+            }
+        }
+    }
+
+    /// Checks a request, so a bad one is refused before anything runs.
+    pub fn validate(&self, job: &str, params: &HashMap<String, String>) -> Result<(), BadRequest> {
+        match job {
+            "kpi" => kpi_params(params).map(|_| ()),
+            other => Err(BadRequest(format!("no job named '{other}' (jobs: kpi)"))),
+        }
+    }
+
+    /// Runs `job` to its end, telling `progress` what it is doing; the
+    /// recorded run comes back whatever happened.
+    pub async fn run(
+        self: Arc<Self>,
+        job: String,
+        params: HashMap<String, String>,
+        trigger: String,
+        progress: mpsc::Sender<String>,
+    ) -> RunInfo {
+        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut run = RunInfo {
+            run_id: format!("{job}-{}-{id}", Utc::now().format("%Y%m%dT%H%M%S")),
+            job: job.clone(),
+            status: "running".into(),
+            params: params.clone(),
+            trigger,
+            started_at_ms: now_ms(),
+            ..Default::default()
+        };
+        self.record(&run);
+        tracing::info!(run = %run.run_id, "job run started");
+        let started = Instant::now();
+        let result = match job.as_str() {
+            "kpi" => self.kpi(&run.run_id, &params, &progress).await,
+            other => Err(format!("no job named '{other}'")),
+        };
+        run.ended_at_ms = now_ms();
+        match result {
+            Ok(mut summary) => {
+                summary["duration_ms"] = json!(started.elapsed().as_millis() as u64);
+                run.status = "succeeded".into();
+                run.summary_json = summary.to_string();
+            }
+            Err(e) => {
+                run.status = "failed".into();
+                run.error = e;
+                run.summary_json = json!({"duration_ms": started.elapsed().as_millis() as u64}).to_string();
+            }
+        }
+        tracing::info!(run = %run.run_id, status = %run.status, error = %run.error, "job run ended");
+        self.record(&run);
+        run
+    }
+
+    async fn kpi(&self, run_id: &str, params: &HashMap<String, String>, progress: &mpsc::Sender<String>) -> Result<Value, String> {
+        let params = kpi_params(params).map_err(|e| e.0)?;
+        let say = |m: &str| {
+            let _ = progress.try_send(m.to_string());
+        };
+        say("planning the KPI queries");
+        let session = stockyard_plan::session::remote_context(&self.targets.scheduler, &format!("kpi {run_id}"), None, ScanOptions::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        stockyard_jobs::tables::register(&session.ctx, Some(self.targets.mongo.clone()), None).map_err(|e| e.to_string())?;
+        say("computing five KPIs over the window");
+        let generated_at = Utc::now();
+        let output = kpi::compute(&session.ctx, &params, generated_at).await.map_err(|e| e.to_string())?;
+        say("writing the KPIs to Redis");
+        kpi::write(&self.targets.redis_url, &output, params.ttl, Utc::now()).await.map_err(|e| e.to_string())?;
+        let (start, end) = params.bounds();
+        let mut summary = output.summary;
+        summary["window_start"] = json!(kpi::iso(start));
+        summary["window_end"] = json!(kpi::iso(end));
+        Ok(summary)
+    }
+}
