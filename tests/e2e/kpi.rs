@@ -154,3 +154,52 @@ fn the_kpi_job_writes_exact_kpis_to_redis_in_one_run() {
         assert!((290..=300).contains(&ttl), "{key} TTL {ttl}");
     }
 }
+
+#[test]
+fn a_failed_run_writes_nothing_and_says_why() {
+    let mut mongo = Mongo::start();
+    let redis = Redis::start();
+    load(&mongo);
+    let dead_redis = format!("redis://127.0.0.1:{}", stockyard_tests::free_port());
+    let env = |redis_url: &str| {
+        vec![
+            ("STOCKYARD_MONGO_URI".to_string(), format!("{}/?serverSelectionTimeoutMS=2000", mongo.uri())),
+            ("STOCKYARD_MONGO_DB".to_string(), DB.to_string()),
+            ("STOCKYARD_REDIS_URL".to_string(), redis_url.to_string()),
+        ]
+    };
+
+    // Redis down: the run fails, naming Redis, and says so in its summary.
+    let cluster = Cluster::start_with_env(2, env(&dead_redis));
+    let r = cluster.stockyard(&["run", "kpi", "--now", "2026-01-05T12:00:00Z"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    let summary: Value = serde_json::from_str(r.stdout.lines().last().unwrap_or("{}")).unwrap();
+    assert_eq!(summary["status"], "failed", "{summary}");
+    assert!(summary["error"].as_str().unwrap().contains("writing to Redis failed (nothing written)"), "{summary}");
+    assert!(r.stderr.contains("error: the kpi job failed"), "{}", r.stderr);
+    drop(cluster);
+
+    // A good run, then MongoDB down: the second run fails and the first
+    // run's keys stand untouched.
+    let cluster = Cluster::start_with_env(2, env(&redis.url()));
+    cluster.stockyard(&["run", "kpi", "--now", "2026-01-05T12:00:00Z", "--ttl", "600s"]).ok();
+    let keys = ["kpi:inventory_level", "kpi:stockout_alerts", "kpi:supplier_performance", "kpi:dc_utilization",
+                "kpi:regional_performance", "kpi:data_quality", "kpi:last_update"];
+    let before: Vec<String> = keys.iter().map(|k| redis.command(&format!("GET {k}"))).collect();
+    mongo.proc.kill();
+    let r = cluster.stockyard(&["run", "kpi", "--now", "2026-01-05T12:05:00Z", "--ttl", "600s"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    let summary: Value = serde_json::from_str(r.stdout.lines().last().unwrap_or("{}")).unwrap();
+    assert_eq!(summary["status"], "failed");
+    assert!(summary["error"].as_str().unwrap().contains("MongoDB"), "{summary}");
+    let after: Vec<String> = keys.iter().map(|k| redis.command(&format!("GET {k}"))).collect();
+    assert_eq!(before, after, "a failed run changed the KPIs");
+    assert!(before.iter().all(|v| v.starts_with('$') && !v.starts_with("$-1")), "{before:?}");
+
+    // Bad parameters never start a run.
+    let r = cluster.stockyard(&["run", "kpi", "--now", "yesterday"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("'yesterday'"), "{}", r.stderr);
+    let r = cluster.stockyard(&["run", "kpi", "--window", "0s"]);
+    assert_eq!(r.code, 2, "{r:?}");
+}
