@@ -57,6 +57,34 @@ impl Reason {
 /// Rejected values of one column, by reason.
 pub type Counts = [u64; 3];
 
+/// A double read as an int32: whole and in range, as the spec says.
+pub(crate) fn whole_i32(v: f64) -> Result<i32, Reason> {
+    if v.fract() != 0.0 || !(f64::from(i32::MIN)..=f64::from(i32::MAX)).contains(&v) {
+        return Err(Reason::OutOfRange);
+    }
+    Ok(v as i32)
+}
+
+/// A double read as an int64: whole and in range.
+pub(crate) fn whole_i64(v: f64) -> Result<i64, Reason> {
+    // 2^63 is exactly representable; i64::MAX as f64 rounds up to it.
+    if v.fract() != 0.0 || !(-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&v) {
+        return Err(Reason::OutOfRange);
+    }
+    Ok(v as i64)
+}
+
+/// An ObjectId as lowercase hex, without allocating.
+pub(crate) fn oid_hex(bytes: &[u8; 12]) -> [u8; 24] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut hex = [0u8; 24];
+    for (i, byte) in bytes.iter().enumerate() {
+        hex[2 * i] = DIGITS[usize::from(byte >> 4)];
+        hex[2 * i + 1] = DIGITS[usize::from(byte & 0xf)];
+    }
+    hex
+}
+
 enum Utf8Kind {
     String,
     ObjectId,
@@ -139,34 +167,17 @@ impl Column {
             (Column::Null(n), _) => *n += 1,
             (Column::Int32(b), V::Int32(v)) => b.append_value(v),
             (Column::Int32(b), V::Int64(v)) => b.append_value(i32::try_from(v).map_err(|_| Reason::OutOfRange)?),
-            (Column::Int32(b), V::Double(v)) => {
-                if v.fract() != 0.0 || !(f64::from(i32::MIN)..=f64::from(i32::MAX)).contains(&v) {
-                    return Err(Reason::OutOfRange);
-                }
-                b.append_value(v as i32)
-            }
+            (Column::Int32(b), V::Double(v)) => b.append_value(whole_i32(v)?),
             (Column::Int64(b), V::Int32(v)) => b.append_value(i64::from(v)),
             (Column::Int64(b), V::Int64(v)) => b.append_value(v),
-            (Column::Int64(b), V::Double(v)) => {
-                // 2^63 is exactly representable; i64::MAX as f64 rounds up to it.
-                if v.fract() != 0.0 || !(-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&v) {
-                    return Err(Reason::OutOfRange);
-                }
-                b.append_value(v as i64)
-            }
+            (Column::Int64(b), V::Double(v)) => b.append_value(whole_i64(v)?),
             (Column::Float64(b), V::Double(v)) => b.append_value(v),
             (Column::Float64(b), V::Int32(v)) => b.append_value(f64::from(v)),
             (Column::Float64(b), V::Int64(v)) => b.append_value(v as f64),
             (Column::Bool(b), V::Boolean(v)) => b.append_value(v),
             (Column::Utf8(b, Utf8Kind::String), V::String(s)) => b.append_value(s),
             (Column::Utf8(b, Utf8Kind::ObjectId), V::ObjectId(oid)) => {
-                let mut hex = [0u8; 24];
-                const DIGITS: &[u8; 16] = b"0123456789abcdef";
-                for (i, byte) in oid.bytes().iter().enumerate() {
-                    hex[2 * i] = DIGITS[usize::from(byte >> 4)];
-                    hex[2 * i + 1] = DIGITS[usize::from(byte & 0xf)];
-                }
-                b.append_value(std::str::from_utf8(&hex).expect("hex digits are ASCII"))
+                b.append_value(std::str::from_utf8(&oid_hex(&oid.bytes())).expect("hex digits are ASCII"))
             }
             (Column::Utf8(b, Utf8Kind::Json), v) => {
                 let bson = mongodb::bson::Bson::try_from(v).map_err(|_| Reason::Malformed)?;

@@ -8,7 +8,7 @@ use datafusion::arrow::array::{
     BooleanBuilder, Float64Builder, Int32Builder, Int64Builder, StringBuilder, TimestampMillisecondBuilder,
 };
 
-use crate::decode::{Counts, Reason};
+use crate::decode::{Counts, Reason, oid_hex, whole_i32, whole_i64};
 
 /// A scalar column's builder.
 pub(crate) enum Flat {
@@ -81,22 +81,10 @@ impl Flat {
             (Flat::Null(n), _) => *n += 1,
             (Flat::Int32(b), 0x10) => b.append_value(i32_at()),
             (Flat::Int32(b), 0x12) => b.append_value(i32::try_from(i64_at()).map_err(|_| Reason::OutOfRange)?),
-            (Flat::Int32(b), 0x01) => {
-                let d = f64_at();
-                if d.fract() != 0.0 || !(f64::from(i32::MIN)..=f64::from(i32::MAX)).contains(&d) {
-                    return Err(Reason::OutOfRange);
-                }
-                b.append_value(d as i32)
-            }
+            (Flat::Int32(b), 0x01) => b.append_value(whole_i32(f64_at())?),
             (Flat::Int64(b), 0x10) => b.append_value(i64::from(i32_at())),
             (Flat::Int64(b), 0x12) => b.append_value(i64_at()),
-            (Flat::Int64(b), 0x01) => {
-                let d = f64_at();
-                if d.fract() != 0.0 || !(-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&d) {
-                    return Err(Reason::OutOfRange);
-                }
-                b.append_value(d as i64)
-            }
+            (Flat::Int64(b), 0x01) => b.append_value(whole_i64(f64_at())?),
             (Flat::Float64(b), 0x01) => b.append_value(f64_at()),
             (Flat::Float64(b), 0x10) => b.append_value(f64::from(i32_at())),
             (Flat::Float64(b), 0x12) => b.append_value(i64_at() as f64),
@@ -111,13 +99,8 @@ impl Flat {
                 b.append_value(std::str::from_utf8(text).map_err(|_| Reason::Malformed)?)
             }
             (Flat::ObjectId(b), 0x07) => {
-                let mut hex = [0u8; 24];
-                const DIGITS: &[u8; 16] = b"0123456789abcdef";
-                for (i, byte) in v.iter().enumerate() {
-                    hex[2 * i] = DIGITS[usize::from(byte >> 4)];
-                    hex[2 * i + 1] = DIGITS[usize::from(byte & 0xf)];
-                }
-                b.append_value(std::str::from_utf8(&hex).expect("hex digits are ASCII"))
+                let bytes: &[u8; 12] = v.try_into().expect("12 bytes by value_len");
+                b.append_value(std::str::from_utf8(&oid_hex(bytes)).expect("hex digits are ASCII"))
             }
             (Flat::Timestamp(b), 0x09) => b.append_value(i64_at()),
             _ => return Err(Reason::WrongType),
