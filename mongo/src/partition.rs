@@ -3,8 +3,10 @@
 //! Split points come from a `$sample` of the field. MongoDB compares values
 //! only within a type bracket, so ranges alone would miss documents whose
 //! field is missing, null, NaN, an array or of another type; the first
-//! partition takes all of those. Arrays are excluded from every range, so
-//! no document matches two partitions: each is read exactly once.
+//! partition takes all of those. Arrays are excluded from every range
+//! (their elements could fall in two), so no document matches two
+//! partitions: each is read exactly once. `_id` is never an array, so its
+//! ranges stay plain index ranges.
 
 use mongodb::bson::{Bson, Document, doc};
 
@@ -88,8 +90,11 @@ impl Splits {
         if i < self.points.len() {
             range.insert("$lt", self.points[i].clone());
         }
-        range.insert("$type", self.bracket.types().to_vec());
-        range.insert("$not", doc! {"$type": "array"});
+        // Bounds of one bracket already match only that bracket.
+        let arrays = f != "_id";
+        if arrays {
+            range.insert("$not", doc! {"$type": "array"});
+        }
         if i > 0 {
             return doc! {f: range};
         }
@@ -102,8 +107,10 @@ impl Splits {
             Bson::Document(doc! {f: range}),
             Bson::Document(doc! {f: Bson::Null}),
             Bson::Document(doc! {f: {"$type": others}}),
-            Bson::Document(doc! {f: {"$type": "array"}}),
         ];
+        if arrays {
+            any.push(Bson::Document(doc! {f: {"$type": "array"}}));
+        }
         if self.bracket == Bracket::Number {
             any.push(Bson::Document(doc! {f: f64::NAN}));
         }
@@ -168,10 +175,13 @@ mod tests {
         let s = from_sample("q", sample, 4).unwrap();
         assert_eq!(s.bracket, Bracket::Number);
         assert_eq!(s.points, vec![Bson::Int32(25), Bson::Int32(50), Bson::Int32(75)]);
-        assert_eq!(s.filter(2), doc! {"q": {"$gte": 50, "$lt": 75, "$type": ["double", "int", "long", "decimal"], "$not": {"$type": "array"}}});
+        assert_eq!(s.filter(2), doc! {"q": {"$gte": 50, "$lt": 75, "$not": {"$type": "array"}}});
         let first = s.filter(0);
         let any = first.get_array("$or").unwrap();
         assert_eq!(any.len(), 5, "range, null/missing, other types, arrays, NaN");
+        let ids = Splits { field: "_id".into(), ..s };
+        assert_eq!(ids.filter(1), doc! {"_id": {"$gte": 25, "$lt": 50}}, "a plain index range");
+        assert_eq!(ids.filter(0).get_array("$or").unwrap().len(), 4, "no array clause for _id");
     }
 
     #[test]
