@@ -142,6 +142,8 @@ fn the_kpi_job_writes_exact_kpis_to_redis_in_one_run() {
         "reasons": {"unreadable_on_hand_qty": 1, "unknown_sku_id": 1}}));
     assert_eq!(quality["collections"]["orders_fact"], json!({"read": 7, "rejected": 2,
         "reasons": {"unreadable_quantity": 1, "unknown_dc_id": 1}}));
+    assert_eq!(quality["collections"]["shipments_fact"], json!({"read": 4, "rejected": 1,
+        "reasons": {"unknown_supplier_id": 1}}));
 
     // Every key from this one run, with the TTL.
     let generated: Vec<Value> = ["kpi:inventory_level", "kpi:stockout_alerts", "kpi:supplier_performance", "kpi:dc_utilization", "kpi:regional_performance", "kpi:data_quality"]
@@ -202,4 +204,23 @@ fn a_failed_run_writes_nothing_and_says_why() {
     assert!(r.stderr.contains("'yesterday'"), "{}", r.stderr);
     let r = cluster.stockyard(&["run", "kpi", "--window", "0s"]);
     assert_eq!(r.code, 2, "{r:?}");
+}
+
+#[test]
+fn the_kpi_job_runs_standalone_in_one_process() {
+    let mongo = Mongo::start();
+    let redis = Redis::start();
+    load(&mongo);
+    let mut cmd = stockyard_tests::cluster::base_command(&[]);
+    cmd.args(["run", "kpi", "--standalone", "--now", "2026-01-05T12:00:00Z"])
+        .env("STOCKYARD_MONGO_URI", mongo.uri())
+        .env("STOCKYARD_MONGO_DB", DB)
+        .env("STOCKYARD_REDIS_URL", redis.url());
+    let run = stockyard_tests::cluster::run(cmd).ok();
+    let summary: Value = serde_json::from_str(run.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["status"], "succeeded", "{summary}");
+    // 8 readings, 7 orders and 4 shipments in the window; 5 of them rejected.
+    assert_eq!((summary["documents_read"].clone(), summary["documents_rejected"].clone()), (json!(19), json!(5)), "{summary}");
+    let regions = redis_json(&redis, "kpi:regional_performance");
+    assert_eq!(regions["rows"][0]["revenue"], json!(300.0));
 }
