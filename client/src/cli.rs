@@ -30,6 +30,8 @@ pub enum Command {
     Executors(ListArgs),
     /// List the jobs the scheduler knows.
     Jobs(ListArgs),
+    /// Write supply-chain data to MongoDB: a backfill over a time range, or a live stream.
+    Generate(GenerateArgs),
 }
 
 /// A `HOST:PORT` pair.
@@ -280,6 +282,64 @@ pub struct ListArgs {
     /// Scheduler to ask.
     #[arg(long, env = "STOCKYARD_SCHEDULER", default_value = "127.0.0.1:50050", value_parser = parse_host_port)]
     pub scheduler: HostPort,
+}
+
+fn parse_instant(s: &str) -> Result<std::time::SystemTime, String> {
+    humantime::parse_rfc3339_weak(s).map_err(|_| format!("'{s}' is not an RFC 3339 time like 2026-01-05T12:00:00Z"))
+}
+
+fn parse_seed(s: &str) -> Result<u64, String> {
+    s.parse().map_err(|_| format!("'{s}' is not a seed (a whole number from 0 to {})", u64::MAX))
+}
+
+/// A share written `0.02` or `2%`.
+fn parse_share(s: &str) -> Result<f64, String> {
+    let share = match s.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().map(|p| p / 100.0),
+        None => s.parse::<f64>(),
+    };
+    match share {
+        Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
+        _ => Err(format!("'{s}' is not a share from 0 to 1 (like 0.02 or 2%)")),
+    }
+}
+
+/// `stockyard generate`: a backfill (`--docs --start --end`) or a live
+/// stream (`--rate --duration`); with neither, 10,000 facts over the last hour.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Same seed and flags, same documents (but for `_id` and live times).
+    #[arg(long, default_value = "42", value_parser = parse_seed)]
+    pub seed: u64,
+    /// Backfill: fact documents to write, with --start and --end.
+    #[arg(long, value_parser = parse_positive, requires_all = ["start", "end"], conflicts_with_all = ["rate", "duration"])]
+    pub docs: Option<usize>,
+    /// Backfill: earliest event time (RFC 3339).
+    #[arg(long, value_parser = parse_instant, requires = "docs")]
+    pub start: Option<std::time::SystemTime>,
+    /// Backfill: event times are before this (RFC 3339).
+    #[arg(long, value_parser = parse_instant, requires = "docs")]
+    pub end: Option<std::time::SystemTime>,
+    /// Live: fact documents a second, stamped with the wall clock, with --duration.
+    #[arg(long, value_parser = parse_positive, requires = "duration")]
+    pub rate: Option<usize>,
+    /// Live: how long to write.
+    #[arg(long, value_parser = parse_duration, requires = "rate")]
+    pub duration: Option<Duration>,
+    /// Rows of skus_dim.
+    #[arg(long, default_value = "5000", value_parser = parse_positive)]
+    pub skus: usize,
+    /// Rows of dcs_dim.
+    #[arg(long, default_value = "40", value_parser = parse_positive)]
+    pub dcs: usize,
+    /// Rows of suppliers_dim.
+    #[arg(long, default_value = "50", value_parser = parse_positive)]
+    pub suppliers: usize,
+    /// Share of fact documents with a null, missing, mistyped or unknown-id field.
+    #[arg(long, default_value = "0.02", value_parser = parse_share)]
+    pub dirty_share: f64,
+    #[command(flatten)]
+    pub mongo: MongoArgs,
 }
 
 #[cfg(test)]

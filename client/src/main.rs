@@ -3,6 +3,7 @@
 //! `jobs`). The command line is specified in `shared/spec/cli.md`.
 
 mod cli;
+mod generate;
 mod list;
 mod run;
 mod sql;
@@ -151,6 +152,7 @@ async fn run(command: Command) -> Result<(), Failure> {
         }
         Command::Executors(a) => list::executors(&a.scheduler, a.format).await,
         Command::Jobs(a) => list::jobs(&a.scheduler, a.format).await,
+        Command::Generate(a) => generate::run(a).await,
     }
 }
 

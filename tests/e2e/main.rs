@@ -2,6 +2,7 @@
 //! workspace: each binary links all of DataFusion.
 
 mod cli;
+mod generate;
 mod kpi;
 mod cluster;
 mod mongo;
