@@ -5,7 +5,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use serde_json::{Value, json};
 use stockyard_jobs::kpi::{self, KpiParams};
 use stockyard_mongo::{MongoSource, ScanOptions};
@@ -60,7 +60,8 @@ pub fn kpi_params(params: &HashMap<String, String>) -> Result<KpiParams, BadRequ
         return Err(BadRequest(format!("the kpi job has no parameter '{unknown}' (it takes now, window, ttl)")));
     }
     let now = match params.get("now") {
-        None => Utc::now(),
+        // MongoDB dates have millisecond precision; so do the window bounds.
+        None => Utc::now().trunc_subsecs(3),
         Some(v) => DateTime::parse_from_rfc3339(v)
             .map_err(|_| BadRequest(format!("now: '{v}' is not an RFC 3339 time like 2026-01-05T12:00:00Z")))?
             .with_timezone(&Utc),
