@@ -90,6 +90,10 @@ fn the_kpi_job_writes_exact_kpis_to_redis_in_one_run() {
     assert_eq!(summary["status"], "succeeded", "{summary}");
     assert_eq!(summary["rows"], json!({"inventory_level": 4, "stockout_alerts": 3, "supplier_performance": 2, "dc_utilization": 3, "regional_performance": 2}), "{summary}");
 
+    // Keys in the spec's order, as a reader of the raw value sees them.
+    let raw = redis.command("GET kpi:inventory_level");
+    assert!(raw.contains(r#"{"window_start":"2026-01-05T11:45:00Z","window_end":"2026-01-05T12:00:00Z","generated_at":"#), "{raw}");
+    assert!(raw.contains(r#""rows":[{"sku_id":"SKU-1","product_name":"Phone","category":"Electronics","dc_id":"DC-1","#), "{raw}");
     let window = |v: &Value| (v["window_start"].clone(), v["window_end"].clone());
     let inventory = redis_json(&redis, "kpi:inventory_level");
     assert_eq!(window(&inventory), (json!("2026-01-05T11:45:00Z"), json!("2026-01-05T12:00:00Z")));
