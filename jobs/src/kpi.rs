@@ -91,20 +91,7 @@ fn rows_json(batches: &[RecordBatch]) -> Result<String, JobError> {
 
 /// Arrow rows as JSON values, for reading counts back.
 fn rows(batches: &[RecordBatch]) -> Result<Vec<Value>, JobError> {
-    let mut buf = Vec::new();
-    {
-        let mut writer = arrow::json::WriterBuilder::new()
-            .with_explicit_nulls(true)
-            .build::<_, arrow::json::writer::JsonArray>(&mut buf);
-        for b in batches {
-            writer.write(b).map_err(|e| JobError::Compute(e.to_string()))?;
-        }
-        writer.finish().map_err(|e| JobError::Compute(e.to_string()))?;
-    }
-    if buf.is_empty() {
-        return Ok(Vec::new());
-    }
-    match serde_json::from_slice(&buf).map_err(|e| JobError::Compute(e.to_string()))? {
+    match serde_json::from_str(&rows_json(batches)?).map_err(|e| JobError::Compute(e.to_string()))? {
         Value::Array(rows) => Ok(rows),
         _ => Ok(Vec::new()),
     }
