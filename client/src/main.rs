@@ -137,7 +137,7 @@ async fn run(command: Command) -> Result<(), Failure> {
             } else {
                 a.scheduler
             };
-            let mongo = ScanOptions { partitions: a.mongo_partitions, partition_field: a.mongo_partition_field };
+            let mongo = ScanOptions { partitions: a.mongo_partitions, partition_field: a.mongo_partition_field, share: None };
             sql::run(&a.sql, &scheduler, a.format, mongo).await
         }
         Command::Run(RunCommand::Kpi(a)) => {

@@ -106,11 +106,14 @@ pub fn collections() -> Vec<(&'static str, SchemaRef, Option<&'static str>)> {
 /// Registers every collection in `ctx` as a table with its declared
 /// schema. Facts are split by their event time into `partitions` ranges
 /// (`None`: by size); `source` is `None` where plans are only built.
-pub fn register(ctx: &SessionContext, source: Option<Arc<MongoSource>>, partitions: Option<usize>) -> Result<()> {
+/// Queries registered with the same `share` key (one job run) read each
+/// range of a collection once.
+pub fn register(ctx: &SessionContext, source: Option<Arc<MongoSource>>, partitions: Option<usize>, share: Option<&str>) -> Result<()> {
     for (name, schema, event_time) in collections() {
         let options = ScanOptions {
             partitions: if event_time.is_some() { partitions } else { Some(1) },
             partition_field: event_time.unwrap_or("_id").to_string(),
+            share: share.map(str::to_string),
         };
         ctx.register_table(name, Arc::new(MongoTable::new(name, schema, options, source.clone())))?;
     }

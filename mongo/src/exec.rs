@@ -13,13 +13,15 @@ use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
 use datafusion::physical_plan::stream::RecordBatchReceiverStream;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties};
-use futures::StreamExt;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use futures::{StreamExt, TryStreamExt};
 use mongodb::bson::{Bson, Document, RawDocumentBuf, doc};
 use mongodb::raw_batch_cursor::RawBatch;
 use tokio::sync::mpsc;
 
 use crate::decode::{Decoder, Reason};
 use crate::partition::Splits;
+use crate::share::{self, Unshared};
 use crate::source::MongoSource;
 
 /// Documents the server is asked for per round trip (it stops at 16 MiB).
@@ -39,6 +41,9 @@ pub struct MongoScanSpec {
     pub splits: Option<Splits>,
     /// Rows each partition needs at most.
     pub limit: Option<usize>,
+    /// Scans with the same key read each partition once per process (see
+    /// [`crate::share`]); `None` reads for this scan alone.
+    pub share: Option<String>,
 }
 
 impl MongoScanSpec {
@@ -136,6 +141,60 @@ impl ExecutionPlan for MongoScanExec {
                 self.spec.partitions()
             )));
         }
+        match (&self.spec.share, self.spec.limit) {
+            (Some(key), None) => self.shared(key, partition, context),
+            _ => self.read(partition, context, true),
+        }
+    }
+}
+
+impl MongoScanExec {
+    /// This scan with `projection` and no sharing, counting into the same
+    /// metrics.
+    fn alone(&self, projection: Option<Vec<usize>>) -> Result<Self> {
+        let spec = MongoScanSpec { projection, share: None, ..self.spec.clone() };
+        let mut exec = Self::try_new(spec, self.source.clone())?;
+        exec.metrics = self.metrics.clone();
+        Ok(exec)
+    }
+
+    /// Partition `partition` from the read shared under `key`: every column,
+    /// read once, then projected for this scan.
+    fn shared(&self, key: &str, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+        let filter = Bson::Document(self.spec.partition_filter(partition)).into_relaxed_extjson();
+        let key = format!("{key}\u{1f}{}\u{1f}{filter}", self.spec.collection);
+        let whole = self.alone(None)?;
+        let direct = self.alone(self.spec.projection.clone())?;
+        let task_context = context.clone();
+        // Rows are counted where each scan hands them out, below.
+        let read = async move { whole.read(partition, task_context, false)?.try_collect::<Vec<_>>().await };
+        let projection = self.spec.projection.clone();
+        let output_rows = MetricBuilder::new(&self.metrics).output_rows(partition);
+        let stream = futures::stream::once(async move {
+            match share::batches(key, read).await {
+                Ok(batches) => {
+                    let projected: Vec<Result<_>> = batches
+                        .iter()
+                        .map(|b| {
+                            output_rows.add(b.num_rows());
+                            match &projection {
+                                Some(p) => b.project(p).map_err(DataFusionError::from),
+                                None => Ok(b.clone()),
+                            }
+                        })
+                        .collect();
+                    Ok(futures::stream::iter(projected).boxed())
+                }
+                Err(Unshared::TooLarge) => Ok(direct.read(partition, context, true)?.boxed()),
+                Err(Unshared::Failed(e)) => Err(e),
+            }
+        })
+        .try_flatten();
+        Ok(Box::pin(RecordBatchStreamAdapter::new(self.projected.clone(), stream)))
+    }
+
+    /// Partition `partition` straight from MongoDB.
+    fn read(&self, partition: usize, context: Arc<TaskContext>, count_rows: bool) -> Result<SendableRecordBatchStream> {
         let mut projection = Document::new();
         for field in self.projected.fields() {
             projection.insert(field.name(), 1);
@@ -182,7 +241,7 @@ impl ExecutionPlan for MongoScanExec {
         let batch_size = context.session_config().batch_size().max(1);
         let documents = MetricBuilder::new(&self.metrics).counter("documents_read", partition);
         let bytes = MetricBuilder::new(&self.metrics).counter("bytes_read", partition);
-        let output_rows = MetricBuilder::new(&self.metrics).output_rows(partition);
+        let output_rows = count_rows.then(|| MetricBuilder::new(&self.metrics).output_rows(partition));
         let metrics = self.metrics.clone();
         let mut decoder = Decoder::new(schema.clone())?;
         let tx = builder.tx();
@@ -201,8 +260,8 @@ impl ExecutionPlan for MongoScanExec {
                     documents.add(1);
                     if decoder.rows() >= batch_size {
                         let batch = decoder.finish().map_err(DataFusionError::from);
-                        if let Ok(b) = &batch {
-                            output_rows.add(b.num_rows());
+                        if let (Ok(b), Some(rows)) = (&batch, &output_rows) {
+                            rows.add(b.num_rows());
                         }
                         if tx.send(batch).await.is_err() {
                             return Ok(());
@@ -212,8 +271,8 @@ impl ExecutionPlan for MongoScanExec {
             }
             if decoder.rows() > 0 {
                 let batch = decoder.finish().map_err(DataFusionError::from);
-                if let Ok(b) = &batch {
-                    output_rows.add(b.num_rows());
+                if let (Ok(b), Some(rows)) = (&batch, &output_rows) {
+                    rows.add(b.num_rows());
                 }
                 let _ = tx.send(batch).await;
             }

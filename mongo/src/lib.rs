@@ -16,6 +16,7 @@ pub mod filter;
 mod flat;
 pub mod partition;
 pub mod schema;
+pub mod share;
 pub mod source;
 pub mod table;
 

@@ -27,11 +27,14 @@ pub struct ScanOptions {
     pub partitions: Option<usize>,
     /// The field whose ranges make the partitions.
     pub partition_field: String,
+    /// Scans with the same key read each range once per process (one job
+    /// run's queries; see [`crate::share`]).
+    pub share: Option<String>,
 }
 
 impl Default for ScanOptions {
     fn default() -> Self {
-        Self { partitions: None, partition_field: "_id".into() }
+        Self { partitions: None, partition_field: "_id".into(), share: None }
     }
 }
 
@@ -155,6 +158,7 @@ impl TableProvider for MongoTable {
             filter: filter::combine(filters, &self.schema),
             splits: self.splits(&source).await?,
             limit,
+            share: self.options.share.clone(),
         };
         Ok(Arc::new(MongoScanExec::try_new(spec, source)?))
     }

@@ -96,6 +96,7 @@ fn scan_to_proto(spec: &MongoScanSpec) -> Result<MongoScan> {
         split_points,
         limit: spec.limit.unwrap_or(0) as u64,
         has_limit: spec.limit.is_some(),
+        share: spec.share.clone().unwrap_or_default(),
     })
 }
 
@@ -118,6 +119,7 @@ fn scan_from_proto(p: &MongoScan) -> Result<MongoScanSpec> {
         filter: (!p.filter.is_empty()).then(|| bson_doc(&p.filter)).transpose()?,
         splits,
         limit: p.has_limit.then_some(p.limit as usize),
+        share: (!p.share.is_empty()).then(|| p.share.clone()),
     })
 }
 
@@ -172,6 +174,7 @@ impl LogicalExtensionCodec for LogicalCodec {
                 let options = ScanOptions {
                     partitions: (t.partitions > 0).then_some(t.partitions as usize),
                     partition_field: t.partition_field,
+                    share: (!t.share.is_empty()).then_some(t.share),
                 };
                 Ok(Arc::new(MongoTable::new(t.collection, schema, options, self.mongo.clone())))
             }
@@ -194,6 +197,7 @@ impl LogicalExtensionCodec for LogicalCodec {
                 collection: table.collection().to_string(),
                 partitions: table.options().partitions.unwrap_or(0) as u32,
                 partition_field: table.options().partition_field.clone(),
+                share: table.options().share.clone().unwrap_or_default(),
             };
             return encode(Node::MongoTable(proto), buf);
         }
@@ -355,6 +359,7 @@ mod tests {
                 points: vec![Bson::DateTime(mongodb::bson::DateTime::from_millis(-5))],
             }),
             limit: Some(10),
+            share: Some("kpi-run-1".into()),
         };
         let secret = "mongodb://app:hunter2@db.internal:27017";
         let source = Arc::new(MongoSource::new(secret, "supply_chain"));

@@ -31,7 +31,6 @@ pub struct JobTargets {
 pub struct JobRunner {
     targets: JobTargets,
     runs: Mutex<VecDeque<RunInfo>>,
-    next: std::sync::atomic::AtomicU64,
 }
 
 /// Parameters that do not parse: the run is refused before it starts.
@@ -76,7 +75,7 @@ pub fn kpi_params(params: &HashMap<String, String>) -> Result<KpiParams, BadRequ
 impl JobRunner {
     /// A runner for jobs on `targets`.
     pub fn new(targets: JobTargets) -> Self {
-        Self { targets, runs: Mutex::default(), next: Default::default() }
+        Self { targets, runs: Mutex::default() }
     }
 
     /// Recorded runs, newest first.
@@ -112,7 +111,8 @@ impl JobRunner {
         trigger: String,
         progress: mpsc::Sender<String>,
     ) -> RunInfo {
-        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // Unique across schedulers and restarts: history outlives a process.
+        let id = &uuid::Uuid::new_v4().simple().to_string()[..8];
         let mut run = RunInfo {
             run_id: format!("{job}-{}-{id}", Utc::now().format("%Y%m%dT%H%M%S")),
             job: job.clone(),
@@ -156,7 +156,9 @@ impl JobRunner {
         let session = stockyard_plan::session::remote_context(&self.targets.scheduler, &format!("kpi {run_id}"), None, ScanOptions::default())
             .await
             .map_err(|e| e.to_string())?;
-        stockyard_jobs::tables::register(&session.ctx, Some(self.targets.mongo.clone()), None).map_err(|e| e.to_string())?;
+        // The eight queries read the same window: each range once per executor.
+        stockyard_jobs::tables::register(&session.ctx, Some(self.targets.mongo.clone()), None, Some(run_id))
+            .map_err(|e| e.to_string())?;
         // A window is small: a few shuffle partitions beat Ballista's 16,
         // each of which is a task to schedule.
         session

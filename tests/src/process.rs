@@ -9,7 +9,11 @@ use std::time::{Duration, Instant};
 
 /// The repository root (the workspace directory).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+    // At run time first: cargo keeps a built test binary when the clone
+    // moves, and the compile-time path would then point at the old place.
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from);
+    let manifest = manifest.unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest.parent().expect("tests/ has a parent").to_path_buf()
 }
 
 /// The built `stockyard` binary: `STOCKYARD_BIN`, or the one next to this
