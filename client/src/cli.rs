@@ -131,6 +131,10 @@ pub struct SchedulerArgs {
     /// The Redis the KPI job writes to.
     #[arg(long, env = "STOCKYARD_REDIS_URL", default_value = "redis://127.0.0.1:6379", hide_env_values = true, value_parser = parse_redis_url)]
     pub redis_url: String,
+    /// Where the archive job writes when a run names no destination: a
+    /// local path (shared by every executor), file://, s3:// or hdfs://.
+    #[arg(long, env = "STOCKYARD_ARCHIVE_DEST", default_value = stockyard_scheduler::DEFAULT_ARCHIVE_DEST, value_parser = parse_dest)]
+    pub archive_dest: String,
 }
 
 #[derive(Debug, Args)]
@@ -232,6 +236,8 @@ fn parse_time(s: &str) -> Result<String, String> {
 pub enum RunCommand {
     /// The five supply-chain KPIs over a window, into Redis.
     Kpi(KpiArgs),
+    /// Old facts from MongoDB to partitioned Parquet, exactly once.
+    Archive(ArchiveArgs),
 }
 
 /// Where a job runs.
@@ -264,6 +270,43 @@ pub struct KpiArgs {
     pub ttl: Duration,
     #[command(flatten)]
     pub target: Target,
+}
+
+#[derive(Debug, Args)]
+pub struct ArchiveArgs {
+    /// Facts older than `now - older-than` are archived [default: now].
+    #[arg(long, value_parser = parse_time)]
+    pub now: Option<String>,
+    /// Archive only when the database's dataSize is at least this many MiB.
+    #[arg(long, default_value = "300", value_parser = parse_megabytes)]
+    pub threshold_mb: f64,
+    /// Age from which facts are archived.
+    #[arg(long, default_value = "120m", value_parser = parse_duration)]
+    pub older_than: Duration,
+    /// Archive base: a local path, file://, s3://bucket/prefix or hdfs://
+    /// [default: the scheduler's --archive-dest].
+    #[arg(long, value_parser = parse_dest)]
+    pub dest: Option<String>,
+    #[command(flatten)]
+    pub target: Target,
+}
+
+fn parse_megabytes(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(n) if n >= 0.0 && n.is_finite() => Ok(n),
+        _ => Err(format!("'{s}' is not a size in MiB (a number, 0 or more)")),
+    }
+}
+
+/// A destination as the scheduler's processes will read it: a relative
+/// local path is made absolute here, where the user meant it.
+fn parse_dest(s: &str) -> Result<String, String> {
+    match s.split_once("://") {
+        Some(("file" | "s3" | "hdfs", rest)) if !rest.is_empty() => Ok(s.to_string()),
+        Some(_) => Err(format!("'{s}' is not an archive destination (a local path, file://, s3://bucket/prefix or hdfs://)")),
+        None if s.is_empty() => Err("the archive destination is empty".into()),
+        None => std::path::absolute(s).map(|p| p.display().to_string()).map_err(|e| format!("'{s}': {e}")),
+    }
 }
 
 fn parse_redis_url(s: &str) -> Result<String, String> {

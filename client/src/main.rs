@@ -81,6 +81,7 @@ async fn run(command: Command) -> Result<(), Failure> {
                 executor_timeout: a.executor_timeout,
                 mongo: MongoSettings { uri: a.mongo.mongo_uri, database: a.mongo.mongo_db, sample_size: a.mongo_sample_size },
                 redis_url: a.redis_url,
+                archive_dest: a.archive_dest,
             };
             let bound = BoundScheduler::bind(&settings).await.map_err(Failure::from_error)?;
             tracing::info!(grpc = %bound.grpc_addr(), http = %bound.http_addr(), "scheduler listening");
@@ -149,6 +150,19 @@ async fn run(command: Command) -> Result<(), Failure> {
             params.insert("ttl".to_string(), humantime::format_duration(a.ttl).to_string());
             let scheduler = target(a.target).await?;
             run::run(&scheduler, "kpi", params).await
+        }
+        Command::Run(RunCommand::Archive(a)) => {
+            let mut params = std::collections::HashMap::new();
+            if let Some(now) = a.now {
+                params.insert("now".to_string(), now);
+            }
+            params.insert("threshold_mb".to_string(), a.threshold_mb.to_string());
+            params.insert("older_than".to_string(), humantime::format_duration(a.older_than).to_string());
+            if let Some(dest) = a.dest {
+                params.insert("dest".to_string(), dest);
+            }
+            let scheduler = target(a.target).await?;
+            run::run(&scheduler, "archive", params).await
         }
         Command::Executors(a) => list::executors(&a.scheduler, a.format).await,
         Command::Jobs(a) => list::jobs(&a.scheduler, a.format).await,

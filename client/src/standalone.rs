@@ -48,6 +48,7 @@ pub async fn start(spec: StandaloneSpec) -> Result<Cluster, Failure> {
         http_port: spec.http_port,
         mongo: spec.mongo.clone(),
         redis_url: spec.redis_url.clone(),
+        archive_dest: std::env::var("STOCKYARD_ARCHIVE_DEST").unwrap_or_else(|_| stockyard_scheduler::DEFAULT_ARCHIVE_DEST.into()),
         ..Default::default()
     };
     let bound = BoundScheduler::bind(&settings).await.map_err(Failure::from_error)?;

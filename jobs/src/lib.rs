@@ -1,7 +1,9 @@
 //! The supply-chain jobs, as SQL over the MongoDB collections of
 //! `shared/spec/supply-chain.md`: the KPI job ([`kpi`]) computes five KPIs
-//! over a window and writes them to Redis in one transaction.
+//! over a window and writes them to Redis in one transaction; the archive
+//! job ([`archive`]) moves old facts to Parquet exactly once.
 
+pub mod archive;
 pub mod kpi;
 pub mod tables;
 

@@ -4,8 +4,10 @@
 use std::fmt;
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::common::{DataFusionError, project_schema};
+use datafusion::arrow::array::{ArrayRef, RecordBatch, StringBuilder};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::stats::Precision;
+use datafusion::common::{DataFusionError, Statistics, project_schema};
 use datafusion::error::Result;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::EquivalenceProperties;
@@ -21,6 +23,7 @@ use tokio::sync::mpsc;
 
 use crate::decode::{Decoder, Reason};
 use crate::partition::Splits;
+use crate::rest::{REST_COLUMN, rest};
 use crate::share::{self, Unshared};
 use crate::source::MongoSource;
 
@@ -44,6 +47,9 @@ pub struct MongoScanSpec {
     /// Scans with the same key read each partition once per process (see
     /// [`crate::share`]); `None` reads for this scan alone.
     pub share: Option<String>,
+    /// Adds [`REST_COLUMN`] last: each document's fields the columns do not
+    /// hold exactly, so nothing of it is lost (the archive reads this way).
+    pub rest: bool,
 }
 
 impl MongoScanSpec {
@@ -72,12 +78,20 @@ pub struct MongoScanExec {
     projected: SchemaRef,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
+    /// The whole collection's documents and BSON bytes, when known: what
+    /// the planner sees, so small tables are broadcast to joins.
+    estimate: Option<(u64, u64)>,
 }
 
 impl MongoScanExec {
     /// A scan of `spec` reading from `source`.
     pub fn try_new(spec: MongoScanSpec, source: Arc<MongoSource>) -> Result<Self> {
-        let projected = project_schema(&spec.schema, spec.projection.as_ref())?;
+        let mut projected = project_schema(&spec.schema, spec.projection.as_ref())?;
+        if spec.rest {
+            let mut fields = projected.fields().to_vec();
+            fields.push(Arc::new(Field::new(REST_COLUMN, DataType::Utf8, true)));
+            projected = Arc::new(Schema::new_with_metadata(fields, projected.metadata().clone()));
+        }
         let properties = Arc::new(PlanProperties::new(
             EquivalenceProperties::new(projected.clone()),
             Partitioning::UnknownPartitioning(spec.partitions()),
@@ -85,8 +99,15 @@ impl MongoScanExec {
             Boundedness::Bounded,
         ));
         // Fail at planning, not on an executor, for unreadable column types.
-        Decoder::new(projected.clone()).map_err(|e| DataFusionError::Plan(e.to_string()))?;
-        Ok(Self { spec, source, projected, properties, metrics: ExecutionPlanMetricsSet::new() })
+        Decoder::new(project_schema(&spec.schema, spec.projection.as_ref())?).map_err(|e| DataFusionError::Plan(e.to_string()))?;
+        Ok(Self { spec, source, projected, properties, metrics: ExecutionPlanMetricsSet::new(), estimate: None })
+    }
+
+    /// This scan, telling the planner the collection holds about `docs`
+    /// documents of `bytes` BSON bytes in all. A filter only makes it less.
+    pub fn with_estimate(mut self, docs: u64, bytes: u64) -> Self {
+        self.estimate = Some((docs, bytes));
+        self
     }
 
     /// What this scan reads.
@@ -134,6 +155,23 @@ impl ExecutionPlan for MongoScanExec {
         Some(self.metrics.clone_inner())
     }
 
+    fn partition_statistics(&self, partition: Option<usize>) -> Result<Arc<Statistics>> {
+        let Some((docs, bytes)) = self.estimate else {
+            return Ok(Arc::new(Statistics::new_unknown(&self.projected)));
+        };
+        let parts = match partition {
+            Some(_) => self.spec.partitions() as u64,
+            None => 1,
+        };
+        // Bytes in proportion to the columns read.
+        let columns = self.spec.schema.fields().len().max(1) as u64;
+        let read = self.projected.fields().len() as u64;
+        let mut stats = Statistics::new_unknown(&self.projected);
+        stats.num_rows = Precision::Inexact((docs / parts) as usize);
+        stats.total_byte_size = Precision::Inexact((bytes * read / columns / parts) as usize);
+        Ok(Arc::new(stats))
+    }
+
     fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
         if partition >= self.spec.partitions() {
             return Err(DataFusionError::Internal(format!(
@@ -155,6 +193,7 @@ impl MongoScanExec {
         let spec = MongoScanSpec { projection, share: None, ..self.spec.clone() };
         let mut exec = Self::try_new(spec, self.source.clone())?;
         exec.metrics = self.metrics.clone();
+        exec.estimate = self.estimate;
         Ok(exec)
     }
 
@@ -195,13 +234,16 @@ impl MongoScanExec {
 
     /// Partition `partition` straight from MongoDB.
     fn read(&self, partition: usize, context: Arc<TaskContext>, count_rows: bool) -> Result<SendableRecordBatchStream> {
+        // The rest needs every field; otherwise only the columns travel.
+        let columns = project_schema(&self.spec.schema, self.spec.projection.as_ref())?;
         let mut projection = Document::new();
-        for field in self.projected.fields() {
+        for field in columns.fields() {
             projection.insert(field.name(), 1);
         }
         if !projection.contains_key("_id") {
             projection.insert("_id", if projection.is_empty() { 1 } else { 0 });
         }
+        let projection = (!self.spec.rest).then_some(projection);
         let filter = self.spec.partition_filter(partition);
         let limit = self.spec.limit;
         let collection = self.spec.collection.clone();
@@ -216,7 +258,10 @@ impl MongoScanExec {
             let send_err = |e: crate::source::MongoError| DataFusionError::External(Box::new(e));
             let result: Result<()> = async {
                 let coll = source.database().await.map_err(send_err)?.collection::<RawDocumentBuf>(&collection);
-                let mut find = coll.find(filter).projection(projection).batch_size(SERVER_BATCH);
+                let mut find = coll.find(filter).batch_size(SERVER_BATCH);
+                if let Some(p) = projection {
+                    find = find.projection(p);
+                }
                 if let Some(l) = limit {
                     find = find.limit(l as i64);
                 }
@@ -237,7 +282,9 @@ impl MongoScanExec {
         };
         builder.spawn(fetch);
 
-        let schema = self.projected.clone();
+        let schema = columns;
+        let output = self.projected.clone();
+        let mut rest_of = self.spec.rest.then(|| Rest { schema: self.spec.schema.clone(), column: StringBuilder::new() });
         let batch_size = context.session_config().batch_size().max(1);
         let documents = MetricBuilder::new(&self.metrics).counter("documents_read", partition);
         let bytes = MetricBuilder::new(&self.metrics).counter("bytes_read", partition);
@@ -254,12 +301,20 @@ impl MongoScanExec {
                         Some(doc) => {
                             bytes.add(doc.as_bytes().len());
                             decoder.append(doc);
+                            if let Some(r) = &mut rest_of {
+                                r.append(doc)?;
+                            }
                         }
-                        None => decoder.append_bytes(&[]),
+                        None => {
+                            decoder.append_bytes(&[]);
+                            if let Some(r) = &mut rest_of {
+                                r.column.append_null();
+                            }
+                        }
                     }
                     documents.add(1);
                     if decoder.rows() >= batch_size {
-                        let batch = decoder.finish().map_err(DataFusionError::from);
+                        let batch = finish(&mut decoder, &mut rest_of, &output);
                         if let (Ok(b), Some(rows)) = (&batch, &output_rows) {
                             rows.add(b.num_rows());
                         }
@@ -270,7 +325,7 @@ impl MongoScanExec {
                 }
             }
             if decoder.rows() > 0 {
-                let batch = decoder.finish().map_err(DataFusionError::from);
+                let batch = finish(&mut decoder, &mut rest_of, &output);
                 if let (Ok(b), Some(rows)) = (&batch, &output_rows) {
                     rows.add(b.num_rows());
                 }
@@ -294,3 +349,28 @@ impl MongoScanExec {
     }
 }
 
+
+/// The rest column being built, and the schema it leaves out.
+struct Rest {
+    schema: SchemaRef,
+    column: StringBuilder,
+}
+
+impl Rest {
+    fn append(&mut self, doc: &mongodb::bson::RawDocument) -> Result<()> {
+        let value = rest(doc, &self.schema).map_err(|e| DataFusionError::External(Box::new(e)))?;
+        self.column.append_option(value);
+        Ok(())
+    }
+}
+
+/// The decoded columns, and the rest when asked for, as one batch.
+fn finish(decoder: &mut Decoder, rest: &mut Option<Rest>, output: &SchemaRef) -> Result<RecordBatch> {
+    let batch = decoder.finish()?;
+    let Some(rest) = rest else {
+        return Ok(batch);
+    };
+    let mut columns = batch.columns().to_vec();
+    columns.push(Arc::new(rest.column.finish()) as ArrayRef);
+    Ok(RecordBatch::try_new(output.clone(), columns)?)
+}

@@ -15,6 +15,7 @@ pub mod exec;
 pub mod filter;
 mod flat;
 pub mod partition;
+pub mod rest;
 pub mod schema;
 pub mod share;
 pub mod source;

@@ -1,7 +1,9 @@
 //! [`MongoTable`]: one collection as a DataFusion table.
 
 use std::any::Any;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
@@ -40,6 +42,8 @@ impl Default for ScanOptions {
 
 /// Target partition size when the count is automatic.
 pub const BYTES_PER_PARTITION: u64 = 32 << 20;
+/// How long a collection's size is trusted for sizing partitions.
+pub const SIZE_TTL: Duration = Duration::from_secs(30);
 /// Most partitions an automatic split makes.
 pub const MAX_AUTO_PARTITIONS: usize = 64;
 /// Sampled values per wanted partition when choosing split points.
@@ -76,19 +80,11 @@ impl MongoTable {
         (provider as &dyn Any).downcast_ref::<Self>()
     }
 
-    async fn splits(&self, source: &MongoSource) -> Result<Option<Splits>> {
+    async fn splits(&self, source: &MongoSource, size: &Size) -> Result<Option<Splits>> {
         let db = source.database().await.map_err(external)?;
         let wanted = match self.options.partitions {
             Some(n) => n,
-            None => {
-                let size = match db.run_command(doc! {"collStats": &self.collection}).await {
-                    Ok(stats) => number(stats.get("size")).max(0.0) as u64,
-                    // A collection not created yet is empty, not an error.
-                    Err(e) if matches!(*e.kind, mongodb::error::ErrorKind::Command(ref c) if c.code == 26) => 0,
-                    Err(e) => return Err(external(source.error(&format!("collStats on {}", self.collection), e))),
-                };
-                (size.div_ceil(BYTES_PER_PARTITION) as usize).clamp(1, MAX_AUTO_PARTITIONS)
-            }
+            None => (size.bytes.div_ceil(BYTES_PER_PARTITION) as usize).clamp(1, MAX_AUTO_PARTITIONS),
         };
         if wanted < 2 {
             return Ok(None);
@@ -109,6 +105,61 @@ impl MongoTable {
         let values = sample.into_iter().filter_map(|mut d| d.remove("v")).collect();
         Ok(partition::from_sample(&self.options.partition_field, values, wanted))
     }
+}
+
+impl MongoTable {
+    /// A scan of every column of the documents matching `filter` (a MongoDB
+    /// query), split as the options say; with `rest`, fields the columns do
+    /// not hold exactly come along in [`crate::rest::REST_COLUMN`].
+    pub async fn scan_matching(&self, filter: Document, rest: bool) -> Result<MongoScanExec> {
+        let Some(source) = self.source.clone() else {
+            return plan_err!("table {} cannot be read in this process: it has no MongoDB connection", self.collection);
+        };
+        let size = self.size(&source).await?;
+        let spec = MongoScanSpec {
+            collection: self.collection.clone(),
+            schema: self.schema.clone(),
+            projection: None,
+            filter: Some(filter),
+            splits: self.splits(&source, &size).await?,
+            limit: None,
+            share: None,
+            rest,
+        };
+        Ok(MongoScanExec::try_new(spec, source)?.with_estimate(size.docs, size.bytes))
+    }
+
+    /// `collStats` size and count, remembered for [`SIZE_TTL`]: they only
+    /// size partitions and guide join planning, and some servers compute
+    /// them by reading the whole collection.
+    async fn size(&self, source: &MongoSource) -> Result<Size> {
+        static SIZES: LazyLock<Mutex<HashMap<String, (Size, Instant)>>> = LazyLock::new(Mutex::default);
+        let key = format!("{}\u{1f}{}\u{1f}{}", source.redacted_uri(), source.database_name(), self.collection);
+        if let Some((size, at)) = SIZES.lock().expect("sizes lock").get(&key) {
+            if at.elapsed() < SIZE_TTL {
+                return Ok(*size);
+            }
+        }
+        let db = source.database().await.map_err(external)?;
+        let size = match db.run_command(doc! {"collStats": &self.collection}).await {
+            Ok(stats) => Size {
+                bytes: number(stats.get("size")).max(0.0) as u64,
+                docs: number(stats.get("count")).max(0.0) as u64,
+            },
+            // A collection not created yet is empty, not an error.
+            Err(e) if matches!(*e.kind, mongodb::error::ErrorKind::Command(ref c) if c.code == 26) => Size::default(),
+            Err(e) => return Err(external(source.error(&format!("collStats on {}", self.collection), e))),
+        };
+        SIZES.lock().expect("sizes lock").insert(key, (size, Instant::now()));
+        Ok(size)
+    }
+}
+
+/// A collection's size, as `collStats` reports it.
+#[derive(Debug, Clone, Copy, Default)]
+struct Size {
+    bytes: u64,
+    docs: u64,
 }
 
 fn number(v: Option<&Bson>) -> f64 {
@@ -151,15 +202,17 @@ impl TableProvider for MongoTable {
                 self.collection
             );
         };
+        let size = self.size(&source).await?;
         let spec = MongoScanSpec {
             collection: self.collection.clone(),
             schema: self.schema.clone(),
             projection: projection.cloned(),
             filter: filter::combine(filters, &self.schema),
-            splits: self.splits(&source).await?,
+            splits: self.splits(&source, &size).await?,
             limit,
             share: self.options.share.clone(),
+            rest: false,
         };
-        Ok(Arc::new(MongoScanExec::try_new(spec, source)?))
+        Ok(Arc::new(MongoScanExec::try_new(spec, source)?.with_estimate(size.docs, size.bytes)))
     }
 }

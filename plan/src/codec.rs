@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use ballista_core::serde::{BallistaLogicalExtensionCodec, BallistaPhysicalExtensionCodec};
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::catalog::TableProvider;
 use datafusion::common::{TableReference, internal_err};
 use datafusion::datasource::file_format::FileFormatFactory;
@@ -22,6 +22,7 @@ use prost::Message;
 use stockyard_mongo::{Bracket, MongoScanExec, MongoScanSpec, MongoSource, MongoTable, ScanOptions, Splits};
 use stockyard_proto::{MongoScan, PartitionedRange, PlanExtension, plan_extension::Node};
 
+use crate::archive::{ArchiveSpec, ArchiveTable, ArchiveWriteExec};
 use crate::range::{PartitionedRangeExec, PartitionedRangeTable, RangeSpec};
 use crate::schema::{decode_schema, encode_schema};
 
@@ -97,6 +98,7 @@ fn scan_to_proto(spec: &MongoScanSpec) -> Result<MongoScan> {
         limit: spec.limit.unwrap_or(0) as u64,
         has_limit: spec.limit.is_some(),
         share: spec.share.clone().unwrap_or_default(),
+        rest: spec.rest,
     })
 }
 
@@ -120,7 +122,31 @@ fn scan_from_proto(p: &MongoScan) -> Result<MongoScanSpec> {
         splits,
         limit: p.has_limit.then_some(p.limit as usize),
         share: (!p.share.is_empty()).then(|| p.share.clone()),
+        rest: p.rest,
     })
+}
+
+fn archive_to_proto(spec: &ArchiveSpec, collection_schema: Option<&SchemaRef>) -> Result<stockyard_proto::ArchiveWrite> {
+    Ok(stockyard_proto::ArchiveWrite {
+        collection: spec.collection.clone(),
+        event_time: spec.event_time.clone(),
+        run: spec.run.clone(),
+        attempt: spec.attempt.clone(),
+        dest: spec.dest.clone(),
+        collection_schema: collection_schema.map(|s| encode_schema(s)).transpose()?.unwrap_or_default(),
+    })
+}
+
+fn archive_from_proto(a: &stockyard_proto::ArchiveWrite) -> Result<(ArchiveSpec, SchemaRef)> {
+    let spec = ArchiveSpec {
+        collection: a.collection.clone(),
+        event_time: a.event_time.clone(),
+        run: a.run.clone(),
+        attempt: a.attempt.clone(),
+        dest: a.dest.clone(),
+    };
+    let schema = if a.collection_schema.is_empty() { Arc::new(Schema::empty()) } else { decode_schema(&a.collection_schema)? };
+    Ok((spec, schema))
 }
 
 fn no_source(collection: &str) -> DataFusionError {
@@ -178,7 +204,11 @@ impl LogicalExtensionCodec for LogicalCodec {
                 };
                 Ok(Arc::new(MongoTable::new(t.collection, schema, options, self.mongo.clone())))
             }
-            Some(Node::MongoScan(_)) => internal_err!("a MongoDB scan where a table was expected"),
+            Some(Node::ArchiveTable(a)) => {
+                let (spec, collection_schema) = archive_from_proto(&a)?;
+                Ok(Arc::new(ArchiveTable::new(spec, collection_schema, self.mongo.clone())))
+            }
+            Some(Node::MongoScan(_) | Node::ArchiveWrite(_)) => internal_err!("a plan node where a table was expected"),
             None => self.inner.try_decode_table_provider(buf, table_ref, schema, ctx),
         }
     }
@@ -191,6 +221,9 @@ impl LogicalExtensionCodec for LogicalCodec {
     ) -> Result<()> {
         if let Some(table) = PartitionedRangeTable::from_provider(node.as_ref()) {
             return encode(Node::PartitionedRange(range_to_proto(&table.spec, None)), buf);
+        }
+        if let Some(table) = ArchiveTable::from_provider(node.as_ref()) {
+            return encode(Node::ArchiveTable(archive_to_proto(&table.spec, Some(&table.collection_schema))?), buf);
         }
         if let Some(table) = MongoTable::from_provider(node.as_ref()) {
             let proto = stockyard_proto::MongoTable {
@@ -276,7 +309,13 @@ impl PhysicalExtensionCodec for PhysicalCodec {
                 let source = self.mongo.clone().ok_or_else(|| no_source(&p.collection))?;
                 Ok(Arc::new(MongoScanExec::try_new(scan_from_proto(&p)?, source)?))
             }
-            Some(Node::MongoTable(_)) => internal_err!("a MongoDB table where a plan node was expected"),
+            Some(Node::ArchiveWrite(a)) => {
+                let [input] = inputs else {
+                    return internal_err!("an archive write needs one input, got {}", inputs.len());
+                };
+                Ok(Arc::new(ArchiveWriteExec::new(archive_from_proto(&a)?.0, input.clone())))
+            }
+            Some(Node::MongoTable(_) | Node::ArchiveTable(_)) => internal_err!("a table where a plan node was expected"),
             None => self.inner.try_decode(buf, inputs, ctx),
         }
     }
@@ -287,6 +326,9 @@ impl PhysicalExtensionCodec for PhysicalCodec {
                 Node::PartitionedRange(range_to_proto(exec.spec(), exec.projection())),
                 buf,
             );
+        }
+        if let Some(exec) = node.downcast_ref::<ArchiveWriteExec>() {
+            return encode(Node::ArchiveWrite(archive_to_proto(exec.spec(), None)?), buf);
         }
         if let Some(exec) = node.downcast_ref::<MongoScanExec>() {
             return encode(Node::MongoScan(scan_to_proto(exec.spec())?), buf);
@@ -360,6 +402,7 @@ mod tests {
             }),
             limit: Some(10),
             share: Some("kpi-run-1".into()),
+            rest: true,
         };
         let secret = "mongodb://app:hunter2@db.internal:27017";
         let source = Arc::new(MongoSource::new(secret, "supply_chain"));

@@ -6,9 +6,12 @@
 //! else to Ballista's codecs, so Ballista's shuffle nodes and file formats
 //! keep working unchanged.
 
+pub mod archive;
 pub mod codec;
+pub mod fault;
 pub mod range;
 pub mod schema;
 pub mod session;
+pub mod store;
 
 pub use codec::{LogicalCodec, PhysicalCodec};

@@ -52,6 +52,8 @@ pub struct SchedulerSettings {
     pub mongo: MongoSettings,
     /// The Redis the KPI job writes to (may hold a password: never shown).
     pub redis_url: String,
+    /// Where the archive job writes when a run names no destination.
+    pub archive_dest: String,
 }
 
 /// Where MongoDB tables come from.
@@ -92,9 +94,13 @@ impl Default for SchedulerSettings {
             executor_timeout: Duration::from_secs(30),
             mongo: MongoSettings::default(),
             redis_url: "redis://127.0.0.1:6379".into(),
+            archive_dest: DEFAULT_ARCHIVE_DEST.into(),
         }
     }
 }
+
+/// The archive's default destination, under the scheduler's directory.
+pub const DEFAULT_ARCHIVE_DEST: &str = "stockyard-archive";
 
 /// Why a scheduler could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -149,6 +155,7 @@ impl BoundScheduler {
             scheduler: format!("{own_host}:{port}"),
             mongo: source,
             redis_url: settings.redis_url.clone(),
+            archive_dest: runner::absolute_dest(&settings.archive_dest),
         }));
         let config = Arc::new(config);
         let cluster = BallistaCluster::new_from_config(&config).await?;

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SubsecRound, Utc};
 use serde_json::{Value, json};
+use stockyard_jobs::archive::{self, ArchiveParams};
 use stockyard_jobs::kpi::{self, KpiParams};
 use stockyard_mongo::{MongoSource, ScanOptions};
 use stockyard_proto::RunInfo;
@@ -24,6 +25,17 @@ pub struct JobTargets {
     pub mongo: Arc<MongoSource>,
     /// The KPI cache.
     pub redis_url: String,
+    /// The archive's destination when a run names none.
+    pub archive_dest: String,
+}
+
+/// `dest` with a relative local path made absolute: executors have other
+/// working directories.
+pub fn absolute_dest(dest: &str) -> String {
+    if dest.contains("://") {
+        return dest.to_string();
+    }
+    std::path::absolute(dest).map(|p| p.display().to_string()).unwrap_or_else(|_| dest.to_string())
 }
 
 /// Runs jobs and remembers them.
@@ -58,17 +70,46 @@ pub fn kpi_params(params: &HashMap<String, String>) -> Result<KpiParams, BadRequ
     if let Some(unknown) = params.keys().find(|k| !known.contains(&k.as_str())) {
         return Err(BadRequest(format!("the kpi job has no parameter '{unknown}' (it takes now, window, ttl)")));
     }
-    let now = match params.get("now") {
-        // MongoDB dates have millisecond precision; so do the window bounds.
-        None => Utc::now().trunc_subsecs(3),
-        Some(v) => DateTime::parse_from_rfc3339(v)
-            .map_err(|_| BadRequest(format!("now: '{v}' is not an RFC 3339 time like 2026-01-05T12:00:00Z")))?
-            .with_timezone(&Utc),
-    };
     Ok(KpiParams {
-        now,
+        now: now_param(params)?,
         window: duration(params, "window", Duration::from_secs(15 * 60))?,
         ttl: duration(params, "ttl", Duration::from_secs(120))?,
+    })
+}
+
+fn now_param(params: &HashMap<String, String>) -> Result<DateTime<Utc>, BadRequest> {
+    match params.get("now") {
+        // MongoDB dates have millisecond precision; so do the job's times.
+        None => Ok(Utc::now().trunc_subsecs(3)),
+        Some(v) => DateTime::parse_from_rfc3339(v)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|_| BadRequest(format!("now: '{v}' is not an RFC 3339 time like 2026-01-05T12:00:00Z"))),
+    }
+}
+
+/// The archive job's parameters from their CLI spelling.
+pub fn archive_params(params: &HashMap<String, String>, default_dest: &str) -> Result<ArchiveParams, BadRequest> {
+    let known = ["now", "threshold_mb", "older_than", "dest"];
+    if let Some(unknown) = params.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(BadRequest(format!(
+            "the archive job has no parameter '{unknown}' (it takes now, threshold_mb, older_than, dest)"
+        )));
+    }
+    let threshold_mb = match params.get("threshold_mb") {
+        None => 300.0,
+        Some(v) => v
+            .parse::<f64>()
+            .ok()
+            .filter(|n| *n >= 0.0 && n.is_finite())
+            .ok_or_else(|| BadRequest(format!("threshold_mb: '{v}' is not a size in MiB (a number, 0 or more)")))?,
+    };
+    let dest = absolute_dest(params.get("dest").map(String::as_str).unwrap_or(default_dest));
+    stockyard_plan::store::open_check(&dest).map_err(|e| BadRequest(e.to_string()))?;
+    Ok(ArchiveParams {
+        now: now_param(params)?,
+        threshold_mb,
+        older_than: duration(params, "older_than", Duration::from_secs(120 * 60))?,
+        dest,
     })
 }
 
@@ -98,7 +139,8 @@ impl JobRunner {
     pub fn validate(&self, job: &str, params: &HashMap<String, String>) -> Result<(), BadRequest> {
         match job {
             "kpi" => kpi_params(params).map(|_| ()),
-            other => Err(BadRequest(format!("no job named '{other}' (jobs: kpi)"))),
+            "archive" => archive_params(params, &self.targets.archive_dest).map(|_| ()),
+            other => Err(BadRequest(format!("no job named '{other}' (jobs: kpi, archive)"))),
         }
     }
 
@@ -127,13 +169,14 @@ impl JobRunner {
         let started = Instant::now();
         let result = match job.as_str() {
             "kpi" => self.kpi(&run.run_id, &params, &progress).await,
+            "archive" => self.archive(&run.run_id, &params, &progress).await,
             other => Err(format!("no job named '{other}'")),
         };
         run.ended_at_ms = now_ms();
         match result {
             Ok(mut summary) => {
                 summary["duration_ms"] = json!(started.elapsed().as_millis() as u64);
-                run.status = "succeeded".into();
+                run.status = summary.get("status").and_then(Value::as_str).unwrap_or("succeeded").into();
                 run.summary_json = summary.to_string();
             }
             Err(e) => {
@@ -183,5 +226,16 @@ impl JobRunner {
         summary["window_start"] = json!(kpi::iso(start));
         summary["window_end"] = json!(kpi::iso(end));
         Ok(summary)
+    }
+
+    async fn archive(&self, run_id: &str, params: &HashMap<String, String>, progress: &mpsc::Sender<String>) -> Result<Value, String> {
+        let params = archive_params(params, &self.targets.archive_dest).map_err(|e| e.0)?;
+        let say = |m: String| {
+            let _ = progress.try_send(m);
+        };
+        let session = stockyard_plan::session::remote_context(&self.targets.scheduler, &format!("archive {run_id}"), None, ScanOptions::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        archive::run(&session.ctx, &self.targets.mongo, &params, &say).await.map_err(|e| e.to_string())
     }
 }

@@ -1,0 +1,419 @@
+//! The archive job: fact documents older than a cutoff move from MongoDB to
+//! hive-partitioned Parquet, exactly once, as `shared/spec/supply-chain.md`
+//! says.
+//!
+//! The protocol makes every step repeatable, and a ledger in MongoDB
+//! (`stockyard_archive_ledger`, one document per run) says which step a
+//! run reached, so the next run finishes an interrupted one first:
+//!
+//! 1. `marking`: the selected documents get the run's id in
+//!    [`ARCHIVE_MARK`]. Documents inserted later carry no mark and are never
+//!    touched by this run.
+//! 2. `writing`: executors copy the marked documents to Parquet files named
+//!    after the run and this attempt; the files are read back and their rows
+//!    counted against the marked documents; files of the run that are not
+//!    this attempt's (an earlier, interrupted attempt) are removed.
+//! 3. `written`: the metadata JSON is written.
+//! 4. `deleting`: exactly the marked documents are deleted.
+//! 5. `done`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{TimestampMillisecondType, UInt64Type};
+use datafusion::prelude::SessionContext;
+use futures::TryStreamExt;
+use mongodb::bson::{Bson, Document, doc};
+use object_store::ObjectStoreExt;
+use object_store::path::Path;
+use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
+use serde_json::{Value, json};
+use stockyard_mongo::MongoSource;
+use stockyard_mongo::rest::ARCHIVE_MARK;
+use stockyard_plan::archive::{ArchiveSpec, ArchiveTable};
+use stockyard_plan::fault;
+use stockyard_plan::store::{self, Destination};
+
+use crate::kpi::iso;
+use crate::tables;
+
+/// The ledger collection, beside the facts it accounts for.
+pub const LEDGER: &str = "stockyard_archive_ledger";
+
+/// What a run archives.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArchiveParams {
+    /// Documents older than `now - older_than` are archived.
+    pub now: DateTime<Utc>,
+    /// Below this many MiB of `dbStats.dataSize` the run is skipped.
+    pub threshold_mb: f64,
+    pub older_than: Duration,
+    /// Base URI of the archive (see `stockyard_plan::store`).
+    pub dest: String,
+}
+
+/// Why an archive run failed. Nothing is deleted from MongoDB unless its
+/// copy was written and counted; the next run picks up where this stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    /// `reason` names MongoDB and what was being done.
+    #[error("{}{reason}", run_prefix(run))]
+    Mongo { run: String, reason: String },
+    #[error("archive run {run}: writing the Parquet copy failed: {reason}")]
+    Write { run: String, reason: String },
+    #[error("archive run {run}: the archive store failed while {doing}: {reason}")]
+    Store { run: String, doing: String, reason: String },
+    #[error("archive run {run}: {collection} has {marked} marked documents but {written} rows were written; nothing was deleted")]
+    Count { run: String, collection: String, marked: u64, written: u64 },
+}
+
+/// "archive run <id>: ", or nothing before a run has an id.
+fn run_prefix(run: &str) -> String {
+    if run == "-" { String::new() } else { format!("archive run {run}: ") }
+}
+
+/// The fact collections and their event-time fields.
+fn facts() -> Vec<(&'static str, &'static str)> {
+    tables::collections().into_iter().filter_map(|(name, _, time)| time.map(|t| (name, t))).collect()
+}
+
+/// One archive job run: finishes interrupted runs, checks the size, and
+/// archives. `say` hears about progress.
+pub async fn run(
+    ctx: &SessionContext,
+    mongo: &Arc<MongoSource>,
+    params: &ArchiveParams,
+    say: &(dyn Fn(String) + Send + Sync),
+) -> Result<Value, ArchiveError> {
+    let job = Job { ctx, mongo, say };
+    let mut resumed = Vec::new();
+    for entry in job.unfinished().await? {
+        let run = entry.get_str("_id").unwrap_or_default().to_string();
+        say(format!("finishing interrupted archive run {run}"));
+        job.finish(entry).await?;
+        resumed.push(run);
+    }
+    let size = job.data_size().await?;
+    let threshold = (params.threshold_mb * (1u64 << 20) as f64) as u64;
+    let mut summary = json!({"data_size_bytes": size, "threshold_bytes": threshold, "resumed_runs": resumed});
+    if size < threshold {
+        summary["status"] = json!("skipped");
+        return Ok(summary);
+    }
+    let run = uuid::Uuid::new_v4().to_string();
+    let older = chrono::Duration::from_std(params.older_than).unwrap_or(chrono::Duration::zero());
+    let cutoff = params.now - older;
+    let entry = doc! {
+        "_id": &run,
+        "state": "marking",
+        "cutoff": bdate(cutoff),
+        "dest": &params.dest,
+        "older_than_minutes": params.older_than.as_secs_f64() / 60.0,
+        "created_at": bdate(Utc::now()),
+    };
+    job.ledger().await?.insert_one(&entry).await.map_err(|e| job.mongo_error(&run, "recording the run", e))?;
+    let done = job.finish(entry).await?;
+    if let Value::Object(fields) = done {
+        for (k, v) in fields {
+            summary[k] = v;
+        }
+    }
+    summary["status"] = json!("succeeded");
+    Ok(summary)
+}
+
+struct Job<'a> {
+    ctx: &'a SessionContext,
+    mongo: &'a Arc<MongoSource>,
+    say: &'a (dyn Fn(String) + Send + Sync),
+}
+
+/// A written file, as the executors reported it.
+#[derive(Debug, Clone)]
+struct File {
+    path: String,
+    rows: u64,
+    bytes: u64,
+    min: i64,
+    max: i64,
+}
+
+impl Job<'_> {
+    fn mongo_error(&self, run: &str, doing: &str, e: impl std::fmt::Display) -> ArchiveError {
+        ArchiveError::Mongo { run: run.into(), reason: self.mongo.error(doing, e).to_string() }
+    }
+
+    async fn db(&self, run: &str) -> Result<mongodb::Database, ArchiveError> {
+        self.mongo.database().await.map_err(|e| ArchiveError::Mongo { run: run.into(), reason: e.to_string() })
+    }
+
+    async fn ledger(&self) -> Result<mongodb::Collection<Document>, ArchiveError> {
+        Ok(self.db("-").await?.collection(LEDGER))
+    }
+
+    async fn unfinished(&self) -> Result<Vec<Document>, ArchiveError> {
+        let ledger = self.ledger().await?;
+        let cursor = ledger
+            .find(doc! {"state": {"$ne": "done"}})
+            .sort(doc! {"created_at": 1})
+            .await
+            .map_err(|e| self.mongo_error("-", "reading the archive ledger", e))?;
+        cursor.try_collect().await.map_err(|e| self.mongo_error("-", "reading the archive ledger", e))
+    }
+
+    async fn data_size(&self) -> Result<u64, ArchiveError> {
+        let stats = self
+            .db("-")
+            .await?
+            .run_command(doc! {"dbStats": 1})
+            .await
+            .map_err(|e| self.mongo_error("-", "measuring the database (dbStats)", e))?;
+        Ok(match stats.get("dataSize") {
+            Some(Bson::Int32(n)) => *n as u64,
+            Some(Bson::Int64(n)) => *n as u64,
+            Some(Bson::Double(n)) => *n as u64,
+            _ => 0,
+        })
+    }
+
+    async fn set_state(&self, run: &str, state: &str, extra: Document) -> Result<(), ArchiveError> {
+        let mut set = doc! {"state": state};
+        set.extend(extra);
+        self.ledger()
+            .await?
+            .update_one(doc! {"_id": run}, doc! {"$set": set})
+            .await
+            .map_err(|e| self.mongo_error(run, "updating the archive ledger", e))?;
+        Ok(())
+    }
+
+    /// Takes `entry`'s run from the step it reached to the end.
+    async fn finish(&self, entry: Document) -> Result<Value, ArchiveError> {
+        let run = entry.get_str("_id").unwrap_or_default().to_string();
+        let dest = entry.get_str("dest").unwrap_or_default().to_string();
+        let cutoff = entry.get_datetime("cutoff").map(|d| *d).unwrap_or(mongodb::bson::DateTime::MIN);
+        let db = self.db(&run).await?;
+        let mut state = entry.get_str("state").unwrap_or("marking").to_string();
+
+        if state == "marking" {
+            (self.say)(format!("marking documents older than {}", iso(cdate(&cutoff))));
+            for (collection, time) in facts() {
+                // Idempotent: a rerun marks what the interrupted one missed.
+                db.collection::<Document>(collection)
+                    .update_many(
+                        doc! {time: {"$lt": cutoff}, ARCHIVE_MARK: {"$exists": false}},
+                        doc! {"$set": {ARCHIVE_MARK: &run}},
+                    )
+                    .await
+                    .map_err(|e| self.mongo_error(&run, &format!("marking {collection}"), e))?;
+            }
+            self.set_state(&run, "writing", doc! {}).await?;
+            state = "writing".into();
+            fault::point("archive-after-mark");
+        }
+
+        let store = store::open(&dest).map_err(|e| ArchiveError::Store { run: run.clone(), doing: "opening".into(), reason: e.to_string() })?;
+        let mut marked = Document::new();
+        for (collection, _) in facts() {
+            let n = db
+                .collection::<Document>(collection)
+                .count_documents(doc! {ARCHIVE_MARK: &run})
+                .await
+                .map_err(|e| self.mongo_error(&run, &format!("counting marked {collection}"), e))?;
+            marked.insert(collection, n as i64);
+        }
+
+        if state == "writing" {
+            let attempt = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+            let mut written = Document::new();
+            for (collection, time) in facts() {
+                let count = marked.get_i64(collection).unwrap_or(0) as u64;
+                (self.say)(format!("writing {count} {collection} documents to Parquet"));
+                let files = if count == 0 { Vec::new() } else { self.write(&run, &attempt, &dest, collection, time).await? };
+                let rows = self.verify(&run, &store, &files).await?;
+                if rows != count {
+                    return Err(ArchiveError::Count { run, collection: collection.into(), marked: count, written: rows });
+                }
+                self.remove_others(&run, &store, collection, &files).await?;
+                written.insert(collection, files_doc(&files));
+            }
+            self.set_state(&run, "written", doc! {"attempt": &attempt, "written": written}).await?;
+            state = "written".into();
+            fault::point("archive-after-write");
+        }
+
+        let ledger = self.ledger().await?;
+        let entry = ledger
+            .find_one(doc! {"_id": &run})
+            .await
+            .map_err(|e| self.mongo_error(&run, "reading the archive ledger", e))?
+            .unwrap_or_default();
+        let written = entry.get_document("written").cloned().unwrap_or_default();
+        let created_at = entry.get_datetime("created_at").map(|d| cdate(d)).unwrap_or_else(|_| Utc::now());
+        let older_than = entry.get_f64("older_than_minutes").unwrap_or(0.0);
+        let metadata = metadata(&run, created_at, &dest, older_than, &written);
+        let metadata_path = store.path(["metadata", &format!("archive_{run}.json")]);
+
+        if state == "written" {
+            (self.say)("writing the archive metadata".into());
+            store
+                .store
+                .put(&metadata_path, serde_json::to_vec_pretty(&metadata).unwrap_or_default().into())
+                .await
+                .map_err(|e| ArchiveError::Store { run: run.clone(), doing: "writing the metadata".into(), reason: e.to_string() })?;
+            self.set_state(&run, "deleting", doc! {}).await?;
+            state = "deleting".into();
+        }
+
+        let mut deleted = Document::new();
+        if state == "deleting" {
+            for (i, (collection, _)) in facts().into_iter().enumerate() {
+                (self.say)(format!("deleting archived {collection} documents from MongoDB"));
+                let result = db
+                    .collection::<Document>(collection)
+                    .delete_many(doc! {ARCHIVE_MARK: &run})
+                    .await
+                    .map_err(|e| self.mongo_error(&run, &format!("deleting archived {collection}"), e))?;
+                deleted.insert(collection, result.deleted_count as i64);
+                if i == 0 {
+                    fault::point("archive-mid-delete");
+                }
+            }
+            self.set_state(&run, "done", doc! {"finished_at": mongodb::bson::DateTime::now()}).await?;
+        }
+        Ok(json!({
+            "archive_id": run,
+            "cutoff": iso(cdate(&cutoff)),
+            "metadata": format!("{}/{}", dest.trim_end_matches('/'), metadata_path),
+            "total_records": metadata["total_records"],
+            "total_size_mb": metadata["total_size_mb"],
+            "collections": metadata["archived_collections"],
+        }))
+    }
+
+    /// Copies `collection`'s marked documents on the cluster; the files
+    /// written, as the executors report them.
+    async fn write(&self, run: &str, attempt: &str, dest: &str, collection: &str, time: &str) -> Result<Vec<File>, ArchiveError> {
+        let schema = tables::collections()
+            .into_iter()
+            .find(|(name, _, _)| *name == collection)
+            .map(|(_, s, _)| s)
+            .expect("a fact collection");
+        let spec = ArchiveSpec {
+            collection: collection.into(),
+            event_time: time.into(),
+            run: run.into(),
+            attempt: attempt.into(),
+            dest: dest.into(),
+        };
+        let fail = |e: datafusion::error::DataFusionError| ArchiveError::Write { run: run.into(), reason: e.strip_backtrace() };
+        let table = ArchiveTable::new(spec, schema, Some(self.mongo.clone()));
+        let batches = self.ctx.read_table(Arc::new(table)).map_err(fail)?.collect().await.map_err(fail)?;
+        Ok(batches.iter().flat_map(files).collect())
+    }
+
+    /// Reads each file's footer back: the rows the archive really holds.
+    async fn verify(&self, run: &str, dest: &Destination, files: &[File]) -> Result<u64, ArchiveError> {
+        let mut rows = 0;
+        for file in files {
+            let fail = |e: String| ArchiveError::Store { run: run.into(), doing: format!("reading {} back", file.path), reason: e };
+            let reader = ParquetObjectReader::new(dest.store.clone(), Path::from(file.path.as_str())).with_file_size(file.bytes);
+            let builder = ParquetRecordBatchStreamBuilder::new(reader).await.map_err(|e| fail(e.to_string()))?;
+            let n = builder.metadata().file_metadata().num_rows() as u64;
+            if n != file.rows {
+                return Err(fail(format!("it holds {n} rows, {} were written", file.rows)));
+            }
+            rows += n;
+        }
+        Ok(rows)
+    }
+
+    /// Removes files of `run` that are not `keep`: an interrupted attempt's,
+    /// or a retried task's.
+    async fn remove_others(&self, run: &str, dest: &Destination, collection: &str, keep: &[File]) -> Result<(), ArchiveError> {
+        let fail = |e: object_store::Error| ArchiveError::Store { run: run.into(), doing: format!("listing {collection}"), reason: e.to_string() };
+        let prefix = dest.path([collection]);
+        let listed: Vec<_> = dest.store.list(Some(&prefix)).try_collect().await.map_err(fail)?;
+        let ours = format!("part-{run}-");
+        for object in listed {
+            let name = object.location.filename().unwrap_or_default();
+            if name.starts_with(&ours) && !keep.iter().any(|f| f.path == object.location.as_ref()) {
+                (self.say)(format!("removing {} from an interrupted attempt", object.location));
+                dest.store.delete(&object.location).await.map_err(fail)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn bdate(t: DateTime<Utc>) -> mongodb::bson::DateTime {
+    mongodb::bson::DateTime::from_millis(t.timestamp_millis())
+}
+
+fn cdate(d: &mongodb::bson::DateTime) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(d.timestamp_millis()).unwrap_or_default()
+}
+
+/// The files in one output batch of the copy.
+fn files(batch: &RecordBatch) -> Vec<File> {
+    let paths = batch.column(0).as_string::<i32>();
+    let rows = batch.column(1).as_primitive::<UInt64Type>();
+    let bytes = batch.column(2).as_primitive::<UInt64Type>();
+    let min = batch.column(3).as_primitive::<TimestampMillisecondType>();
+    let max = batch.column(4).as_primitive::<TimestampMillisecondType>();
+    (0..batch.num_rows())
+        .filter(|&i| !paths.is_null(i))
+        .map(|i| File { path: paths.value(i).into(), rows: rows.value(i), bytes: bytes.value(i), min: min.value(i), max: max.value(i) })
+        .collect()
+}
+
+fn files_doc(files: &[File]) -> Document {
+    let rows: u64 = files.iter().map(|f| f.rows).sum();
+    let bytes: u64 = files.iter().map(|f| f.bytes).sum();
+    let mut d = doc! {"files": files.len() as i64, "records": rows as i64, "bytes": bytes as i64};
+    if let (Some(min), Some(max)) = (files.iter().map(|f| f.min).min(), files.iter().map(|f| f.max).max()) {
+        d.insert("min", mongodb::bson::DateTime::from_millis(min));
+        d.insert("max", mongodb::bson::DateTime::from_millis(max));
+    }
+    d
+}
+
+/// `metadata/archive_<id>.json`, as the spec lays it out.
+fn metadata(run: &str, created_at: DateTime<Utc>, dest: &str, older_than_minutes: f64, written: &Document) -> Value {
+    let mib = (1u64 << 20) as f64;
+    let mut collections = Vec::new();
+    let (mut total_records, mut total_bytes) = (0i64, 0i64);
+    for (collection, _) in facts() {
+        let Ok(w) = written.get_document(collection) else { continue };
+        let records = w.get_i64("records").unwrap_or(0);
+        if records == 0 {
+            continue;
+        }
+        let bytes = w.get_i64("bytes").unwrap_or(0);
+        total_records += records;
+        total_bytes += bytes;
+        let date = |k: &str| w.get_datetime(k).map(|d| json!(iso(cdate(d)))).unwrap_or(Value::Null);
+        collections.push(json!({
+            "collection": collection,
+            "record_count": records,
+            "size_mb": bytes as f64 / mib,
+            "date_range": {"min": date("min"), "max": date("max")},
+        }));
+    }
+    json!({
+        "archive_id": run,
+        "created_at": iso(created_at),
+        "archived_collections": collections,
+        "total_records": total_records,
+        "total_size_mb": total_bytes as f64 / mib,
+        "base_path": dest,
+        "archive_policy": {
+            "older_than_minutes": older_than_minutes,
+            "format": "parquet",
+            "compression": "snappy",
+            "partitioned_by": ["event_date", "event_hour"],
+        },
+    })
+}
