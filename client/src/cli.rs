@@ -278,7 +278,7 @@ pub struct ArchiveArgs {
     #[arg(long, value_parser = parse_time)]
     pub now: Option<String>,
     /// Archive only when the database's dataSize is at least this many MiB.
-    #[arg(long, default_value = "300", value_parser = parse_megabytes)]
+    #[arg(long, default_value = "300", allow_negative_numbers = true, value_parser = parse_megabytes)]
     pub threshold_mb: f64,
     /// Age from which facts are archived.
     #[arg(long, default_value = "120m", value_parser = parse_duration)]

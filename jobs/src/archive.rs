@@ -225,6 +225,13 @@ impl Job<'_> {
             marked.insert(collection, n as i64);
         }
 
+        if state == "writing" && marked.values().all(|n| n.as_i64() == Some(0)) {
+            // Nothing old enough: no files, no metadata.
+            self.set_state(&run, "done", doc! {"finished_at": mongodb::bson::DateTime::now()}).await?;
+            return Ok(json!({"archive_id": run, "cutoff": iso(cdate(&cutoff)), "total_records": 0, "collections": []}));
+        }
+        fault::pause("archive-after-mark").await;
+
         if state == "writing" {
             let attempt = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
             let mut written = Document::new();

@@ -3,7 +3,11 @@
 //! document back whole, whatever its types, which is what the archive
 //! promises.
 
-use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{
+    DataType, Field, Float64Type, Int32Type, Int64Type, Schema, TimeUnit, TimestampMillisecondType,
+};
+use mongodb::bson::oid::ObjectId;
 use mongodb::bson::{Bson, Document, RawBsonRef, RawDocument};
 
 use crate::schema::utf8_kind;
@@ -56,6 +60,53 @@ pub fn rest(doc: &RawDocument, schema: &Schema) -> Result<Option<String>, RestEr
     Ok((!rest.is_empty()).then(|| Bson::Document(rest).into_canonical_extjson().to_string()))
 }
 
+/// The documents an archived batch holds: each typed column's value in
+/// its BSON type, then the rest over it. The inverse of reading with
+/// [`rest`]; fields come back in column order, then the rest's order.
+pub fn documents(batch: &RecordBatch) -> Result<Vec<Document>, RestError> {
+    let schema = batch.schema();
+    let mut docs = vec![Document::new(); batch.num_rows()];
+    for (field, column) in schema.fields().iter().zip(batch.columns()) {
+        if field.name() == REST_COLUMN {
+            let rest = column.as_string_opt::<i32>().ok_or_else(|| RestError(format!("{REST_COLUMN} is not a string column")))?;
+            for (doc, value) in docs.iter_mut().zip(rest.iter()) {
+                let Some(json) = value else { continue };
+                let value: serde_json::Value = serde_json::from_str(json).map_err(|e| RestError(e.to_string()))?;
+                match Bson::try_from(value).map_err(|e| RestError(e.to_string()))? {
+                    Bson::Document(fields) => doc.extend(fields),
+                    other => return Err(RestError(format!("{REST_COLUMN} holds {other}, not a document"))),
+                }
+            }
+            continue;
+        }
+        for (row, doc) in docs.iter_mut().enumerate() {
+            if column.is_null(row) {
+                continue;
+            }
+            let value = match field.data_type() {
+                DataType::Utf8 => {
+                    let s = column.as_string::<i32>().value(row);
+                    match utf8_kind(field) {
+                        "objectId" => ObjectId::parse_str(s).map(Bson::ObjectId).unwrap_or_else(|_| Bson::String(s.into())),
+                        _ => Bson::String(s.into()),
+                    }
+                }
+                DataType::Int32 => Bson::Int32(column.as_primitive::<Int32Type>().value(row)),
+                DataType::Int64 => Bson::Int64(column.as_primitive::<Int64Type>().value(row)),
+                DataType::Float64 => Bson::Double(column.as_primitive::<Float64Type>().value(row)),
+                DataType::Boolean => Bson::Boolean(column.as_boolean().value(row)),
+                DataType::Timestamp(TimeUnit::Millisecond, _) => {
+                    Bson::DateTime(mongodb::bson::DateTime::from_millis(column.as_primitive::<TimestampMillisecondType>().value(row)))
+                }
+                // Never exact: such values are all in the rest.
+                _ => continue,
+            };
+            doc.insert(field.name(), value);
+        }
+    }
+    Ok(docs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,6 +125,41 @@ mod tests {
     fn exact_fields_stay_out_of_the_rest() {
         let d = RawDocumentBuf::try_from(&doc! {"_id": ObjectId::new(), "quantity": 5, "status": "PENDING", ARCHIVE_MARK: "run"}).unwrap();
         assert_eq!(rest(&d, &schema()).unwrap(), None);
+    }
+
+    #[test]
+    fn typed_columns_plus_the_rest_give_every_document_back() {
+        use crate::decode::Decoder;
+        use datafusion::arrow::array::StringArray;
+        use std::sync::Arc;
+
+        let schema = Arc::new(schema());
+        let originals = vec![
+            doc! {"_id": ObjectId::new(), "quantity": 5, "status": "PENDING"},
+            doc! {"_id": "custom", "quantity": 5.0, "status": Bson::Null, "note": {"a": [1i64, "x"]}},
+            doc! {"_id": ObjectId::new(), "quantity": "7", "big": i64::MAX, "when": mongodb::bson::DateTime::from_millis(-1)},
+            doc! {"_id": ObjectId::new()},
+        ];
+        let mut decoder = Decoder::new(schema.clone()).unwrap();
+        let mut rests = Vec::new();
+        for d in &originals {
+            let raw = RawDocumentBuf::try_from(d).unwrap();
+            decoder.append(&raw);
+            rests.push(rest(&raw, &schema).unwrap());
+        }
+        let batch = decoder.finish().unwrap();
+        let mut columns = batch.columns().to_vec();
+        columns.push(Arc::new(StringArray::from(rests)));
+        let mut fields = schema.fields().to_vec();
+        fields.push(Arc::new(Field::new(REST_COLUMN, DataType::Utf8, true)));
+        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
+        let sorted = |d: &Document| {
+            let mut pairs: Vec<_> = d.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            pairs.sort_by(|a, b| a.0.cmp(&b.0));
+            pairs
+        };
+        let back = documents(&batch).unwrap();
+        assert_eq!(back.iter().map(sorted).collect::<Vec<_>>(), originals.iter().map(sorted).collect::<Vec<_>>());
     }
 
     #[test]

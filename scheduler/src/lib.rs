@@ -182,6 +182,7 @@ impl BoundScheduler {
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), SchedulerError> {
         let Self { scheduler, catalog, runner, grpc, http } = self;
         let catalog_for_refresh = catalog.clone();
+        let scheduler_for_revive = scheduler.clone();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
@@ -208,10 +209,31 @@ impl BoundScheduler {
             let _ = stop_tx.send(true);
         });
         tokio::spawn(refresh_tables(catalog_for_refresh));
+        tokio::spawn(revive_offers(scheduler_for_revive));
         let (g, h) = tokio::join!(grpc_server, http_server);
         g.map_err(|e| SchedulerError::Serve { what: "gRPC", message: e.to_string() })?;
         h.map_err(|e| SchedulerError::Serve { what: "HTTP", message: e.to_string() })?;
         Ok(())
+    }
+}
+
+/// Ballista 54 resets the tasks of an executor it declares lost but offers
+/// them again only on the next task update or registration; with nothing
+/// else running, a job would wait forever. While jobs run, an empty status
+/// update from a live executor every second makes it offer them.
+async fn revive_offers(scheduler: Scheduler) {
+    use ballista_core::serde::protobuf::UpdateTaskStatusParams;
+    use ballista_core::serde::protobuf::scheduler_grpc_server::SchedulerGrpc;
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if scheduler.running_job_number() == 0 {
+            continue;
+        }
+        let Ok(executors) = service::executors(&scheduler).await else { continue };
+        if let Some(live) = executors.into_iter().find(|e| e.state == "active") {
+            let nudge = UpdateTaskStatusParams { executor_id: live.id, task_status: Vec::new() };
+            let _ = SchedulerGrpc::update_task_status(&scheduler, tonic::Request::new(nudge)).await;
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! End-to-end tests on real processes. One test binary for the whole
 //! workspace: each binary links all of DataFusion.
 
+mod archive;
 mod cli;
 mod generate;
 mod kpi;

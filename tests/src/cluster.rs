@@ -70,10 +70,16 @@ impl Cluster {
 
     /// Starts one more executor (not waiting for it to register).
     pub fn add_executor(&mut self) {
+        self.add_executor_with_env(&[]);
+    }
+
+    /// Starts one more executor with `extra` environment.
+    pub fn add_executor_with_env(&mut self, extra: &[(&str, &str)]) {
         let i = self.executors.len();
         let work = self.dir.path().join(format!("executor-{i}"));
         std::fs::create_dir_all(&work).expect("work dir");
         let mut cmd = base_command(&self.env);
+        cmd.envs(extra.iter().copied());
         cmd.args(["executor", "--scheduler", &self.scheduler_addr()])
             .args(["--port", &free_port().to_string(), "--grpc-port", &free_port().to_string()])
             .args(["--concurrent-tasks", "2", "--heartbeat-interval", "1s"])

@@ -9,4 +9,4 @@ pub mod services;
 
 pub use cluster::{Cluster, Run};
 pub use process::{Proc, free_port, http_get, repo_root, stockyard_bin};
-pub use services::{Etcd, Mongo, Redis};
+pub use services::{Etcd, Mongo, Redis, S3};

@@ -158,3 +158,46 @@ impl Etcd {
         crate::process::http_get(self.port, path).1
     }
 }
+
+/// An S3 server (moto) with one bucket.
+pub struct S3 {
+    pub proc: Proc,
+    pub port: u16,
+    pub dir: TempDir,
+    pub bucket: String,
+}
+
+impl S3 {
+    /// Starts `moto_server` and creates `bucket`.
+    pub fn start(bucket: &str) -> S3 {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let mut cmd = Command::new(venv_bin("moto_server"));
+        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+        let proc = Proc::spawn("moto", cmd, dir.path().join("moto.log"));
+        ready(&proc, port);
+        // moto takes unsigned requests: create the bucket with a bare PUT.
+        let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to moto");
+        s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+        write!(s, "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            .expect("write to moto");
+        let mut reply = String::new();
+        s.read_to_string(&mut reply).ok();
+        assert!(reply.starts_with("HTTP/1.1 200"), "creating bucket {bucket}: {reply}");
+        S3 { proc, port, dir, bucket: bucket.into() }
+    }
+
+    /// Environment that points object stores at this server.
+    pub fn env(&self) -> Vec<(String, String)> {
+        [
+            ("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{}", self.port)),
+            ("AWS_ALLOW_HTTP", "true".into()),
+            ("AWS_ACCESS_KEY_ID", "test".into()),
+            ("AWS_SECRET_ACCESS_KEY", "test".into()),
+            ("AWS_REGION", "us-east-1".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+}

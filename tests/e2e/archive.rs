@@ -1,0 +1,458 @@
+//! The archive job end to end: hand-built facts in SecantusDB, the job on a
+//! scheduler and two executors, the Parquet files read back and turned into
+//! documents again, MongoDB checked for what stayed. Crash, pause and
+//! failure cases are rerun and must end with every selected document in
+//! the archive exactly once.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use mongodb::bson::{Bson, DateTime, Document, doc};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use serde_json::{Value, json};
+use stockyard_mongo::rest::{ARCHIVE_MARK, documents};
+use stockyard_tests::{Cluster, Mongo, S3};
+
+const DB: &str = "supply_chain";
+const NOW: &str = "2026-01-05T12:00:00Z";
+const FACTS: [&str; 3] = ["orders_fact", "shipments_fact", "inventory_fact"];
+
+fn at(t: &str) -> DateTime {
+    DateTime::parse_rfc3339_str(t).unwrap()
+}
+
+/// The cutoff is 10:00 (12:00 minus 120 minutes); `selected` marks the
+/// documents earlier than it.
+fn load(mongo: &Mongo) {
+    let order = |id: &str, t: Bson| doc! {"order_id": id, "sku_id": "SKU-1", "dc_id": "DC-1", "quantity": 5, "unit_price": 2.5, "status": "FULFILLED", "order_ts": t};
+    let mut o3 = order("O3", Bson::DateTime(at("2026-01-05T08:00:00Z")));
+    o3.insert("quantity", "5");
+    o3.insert("note", doc! {"x": [1, "a", {"deep": Bson::Null}]});
+    let mut o4 = order("O4", Bson::DateTime(at("2026-01-04T23:30:00Z")));
+    o4.insert("quantity", 5.0);
+    o4.insert("status", Bson::Null);
+    let mut o5 = order("O5", Bson::DateTime(at("2026-01-05T08:59:59.999Z")));
+    o5.remove("status");
+    o5.insert("_id", "custom-id");
+    mongo.load(DB, "orders_fact", vec![
+        order("O1", Bson::DateTime(at("2026-01-05T09:59:59.999Z"))), // last instant before the cutoff
+        order("O2", Bson::DateTime(at("2026-01-05T10:00:00Z"))),     // the cutoff: stays
+        o3,
+        o4,
+        o5,
+        order("O6", Bson::String("2026-01-05T01:00:00Z".into())),    // no date: stays
+        order("O7", Bson::DateTime(at("2026-01-05T11:00:00Z"))),     // recent: stays
+    ]);
+    mongo.load(DB, "inventory_fact", vec![
+        doc! {"sku_id": "SKU-1", "dc_id": "DC-1", "on_hand_qty": 10, "reserved_qty": 3i64, "inventory_ts": at("2026-01-05T09:15:00Z")},
+        doc! {"sku_id": "SKU-1", "dc_id": "DC-1", "on_hand_qty": 9, "reserved_qty": 0, "inventory_ts": at("2026-01-05T10:30:00Z")},
+    ]);
+    mongo.load(DB, "shipments_fact", vec![
+        doc! {"shipment_id": "S1", "supplier_id": "SUP-1", "sku_id": "SKU-1", "dc_id": "DC-1", "quantity": 4,
+              "shipped_ts": at("2026-01-03T07:00:00Z"), "expected_arrival_ts": at("2026-01-05T07:00:00Z"), "arrival_ts": at("2026-01-05T07:10:00Z")},
+        doc! {"shipment_id": "S2", "supplier_id": "SUP-1", "sku_id": "SKU-1", "dc_id": "DC-1", "quantity": 4},
+    ]);
+    mongo.load(DB, "skus_dim", vec![doc! {"sku_id": "SKU-1", "product_name": "Phone"}]);
+}
+
+/// A fact's business id, or its `_id` when it has none.
+fn id(d: &Document) -> String {
+    ["order_id", "shipment_id"]
+        .iter()
+        .find_map(|k| d.get_str(k).ok().map(str::to_string))
+        .unwrap_or_else(|| format!("{}", d.get("_id").cloned().unwrap_or(Bson::Null)))
+}
+
+/// Fields sorted by name: documents compare without their field order.
+fn sorted(d: &Document) -> Vec<(String, Bson)> {
+    let mut fields: Vec<_> = d.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    fields.sort_by(|a, b| a.0.cmp(&b.0));
+    fields
+}
+
+fn all(mongo: &Mongo, collection: &str) -> Vec<Document> {
+    mongo.with_client(async |c| {
+        use futures::TryStreamExt;
+        c.database(DB).collection::<Document>(collection).find(doc! {}).await.unwrap().try_collect().await.unwrap()
+    })
+}
+
+/// Every archived document of `collection` under `dest`, by the directory
+/// (relative to `dest`) of its file.
+fn archived(dest: &Path, collection: &str) -> BTreeMap<String, Vec<Document>> {
+    let mut out: BTreeMap<String, Vec<Document>> = BTreeMap::new();
+    let mut stack = vec![dest.join(collection)];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "parquet") {
+                let rel = path.parent().unwrap().strip_prefix(dest).unwrap().display().to_string();
+                out.entry(rel).or_default().extend(read_parquet(std::fs::File::open(&path).unwrap()));
+            }
+        }
+    }
+    out
+}
+
+fn read_parquet<R: parquet::file::reader::ChunkReader + 'static>(file: R) -> Vec<Document> {
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
+    reader.flat_map(|b| documents(&b.unwrap()).unwrap()).collect()
+}
+
+fn ids(docs: &[Document]) -> Vec<String> {
+    let mut ids: Vec<String> = docs.iter().map(id).collect();
+    ids.sort();
+    ids
+}
+
+fn cluster(mongo: &Mongo, extra: &[(&str, &str)]) -> Cluster {
+    let mut env = vec![("STOCKYARD_MONGO_URI".to_string(), mongo.uri()), ("STOCKYARD_MONGO_DB".to_string(), DB.to_string())];
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    Cluster::start_with_env(2, env)
+}
+
+fn archive(cluster: &Cluster, dest: &str) -> (i32, Value, String) {
+    let run = cluster.stockyard(&["run", "archive", "--now", NOW, "--threshold-mb", "0", "--older-than", "120m", "--dest", dest]);
+    let summary = run.stdout.lines().last().and_then(|l| serde_json::from_str(l).ok()).unwrap_or(Value::Null);
+    (run.code, summary, run.stderr)
+}
+
+/// What the selected originals were, per collection, before any run.
+fn selected(mongo: &Mongo) -> BTreeMap<&'static str, Vec<Document>> {
+    let cutoff = at("2026-01-05T10:00:00Z");
+    FACTS
+        .iter()
+        .map(|c| {
+            let docs = all(mongo, c)
+                .into_iter()
+                .filter(|d| {
+                    let time = ["order_ts", "arrival_ts", "inventory_ts"].iter().find_map(|f| d.get_datetime(f).ok());
+                    time.is_some_and(|t| *t < cutoff)
+                })
+                .collect();
+            (*c, docs)
+        })
+        .collect()
+}
+
+/// Every selected document is in the archive exactly once, equal to its
+/// original, and gone from MongoDB; every other document is still there
+/// and unmarked.
+fn assert_exactly_once(mongo: &Mongo, dest: &Path, before: &BTreeMap<&str, Vec<Document>>, everything: &BTreeMap<&str, Vec<Document>>) {
+    for c in FACTS {
+        let archived: Vec<Document> = archived(dest, c).into_values().flatten().collect();
+        let mut got: Vec<_> = archived.iter().map(sorted).collect();
+        let mut want: Vec<_> = before[c].iter().map(sorted).collect();
+        got.sort_by_key(|d| format!("{d:?}"));
+        want.sort_by_key(|d| format!("{d:?}"));
+        assert_eq!(ids(&archived), ids(&before[c]), "{c}: archived ids");
+        assert_eq!(got, want, "{c}: archived documents equal the originals");
+        let left = all(mongo, c);
+        assert!(left.iter().all(|d| !d.contains_key(ARCHIVE_MARK)), "{c}: a document kept its mark: {left:?}");
+        let mut expected_left: Vec<_> = everything[c].iter().filter(|d| !before[c].contains(d)).map(id).collect();
+        expected_left.sort();
+        assert_eq!(ids(&left), expected_left, "{c}: documents left in MongoDB");
+    }
+}
+
+#[test]
+fn the_archive_writes_exact_hive_partitions_and_deletes_only_what_it_wrote() {
+    let mongo = Mongo::start();
+    load(&mongo);
+    let before = selected(&mongo);
+    let everything: BTreeMap<_, _> = FACTS.iter().map(|c| (*c, all(&mongo, c))).collect();
+    let cluster = cluster(&mongo, &[]);
+    let dest = tempfile::tempdir().unwrap();
+    let (code, summary, stderr) = archive(&cluster, dest.path().to_str().unwrap());
+    assert_eq!(code, 0, "{summary} {stderr}\n{}", cluster.logs());
+    assert_eq!(summary["status"], "succeeded", "{summary}");
+    assert_eq!(summary["total_records"], 6, "{summary}");
+    assert_eq!(summary["cutoff"], "2026-01-05T10:00:00Z");
+
+    // Layout: one directory per event date and hour (unpadded), by hand.
+    let layout: BTreeMap<String, Vec<String>> = FACTS
+        .iter()
+        .flat_map(|c| archived(dest.path(), c))
+        .map(|(dir, docs)| (dir, ids(&docs)))
+        .collect();
+    let mut want: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    want.insert("orders_fact/event_date=2026-01-04/event_hour=23".into(), vec!["O4".into()]);
+    want.insert("orders_fact/event_date=2026-01-05/event_hour=8".into(), vec!["O3".into(), "O5".into()]);
+    want.insert("orders_fact/event_date=2026-01-05/event_hour=9".into(), vec!["O1".into()]);
+    want.insert("shipments_fact/event_date=2026-01-05/event_hour=7".into(), vec!["S1".into()]);
+    let inventory = before["inventory_fact"][0].get_object_id("_id").unwrap();
+    want.insert("inventory_fact/event_date=2026-01-05/event_hour=9".into(), vec![format!("ObjectId(\"{inventory}\")")]);
+    assert_eq!(layout, want);
+    for file in walk(dest.path()).iter().filter(|p| p.extension().is_some_and(|e| e == "parquet")) {
+        let name = file.file_name().unwrap().to_str().unwrap();
+        assert!(name.starts_with("part-") && name.ends_with(".parquet"), "{name}");
+    }
+
+    assert_exactly_once(&mongo, dest.path(), &before, &everything);
+
+    // The metadata, written before the delete.
+    let metadata: Vec<PathBuf> = walk(&dest.path().join("metadata"));
+    assert_eq!(metadata.len(), 1, "{metadata:?}");
+    let id = summary["archive_id"].as_str().unwrap();
+    assert_eq!(metadata[0].file_name().unwrap().to_str().unwrap(), format!("archive_{id}.json"));
+    let meta: Value = serde_json::from_slice(&std::fs::read(&metadata[0]).unwrap()).unwrap();
+    let size = |c: &str| -> f64 {
+        walk(&dest.path().join(c)).iter().map(|p| p.metadata().unwrap().len() as f64).sum::<f64>() / (1u64 << 20) as f64
+    };
+    assert_eq!(meta["archive_id"], id);
+    assert!(meta["created_at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(meta["base_path"], dest.path().to_str().unwrap());
+    assert_eq!(meta["total_records"], 6);
+    assert_eq!(meta["archive_policy"], json!({"older_than_minutes": 120.0, "format": "parquet", "compression": "snappy", "partitioned_by": ["event_date", "event_hour"]}));
+    assert_eq!(meta["archived_collections"], json!([
+        {"collection": "orders_fact", "record_count": 4, "size_mb": size("orders_fact"),
+         "date_range": {"min": "2026-01-04T23:30:00Z", "max": "2026-01-05T09:59:59.999Z"}},
+        {"collection": "shipments_fact", "record_count": 1, "size_mb": size("shipments_fact"),
+         "date_range": {"min": "2026-01-05T07:10:00Z", "max": "2026-01-05T07:10:00Z"}},
+        {"collection": "inventory_fact", "record_count": 1, "size_mb": size("inventory_fact"),
+         "date_range": {"min": "2026-01-05T09:15:00Z", "max": "2026-01-05T09:15:00Z"}},
+    ]));
+    let total = meta["total_size_mb"].as_f64().unwrap();
+    assert!((total - FACTS.iter().map(|c| size(c)).sum::<f64>()).abs() < 1e-12, "{total}");
+
+    // A second run finds nothing old enough and writes nothing.
+    let files = walk(dest.path()).len();
+    let (code, again, _) = archive(&cluster, dest.path().to_str().unwrap());
+    assert_eq!(code, 0, "{again}");
+    assert_eq!(again["total_records"], 0, "{again}");
+    assert_eq!(walk(dest.path()).len(), files);
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for e in entries {
+            let p = e.unwrap().path();
+            if p.is_dir() { stack.push(p) } else { out.push(p) }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn the_archive_skips_below_the_threshold_and_says_what_it_measured() {
+    let mongo = Mongo::start();
+    load(&mongo);
+    let cluster = cluster(&mongo, &[]);
+    let dest = tempfile::tempdir().unwrap();
+    let run = cluster.stockyard(&["run", "archive", "--now", NOW, "--threshold-mb", "100000", "--dest", dest.path().to_str().unwrap()]).ok();
+    let summary: Value = serde_json::from_str(run.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["status"], "skipped", "{summary}");
+    assert_eq!(summary["threshold_bytes"], 100000u64 << 20);
+    assert!(summary["data_size_bytes"].as_u64().unwrap() > 0, "{summary}");
+    assert!(walk(dest.path()).is_empty());
+    assert_eq!(all(&mongo, "orders_fact").len(), 7);
+    // Bad values are refused before anything runs.
+    let bad = cluster.stockyard(&["run", "archive", "--threshold-mb", "-1"]);
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(bad.stderr.contains("'-1' is not a size in MiB"), "{}", bad.stderr);
+    let bad = cluster.stockyard(&["run", "archive", "--dest", "ftp://x/y"]);
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(bad.stderr.contains("'ftp://x/y' is not an archive destination"), "{}", bad.stderr);
+}
+
+/// Kills the run at `fault`, inserts old documents while it is down, then
+/// reruns on a fresh cluster: everything selected ends up archived once.
+fn killed_then_rerun(fault: &str, on_executor: bool) {
+    let mongo = Mongo::start();
+    load(&mongo);
+    let mut before = selected(&mongo);
+    let mut everything: BTreeMap<_, _> = FACTS.iter().map(|c| (*c, all(&mongo, c))).collect();
+    let dest = tempfile::tempdir().unwrap();
+    let dest_str = dest.path().to_str().unwrap();
+    {
+        // On executors, only the first to get there dies; the other goes on.
+        let once = dest.path().parent().unwrap().join(format!("fault-once-{}", std::process::id()));
+        let once = once.to_str().unwrap();
+        let mut cluster = cluster(&mongo, &[("STOCKYARD_FAULT", fault), ("STOCKYARD_FAULT_ONCE", once)]);
+        let (code, summary, stderr) = archive(&cluster, dest_str);
+        if on_executor {
+            let died = cluster.executors.iter_mut().map(|e| e.is_running()).filter(|running| !running).count();
+            assert_eq!(died, 1, "one executor dies at {fault}: {summary} {stderr}\n{}", cluster.logs());
+        } else {
+            assert_ne!(code, 0, "the run should have died at {fault}: {summary} {stderr}");
+            assert!(cluster.scheduler.wait_exit(Duration::from_secs(10)).is_some(), "the scheduler died at {fault}");
+        }
+        let _ = std::fs::remove_file(once);
+    }
+    // Inserted after the interrupted run marked its documents, with an old
+    // event time: archived by a later run, never lost.
+    mongo.with_client(async |c| {
+        c.database(DB)
+            .collection::<Document>("orders_fact")
+            .insert_one(doc! {"order_id": "LATE", "quantity": 1, "order_ts": at("2026-01-05T06:00:00Z")})
+            .await
+            .unwrap();
+    });
+    let late = all(&mongo, "orders_fact").into_iter().find(|d| id(d) == "LATE").unwrap();
+    before.get_mut("orders_fact").unwrap().push(late.clone());
+    everything.get_mut("orders_fact").unwrap().push(late);
+    let cluster = cluster(&mongo, &[]);
+    let (code, summary, stderr) = archive(&cluster, dest_str);
+    assert_eq!(code, 0, "rerun after {fault}: {summary} {stderr}\n{}", cluster.logs());
+    if !on_executor {
+        assert_eq!(summary["resumed_runs"].as_array().map(Vec::len), Some(1), "{summary}");
+    }
+    assert_exactly_once(&mongo, dest.path(), &before, &everything);
+}
+
+#[test]
+fn a_run_killed_after_marking_is_finished_by_the_next() {
+    killed_then_rerun("archive-after-mark", false);
+}
+
+#[test]
+fn a_run_killed_after_writing_is_finished_by_the_next() {
+    killed_then_rerun("archive-after-write", false);
+}
+
+#[test]
+fn a_run_killed_mid_delete_is_finished_by_the_next() {
+    killed_then_rerun("archive-mid-delete", false);
+}
+
+#[test]
+fn an_executor_killed_mid_write_loses_and_doubles_nothing() {
+    killed_then_rerun("archive-mid-write", true);
+}
+
+#[test]
+fn documents_inserted_during_a_run_and_a_mongodb_outage_lose_nothing() {
+    let mut mongo = Mongo::start();
+    load(&mongo);
+    let everything_before: BTreeMap<_, _> = FACTS.iter().map(|c| (*c, all(&mongo, c))).collect();
+    let dest = tempfile::tempdir().unwrap();
+    let dest_str = dest.path().to_str().unwrap().to_string();
+    let cluster = cluster(&mongo, &[("STOCKYARD_FAULT", "pause:archive-after-mark")]);
+
+    // Run 1: while it pauses after marking, an old document arrives.
+    let cmd = cluster.command(&["run", "archive", "--now", NOW, "--threshold-mb", "0", "--dest", &dest_str]);
+    let first = std::thread::spawn(move || stockyard_tests::cluster::run(cmd));
+    std::thread::sleep(Duration::from_secs(2));
+    mongo.with_client(async |c| {
+        c.database(DB)
+            .collection::<Document>("orders_fact")
+            .insert_one(doc! {"order_id": "DURING", "quantity": 1, "order_ts": at("2026-01-05T05:00:00Z")})
+            .await
+            .unwrap();
+    });
+    let first = first.join().unwrap();
+    assert_eq!(first.code, 0, "{}\n{}", first.stderr, cluster.logs());
+    let left = ids(&all(&mongo, "orders_fact"));
+    assert!(left.contains(&"DURING".to_string()), "a document inserted during the run stays: {left:?}");
+    let first_archive = archived(dest.path(), "orders_fact").into_values().flatten().count();
+    assert_eq!(first_archive, 4);
+
+    // Run 2: MongoDB goes away while it pauses after marking.
+    let cmd = cluster.command(&["run", "archive", "--now", NOW, "--threshold-mb", "0", "--dest", &dest_str]);
+    let second = std::thread::spawn(move || stockyard_tests::cluster::run(cmd));
+    std::thread::sleep(Duration::from_secs(2));
+    mongo.proc.stop(Duration::from_secs(20));
+    let second = second.join().unwrap();
+    assert_eq!(second.code, 1, "{}", second.stdout);
+    assert!(second.stderr.contains("MongoDB"), "the error names MongoDB: {}", second.stderr);
+    mongo.restart(&[]);
+
+    // Run 3 finishes run 2: DURING is archived once, nothing else doubled.
+    let cluster = cluster;
+    let (code, summary, stderr) = archive(&cluster, &dest_str);
+    assert_eq!(code, 0, "{summary} {stderr}");
+    let mut before: BTreeMap<&str, Vec<Document>> = everything_before
+        .iter()
+        .map(|(c, docs)| (*c, docs.iter().filter(|d| selected_time(d)).cloned().collect()))
+        .collect();
+    let during = archived(dest.path(), "orders_fact").into_values().flatten().find(|d| id(d) == "DURING").expect("DURING archived");
+    before.get_mut("orders_fact").unwrap().push(during.clone());
+    let mut everything = everything_before.clone();
+    everything.get_mut("orders_fact").unwrap().push(during);
+    assert_exactly_once(&mongo, dest.path(), &before, &everything);
+}
+
+fn selected_time(d: &Document) -> bool {
+    let cutoff = at("2026-01-05T10:00:00Z");
+    ["order_ts", "arrival_ts", "inventory_ts"].iter().find_map(|f| d.get_datetime(f).ok()).is_some_and(|t| *t < cutoff)
+}
+
+#[test]
+fn a_failing_store_deletes_nothing_and_the_next_run_completes() {
+    let mongo = Mongo::start();
+    load(&mongo);
+    let before = selected(&mongo);
+    let everything: BTreeMap<_, _> = FACTS.iter().map(|c| (*c, all(&mongo, c))).collect();
+    let dest = tempfile::tempdir().unwrap();
+    // A file where the orders' directory must go: every write there fails.
+    std::fs::write(dest.path().join("orders_fact"), "in the way").unwrap();
+    let cluster = cluster(&mongo, &[]);
+    let (code, summary, stderr) = archive(&cluster, dest.path().to_str().unwrap());
+    assert_eq!(code, 1, "{summary}");
+    assert!(stderr.contains("orders_fact"), "the error names what failed: {stderr}");
+    assert_eq!(all(&mongo, "orders_fact").len(), 7, "nothing deleted");
+    std::fs::remove_file(dest.path().join("orders_fact")).unwrap();
+    let (code, summary, stderr) = archive(&cluster, dest.path().to_str().unwrap());
+    assert_eq!(code, 0, "{summary} {stderr}");
+    assert_eq!(summary["resumed_runs"].as_array().map(Vec::len), Some(1), "{summary}");
+    assert_exactly_once(&mongo, dest.path(), &before, &everything);
+}
+
+#[test]
+fn the_archive_writes_to_s3() {
+    let mongo = Mongo::start();
+    load(&mongo);
+    let before = selected(&mongo);
+    let s3 = S3::start("archive");
+    let env = s3.env();
+    let extra: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let cluster = cluster(&mongo, &extra);
+    let (code, summary, stderr) = archive(&cluster, "s3://archive/cold/supply");
+    assert_eq!(code, 0, "{summary} {stderr}\n{}", cluster.logs());
+    assert_eq!(summary["total_records"], 6, "{summary}");
+
+    // Read the bucket back through the same S3 API.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let objects = runtime.block_on(async {
+        use futures::TryStreamExt;
+        use object_store::{ObjectStore, ObjectStoreExt};
+        let mut builder = object_store::aws::AmazonS3Builder::new().with_bucket_name("archive");
+        for (k, v) in &env {
+            builder = builder.with_config(k.to_lowercase().parse().unwrap(), v);
+        }
+        let store = builder.build().unwrap();
+        let listed: Vec<_> = store.list(Some(&"cold/supply".into())).try_collect().await.unwrap();
+        let mut objects = BTreeMap::new();
+        for o in listed {
+            let bytes = store.get(&o.location).await.unwrap().bytes().await.unwrap();
+            objects.insert(o.location.to_string(), bytes);
+        }
+        objects
+    });
+    let mut layout: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (key, bytes) in &objects {
+        if key.ends_with(".parquet") {
+            let dir = key.rsplit_once('/').unwrap().0.to_string();
+            layout.entry(dir).or_default().extend(read_parquet(bytes.clone()).iter().map(id));
+        }
+    }
+    for ids in layout.values_mut() {
+        ids.sort();
+    }
+    assert_eq!(layout.get("cold/supply/orders_fact/event_date=2026-01-05/event_hour=8"), Some(&vec!["O3".to_string(), "O5".to_string()]));
+    assert_eq!(layout.values().map(Vec::len).sum::<usize>(), 6);
+    assert_eq!(objects.keys().filter(|k| k.starts_with("cold/supply/metadata/archive_")).count(), 1);
+    let archived_orders: Vec<String> = layout.iter().filter(|(k, _)| k.contains("orders_fact")).flat_map(|(_, v)| v.clone()).collect();
+    let mut archived_orders = archived_orders;
+    archived_orders.sort();
+    assert_eq!(archived_orders, ids(&before["orders_fact"]));
+    assert_eq!(ids(&all(&mongo, "orders_fact")), vec!["O2", "O6", "O7"]);
+}
