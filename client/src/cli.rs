@@ -28,8 +28,10 @@ pub enum Command {
     Run(RunCommand),
     /// List the executors the scheduler knows.
     Executors(ListArgs),
-    /// List the jobs the scheduler knows.
-    Jobs(ListArgs),
+    /// List job runs (the run history), or with --ballista the Ballista jobs.
+    Jobs(JobsArgs),
+    /// List schedules, or add, pause, resume, trigger or remove one.
+    Schedules(SchedulesArgs),
     /// Write supply-chain data to MongoDB: a backfill over a time range, or a live stream.
     Generate(GenerateArgs),
 }
@@ -135,6 +137,8 @@ pub struct SchedulerArgs {
     /// local path (shared by every executor), file://, s3:// or hdfs://.
     #[arg(long, env = "STOCKYARD_ARCHIVE_DEST", default_value = stockyard_scheduler::DEFAULT_ARCHIVE_DEST, value_parser = parse_dest)]
     pub archive_dest: String,
+    #[command(flatten)]
+    pub state: StateArgs,
 }
 
 #[derive(Debug, Args)]
@@ -189,6 +193,8 @@ pub struct StandaloneArgs {
     /// The Redis the KPI job writes to.
     #[arg(long, env = "STOCKYARD_REDIS_URL", default_value = "redis://127.0.0.1:6379", hide_env_values = true, value_parser = parse_redis_url)]
     pub redis_url: String,
+    #[command(flatten)]
+    pub state: StateArgs,
 }
 
 /// How results are printed.
@@ -325,6 +331,92 @@ pub struct ListArgs {
     /// Scheduler to ask.
     #[arg(long, env = "STOCKYARD_SCHEDULER", default_value = "127.0.0.1:50050", value_parser = parse_host_port)]
     pub scheduler: HostPort,
+}
+
+#[derive(Debug, Args)]
+pub struct JobsArgs {
+    /// The Ballista jobs (queries and job stages) instead of job runs.
+    #[arg(long)]
+    pub ballista: bool,
+    #[command(flatten)]
+    pub list: ListArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SchedulesArgs {
+    #[command(subcommand)]
+    pub action: Option<ScheduleAction>,
+    #[command(flatten)]
+    pub list: ListArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScheduleAction {
+    /// Add a schedule: a job every interval or on a cron expression.
+    Add(AddSchedule),
+    /// Stop firing a schedule until resumed.
+    Pause(ScheduleName),
+    /// Fire a paused schedule again.
+    Resume(ScheduleName),
+    /// Run a schedule's job now.
+    Trigger(ScheduleName),
+    /// Remove a schedule (a run in flight goes on).
+    Remove(ScheduleName),
+}
+
+#[derive(Debug, Args)]
+pub struct ScheduleName {
+    /// The schedule.
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct AddSchedule {
+    /// Its name (letters, digits, - and _).
+    pub name: String,
+    /// The job: kpi, archive, or sql (with --sql).
+    #[arg(long)]
+    pub job: String,
+    /// Fire every this long (90s, 1m, 5m).
+    #[arg(long, value_parser = parse_duration, conflicts_with = "cron", required_unless_present = "cron")]
+    pub every: Option<Duration>,
+    /// Fire on this cron expression (5 fields, UTC): "*/5 * * * *".
+    #[arg(long)]
+    pub cron: Option<String>,
+    /// A job parameter as NAME=VALUE (kpi: window, ttl; archive:
+    /// threshold_mb, older_than, dest), repeatable.
+    #[arg(long = "param", value_parser = parse_param)]
+    pub params: Vec<(String, String)>,
+    /// The statement of an sql job.
+    #[arg(long)]
+    pub sql: Option<String>,
+}
+
+fn parse_param(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("'{s}' is not NAME=VALUE")),
+    }
+}
+
+/// Where a scheduler keeps schedules and the run history.
+#[derive(Debug, Args)]
+pub struct StateArgs {
+    /// State store: memory, file:DIR, or etcd://HOST:PORT[,HOST:PORT…].
+    #[arg(long, env = "STOCKYARD_STATE", default_value = stockyard_scheduler::DEFAULT_STATE, value_parser = parse_state)]
+    pub state: String,
+    /// How long finished job runs are kept.
+    #[arg(long, env = "STOCKYARD_HISTORY_RETENTION", default_value = "7d", value_parser = parse_duration)]
+    pub history_retention: Duration,
+    /// Create the kpi (every minute) and archive (every 5 minutes)
+    /// schedules in a new state store.
+    #[arg(long, env = "STOCKYARD_DEFAULT_SCHEDULES", default_value = "true", action = clap::ArgAction::Set)]
+    pub default_schedules: bool,
+}
+
+fn parse_state(s: &str) -> Result<String, String> {
+    stockyard_state::check(s).map_err(|e| e.to_string())?;
+    Ok(s.to_string())
 }
 
 fn parse_instant(s: &str) -> Result<std::time::SystemTime, String> {

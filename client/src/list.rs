@@ -1,15 +1,19 @@
-//! `stockyard executors` and `stockyard jobs`, over the scheduler's job API.
+//! `stockyard executors`, `jobs` and `schedules`, over the scheduler's job
+//! API.
 
 use std::time::Duration;
 
 use comfy_table::Table;
 use serde_json::{Value, json};
 use stockyard_proto::stockyard_client::StockyardClient;
-use stockyard_proto::{ExecutorInfo, JobInfo, ListExecutorsRequest, ListJobsRequest};
+use stockyard_proto::{
+    ChangeScheduleRequest, ExecutorInfo, JobInfo, ListExecutorsRequest, ListJobsRequest, ListRunsRequest,
+    ListSchedulesRequest, ScheduleInfo,
+};
 use tonic::transport::Channel;
 
 use crate::Failure;
-use crate::cli::{Format, HostPort};
+use crate::cli::{Format, HostPort, ScheduleAction};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -153,5 +157,125 @@ pub async fn jobs(scheduler: &HostPort, format: Format) -> Result<(), Failure> {
         })
         .collect();
     print(format, &header, rows, objects);
+    Ok(())
+}
+
+fn time_ms(ms: u64) -> String {
+    if ms == 0 {
+        return String::new();
+    }
+    humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+}
+
+fn failed(scheduler: &HostPort, e: tonic::Status) -> Failure {
+    Failure::new(format!("the scheduler at {scheduler} failed: {}", e.message()))
+}
+
+/// `stockyard jobs`: the run history, newest first.
+pub async fn runs(scheduler: &HostPort, format: Format) -> Result<(), Failure> {
+    let mut client = connect(scheduler).await?;
+    let runs = client.list_runs(ListRunsRequest {}).await.map_err(|e| failed(scheduler, e))?.into_inner().runs;
+    let header = ["run", "job", "status", "trigger", "started", "ended", "summary", "error"];
+    let rows = runs
+        .iter()
+        .map(|r| {
+            vec![
+                r.run_id.clone(),
+                r.job.clone(),
+                r.status.clone(),
+                r.trigger.clone(),
+                time_ms(r.started_at_ms),
+                time_ms(r.ended_at_ms),
+                r.summary_json.clone(),
+                r.error.clone(),
+            ]
+        })
+        .collect();
+    let objects = runs
+        .iter()
+        .map(|r| {
+            let summary: Value = serde_json::from_str(&r.summary_json).unwrap_or(Value::Null);
+            json!({"run_id": r.run_id, "job": r.job, "status": r.status, "trigger": r.trigger, "params": r.params,
+                   "started_at": time_ms(r.started_at_ms), "ended_at": time_ms(r.ended_at_ms), "summary": summary,
+                   "error": r.error, "ballista_jobs": r.ballista_jobs})
+        })
+        .collect();
+    print(format, &header, rows, objects);
+    Ok(())
+}
+
+fn schedule_json(s: &ScheduleInfo) -> Value {
+    json!({"name": s.name, "job": s.job, "params": s.params, "every": s.every, "cron": s.cron, "paused": s.paused,
+           "next_run": time_ms(s.next_run_ms), "last_run_id": s.last_run_id, "last_status": s.last_status,
+           "last_started": time_ms(s.last_started_ms), "skipped_ticks": s.skipped_ticks,
+           "last_skipped": time_ms(s.last_skipped_ms)})
+}
+
+/// `stockyard schedules`: every schedule with its next and last run.
+pub async fn schedules(scheduler: &HostPort, format: Format) -> Result<(), Failure> {
+    let mut client = connect(scheduler).await?;
+    let list = client.list_schedules(ListSchedulesRequest {}).await.map_err(|e| failed(scheduler, e))?.into_inner().schedules;
+    let header = ["name", "job", "when", "params", "state", "next run", "last run", "last status", "skipped ticks"];
+    let rows = list
+        .iter()
+        .map(|s| {
+            let mut params: Vec<String> = s.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            params.sort();
+            vec![
+                s.name.clone(),
+                s.job.clone(),
+                if s.cron.is_empty() { format!("every {}", s.every) } else { format!("cron {}", s.cron) },
+                params.join(" "),
+                if s.paused { "paused".into() } else { "active".into() },
+                time_ms(s.next_run_ms),
+                time_ms(s.last_started_ms),
+                s.last_status.clone(),
+                s.skipped_ticks.to_string(),
+            ]
+        })
+        .collect();
+    print(format, &header, rows, list.iter().map(schedule_json).collect());
+    Ok(())
+}
+
+/// `stockyard schedules add|pause|resume|trigger|remove`: prints the
+/// schedule as it is afterwards (one JSON line).
+pub async fn change_schedule(scheduler: &HostPort, action: ScheduleAction) -> Result<(), Failure> {
+    let mut client = connect(scheduler).await?;
+    let (name, verb, schedule) = match action {
+        ScheduleAction::Add(a) => {
+            let mut params: std::collections::HashMap<String, String> = a.params.into_iter().collect();
+            if let Some(sql) = a.sql {
+                params.insert("sql".into(), sql);
+            }
+            let info = ScheduleInfo {
+                name: a.name.clone(),
+                job: a.job,
+                params,
+                every: a.every.map(|d| humantime::format_duration(d).to_string()).unwrap_or_default(),
+                cron: a.cron.unwrap_or_default(),
+                ..Default::default()
+            };
+            (a.name, "add", Some(info))
+        }
+        ScheduleAction::Pause(n) => (n.name, "pause", None),
+        ScheduleAction::Resume(n) => (n.name, "resume", None),
+        ScheduleAction::Trigger(n) => (n.name, "trigger", None),
+        ScheduleAction::Remove(n) => (n.name, "remove", None),
+    };
+    let request = ChangeScheduleRequest { name: name.clone(), action: verb.into(), schedule };
+    let answer = client
+        .change_schedule(request)
+        .await
+        .map_err(|e| Failure::new(format!("cannot {verb} schedule {name}: {}", e.message())))?
+        .into_inner();
+    let mut out = answer.schedule.as_ref().map(schedule_json).unwrap_or(Value::Null);
+    if !answer.run_id.is_empty() {
+        out["run_id"] = json!(answer.run_id);
+    }
+    if verb == "remove" {
+        out["removed"] = json!(true);
+    }
+    println!("{out}");
     Ok(())
 }

@@ -82,6 +82,9 @@ async fn run(command: Command) -> Result<(), Failure> {
                 mongo: MongoSettings { uri: a.mongo.mongo_uri, database: a.mongo.mongo_db, sample_size: a.mongo_sample_size },
                 redis_url: a.redis_url,
                 archive_dest: a.archive_dest,
+                state: a.state.state,
+                history_retention: a.state.history_retention,
+                default_schedules: a.state.default_schedules,
             };
             let bound = BoundScheduler::bind(&settings).await.map_err(Failure::from_error)?;
             tracing::info!(grpc = %bound.grpc_addr(), http = %bound.http_addr(), "scheduler listening");
@@ -113,6 +116,8 @@ async fn run(command: Command) -> Result<(), Failure> {
                 concurrent_tasks: a.concurrent_tasks.unwrap_or(0),
                 mongo: MongoSettings { uri: a.mongo.mongo_uri, database: a.mongo.mongo_db, ..Default::default() },
                 redis_url: a.redis_url,
+                state: a.state.state,
+                default_schedules: a.state.default_schedules,
             })
             .await?;
             println!(
@@ -132,6 +137,9 @@ async fn run(command: Command) -> Result<(), Failure> {
                     concurrent_tasks: 0,
                     mongo: MongoSettings { uri: a.mongo.mongo_uri, database: a.mongo.mongo_db, ..Default::default() },
                     redis_url: String::new(),
+                    // A throwaway cluster: nothing kept, nothing scheduled.
+                    state: "memory".into(),
+                    default_schedules: false,
                 })
                 .await?
                 .scheduler
@@ -165,7 +173,12 @@ async fn run(command: Command) -> Result<(), Failure> {
             run::run(&scheduler, "archive", params).await
         }
         Command::Executors(a) => list::executors(&a.scheduler, a.format).await,
-        Command::Jobs(a) => list::jobs(&a.scheduler, a.format).await,
+        Command::Jobs(a) if a.ballista => list::jobs(&a.list.scheduler, a.list.format).await,
+        Command::Jobs(a) => list::runs(&a.list.scheduler, a.list.format).await,
+        Command::Schedules(a) => match a.action {
+            None => list::schedules(&a.list.scheduler, a.list.format).await,
+            Some(action) => list::change_schedule(&a.list.scheduler, action).await,
+        },
         Command::Generate(a) => generate::run(a).await,
     }
 }
@@ -184,6 +197,9 @@ async fn target(t: cli::Target) -> Result<cli::HostPort, Failure> {
         concurrent_tasks: 0,
         mongo: MongoSettings { uri: t.mongo.mongo_uri, database: t.mongo.mongo_db, ..Default::default() },
         redis_url: t.redis_url,
+        // A throwaway cluster: nothing kept, nothing scheduled.
+        state: "memory".into(),
+        default_schedules: false,
     })
     .await?;
     Ok(cluster.scheduler)

@@ -29,6 +29,9 @@ pub struct StandaloneSpec {
     pub concurrent_tasks: usize,
     pub mongo: MongoSettings,
     pub redis_url: String,
+    /// State store and whether it gets the default schedules.
+    pub state: String,
+    pub default_schedules: bool,
 }
 
 fn free_port(host: &str) -> Result<u16, Failure> {
@@ -48,6 +51,8 @@ pub async fn start(spec: StandaloneSpec) -> Result<Cluster, Failure> {
         http_port: spec.http_port,
         mongo: spec.mongo.clone(),
         redis_url: spec.redis_url.clone(),
+        state: spec.state.clone(),
+        default_schedules: spec.default_schedules,
         archive_dest: std::env::var("STOCKYARD_ARCHIVE_DEST").unwrap_or_else(|_| stockyard_scheduler::DEFAULT_ARCHIVE_DEST.into()),
         ..Default::default()
     };

@@ -4,6 +4,7 @@
 
 mod http;
 pub mod runner;
+pub mod schedules;
 mod service;
 
 use std::future::Future;
@@ -18,6 +19,7 @@ use ballista_scheduler::scheduler_process::create_scheduler;
 use ballista_scheduler::scheduler_server::SchedulerServer;
 use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
 use runner::{JobRunner, JobTargets};
+use schedules::Schedules;
 use stockyard_mongo::{MongoCatalog, MongoSource};
 use stockyard_plan::{LogicalCodec, PhysicalCodec};
 use stockyard_proto::stockyard_server::StockyardServer;
@@ -54,6 +56,13 @@ pub struct SchedulerSettings {
     pub redis_url: String,
     /// Where the archive job writes when a run names no destination.
     pub archive_dest: String,
+    /// The state store: `memory`, `file:DIR` or `etcd://HOST:PORT,…`.
+    pub state: String,
+    /// How long the run history is kept.
+    pub history_retention: Duration,
+    /// Whether a new state store gets the `kpi` (every minute) and
+    /// `archive` (every 5 minutes) schedules.
+    pub default_schedules: bool,
 }
 
 /// Where MongoDB tables come from.
@@ -95,12 +104,19 @@ impl Default for SchedulerSettings {
             mongo: MongoSettings::default(),
             redis_url: "redis://127.0.0.1:6379".into(),
             archive_dest: DEFAULT_ARCHIVE_DEST.into(),
+            state: DEFAULT_STATE.into(),
+            history_retention: Duration::from_secs(7 * 24 * 3600),
+            default_schedules: true,
         }
     }
 }
 
-/// The archive's default destination, under the scheduler's directory.
-pub const DEFAULT_ARCHIVE_DEST: &str = "stockyard-archive";
+/// The archive's default destination (cli.md), under the scheduler's directory.
+pub const DEFAULT_ARCHIVE_DEST: &str = "data/archive";
+
+/// The state store by default (cli.md): files under the scheduler's
+/// directory.
+pub const DEFAULT_STATE: &str = "file:data/state";
 
 /// Why a scheduler could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -114,6 +130,9 @@ pub enum SchedulerError {
     /// A server stopped with an error.
     #[error("{what} server failed: {message}")]
     Serve { what: &'static str, message: String },
+    /// The state store cannot be opened.
+    #[error("state store: {0}")]
+    State(#[from] stockyard_state::StateError),
 }
 
 /// A bound, not yet serving scheduler; [`BoundScheduler::serve`] runs it.
@@ -121,6 +140,8 @@ pub struct BoundScheduler {
     scheduler: Scheduler,
     catalog: Arc<MongoCatalog>,
     runner: Arc<JobRunner>,
+    schedules: Arc<Schedules>,
+    default_schedules: bool,
     grpc: TcpListener,
     http: TcpListener,
 }
@@ -151,16 +172,21 @@ impl BoundScheduler {
             "0.0.0.0" | "::" | "[::]" => "127.0.0.1",
             host => host,
         };
-        let runner = Arc::new(JobRunner::new(JobTargets {
+        let store = stockyard_state::open(&settings.state).await?;
+        tracing::info!(state = %store.describe(), "state store");
+        let targets = JobTargets {
             scheduler: format!("{own_host}:{port}"),
             mongo: source,
             redis_url: settings.redis_url.clone(),
             archive_dest: runner::absolute_dest(&settings.archive_dest),
-        }));
+        };
+        let runner = Arc::new(JobRunner::new(targets, store.clone(), settings.history_retention));
+        let schedules = Schedules::new(store, runner.clone());
         let config = Arc::new(config);
         let cluster = BallistaCluster::new_from_config(&config).await?;
         let scheduler = create_scheduler::<LogicalPlanNode, PhysicalPlanNode>(cluster, config).await?;
-        Ok(Self { scheduler, catalog, runner, grpc, http })
+        runner.set_ballista(scheduler.clone());
+        Ok(Self { scheduler, catalog, runner, schedules, default_schedules: settings.default_schedules, grpc, http })
     }
 
     /// The gRPC address actually bound (useful with port 0).
@@ -180,7 +206,7 @@ impl BoundScheduler {
 
     /// Serves until `shutdown` completes or a server fails.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), SchedulerError> {
-        let Self { scheduler, catalog, runner, grpc, http } = self;
+        let Self { scheduler, catalog, runner, schedules, default_schedules, grpc, http } = self;
         let catalog_for_refresh = catalog.clone();
         let scheduler_for_revive = scheduler.clone();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -195,7 +221,7 @@ impl BoundScheduler {
                     .max_decoding_message_size(max)
                     .max_encoding_message_size(max),
             )
-            .add_service(StockyardServer::new(service::JobApi::new(scheduler.clone(), catalog, runner)));
+            .add_service(StockyardServer::new(service::JobApi::new(scheduler.clone(), catalog, runner, schedules.clone())));
         // Served through axum with the peer address attached: Ballista's
         // handlers read it as `ConnectInfo<SocketAddr>`.
         let grpc_server = axum::serve(
@@ -210,6 +236,11 @@ impl BoundScheduler {
         });
         tokio::spawn(refresh_tables(catalog_for_refresh));
         tokio::spawn(revive_offers(scheduler_for_revive));
+        // Defaults first when the store answers at once, so a client right
+        // after start sees them; otherwise the schedule loop keeps trying.
+        let seeded = !default_schedules
+            || tokio::time::timeout(Duration::from_secs(3), schedules.seed_defaults()).await.is_ok_and(|r| r.is_ok());
+        tokio::spawn(schedules.run(!seeded));
         let (g, h) = tokio::join!(grpc_server, http_server);
         g.map_err(|e| SchedulerError::Serve { what: "gRPC", message: e.to_string() })?;
         h.map_err(|e| SchedulerError::Serve { what: "HTTP", message: e.to_string() })?;

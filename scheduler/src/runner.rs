@@ -2,7 +2,7 @@
 //! and the UI start them the same way and every run is recorded.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SubsecRound, Utc};
@@ -11,6 +11,7 @@ use stockyard_jobs::archive::{self, ArchiveParams};
 use stockyard_jobs::kpi::{self, KpiParams};
 use stockyard_mongo::{MongoSource, ScanOptions};
 use stockyard_proto::RunInfo;
+use stockyard_state::StateStore;
 use tokio::sync::mpsc;
 
 /// Runs kept in memory.
@@ -38,11 +39,56 @@ pub fn absolute_dest(dest: &str) -> String {
     std::path::absolute(dest).map(|p| p.display().to_string()).unwrap_or_else(|_| dest.to_string())
 }
 
-/// Runs jobs and remembers them.
-#[derive(Debug)]
+/// Runs jobs and remembers them: in memory, and in the state store so the
+/// history outlives the process.
 pub struct JobRunner {
     targets: JobTargets,
     runs: Mutex<VecDeque<RunInfo>>,
+    store: Arc<dyn StateStore>,
+    /// How long the store keeps a run.
+    retention: Duration,
+    /// The Ballista scheduler, to name the Ballista jobs of a run.
+    ballista: OnceLock<crate::Scheduler>,
+}
+
+impl std::fmt::Debug for JobRunner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobRunner").field("targets", &self.targets).field("store", &self.store).finish()
+    }
+}
+
+/// Key prefix of runs in the state store: `runs/<started ms>-<run id>`.
+const RUNS: &str = "runs/";
+
+fn run_json(r: &RunInfo) -> Value {
+    json!({
+        "run_id": r.run_id, "job": r.job, "status": r.status, "params": r.params, "trigger": r.trigger,
+        "started_at_ms": r.started_at_ms, "ended_at_ms": r.ended_at_ms, "summary_json": r.summary_json,
+        "error": r.error, "ballista_jobs": r.ballista_jobs,
+    })
+}
+
+fn run_from_json(v: &Value) -> RunInfo {
+    let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+    let n = |k: &str| v.get(k).and_then(Value::as_u64).unwrap_or_default();
+    let params = v.get("params").and_then(Value::as_object).map(|m| {
+        m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect()
+    });
+    let jobs = v.get("ballista_jobs").and_then(Value::as_array).map(|a| {
+        a.iter().filter_map(Value::as_str).map(str::to_string).collect()
+    });
+    RunInfo {
+        run_id: s("run_id"),
+        job: s("job"),
+        status: s("status"),
+        params: params.unwrap_or_default(),
+        trigger: s("trigger"),
+        started_at_ms: n("started_at_ms"),
+        ended_at_ms: n("ended_at_ms"),
+        summary_json: s("summary_json"),
+        error: s("error"),
+        ballista_jobs: jobs.unwrap_or_default(),
+    }
 }
 
 /// Parameters that do not parse: the run is refused before it starts.
@@ -114,25 +160,81 @@ pub fn archive_params(params: &HashMap<String, String>, default_dest: &str) -> R
 }
 
 impl JobRunner {
-    /// A runner for jobs on `targets`.
-    pub fn new(targets: JobTargets) -> Self {
-        Self { targets, runs: Mutex::default() }
+    /// A runner for jobs on `targets` that keeps runs in `store` for
+    /// `retention`.
+    pub fn new(targets: JobTargets, store: Arc<dyn StateStore>, retention: Duration) -> Self {
+        Self { targets, runs: Mutex::default(), store, retention, ballista: OnceLock::new() }
     }
 
-    /// Recorded runs, newest first.
-    pub fn runs(&self) -> Vec<RunInfo> {
-        self.runs.lock().expect("runs lock").iter().cloned().collect()
+    /// Tells the runner which Ballista scheduler its jobs run on.
+    pub fn set_ballista(&self, scheduler: crate::Scheduler) {
+        let _ = self.ballista.set(scheduler);
     }
 
-    fn record(&self, run: &RunInfo) {
-        let mut runs = self.runs.lock().expect("runs lock");
-        match runs.iter_mut().find(|r| r.run_id == run.run_id) {
-            Some(r) => *r = run.clone(),
-            None => {
-                runs.push_front(run.clone());
-                runs.truncate(HISTORY);
+    /// Recorded runs, newest first: the store's history, or this process's
+    /// own runs while the store is unreachable.
+    pub async fn runs(&self) -> Vec<RunInfo> {
+        match self.store.list(RUNS).await {
+            Ok(stored) => {
+                let mut runs: Vec<RunInfo> = stored
+                    .iter()
+                    .filter_map(|(_, v)| serde_json::from_slice::<Value>(v).ok())
+                    .map(|v| run_from_json(&v))
+                    .collect();
+                // Runs this process has not stored yet (the store was away).
+                for r in self.runs.lock().expect("runs lock").iter() {
+                    if !runs.iter().any(|s| s.run_id == r.run_id) {
+                        runs.push(r.clone());
+                    }
+                }
+                runs.sort_by(|a, b| b.started_at_ms.cmp(&a.started_at_ms).then(b.run_id.cmp(&a.run_id)));
+                runs
+            }
+            Err(e) => {
+                tracing::warn!("run history unavailable, showing this scheduler's runs: {e}");
+                self.runs.lock().expect("runs lock").iter().cloned().collect()
             }
         }
+    }
+
+    async fn record(&self, run: &RunInfo) {
+        {
+            let mut runs = self.runs.lock().expect("runs lock");
+            match runs.iter_mut().find(|r| r.run_id == run.run_id) {
+                Some(r) => *r = run.clone(),
+                None => {
+                    runs.push_front(run.clone());
+                    runs.truncate(HISTORY);
+                }
+            }
+        }
+        let key = format!("{RUNS}{:013}-{}", run.started_at_ms, run.run_id);
+        if let Err(e) = self.store.put(&key, run_json(run).to_string().into_bytes()).await {
+            tracing::warn!(run = %run.run_id, "cannot record the run in the state store: {e}");
+            return;
+        }
+        if run.status != "running" {
+            self.prune().await;
+        }
+    }
+
+    /// Drops runs older than the retention period from the store.
+    async fn prune(&self) {
+        let oldest = now_ms().saturating_sub(self.retention.as_millis() as u64);
+        let Ok(stored) = self.store.list(RUNS).await else { return };
+        for (key, _) in stored {
+            let started: u64 = key.trim_start_matches(RUNS).split('-').next().and_then(|t| t.parse().ok()).unwrap_or(u64::MAX);
+            if started < oldest {
+                let _ = self.store.delete(&key).await;
+            }
+        }
+    }
+
+    /// A fresh run id for `job`: unique across schedulers and restarts,
+    /// since the history outlives a process.
+    pub fn new_run_id(&self, job: &str) -> String {
+        let id = &uuid::Uuid::new_v4().simple().to_string()[..8];
+        format!("{job}-{}-{id}", Utc::now().format("%Y%m%dT%H%M%S"))
     }
 
     /// Checks a request, so a bad one is refused before anything runs.
@@ -140,7 +242,8 @@ impl JobRunner {
         match job {
             "kpi" => kpi_params(params).map(|_| ()),
             "archive" => archive_params(params, &self.targets.archive_dest).map(|_| ()),
-            other => Err(BadRequest(format!("no job named '{other}' (jobs: kpi, archive)"))),
+            "sql" => sql_param(params).map(|_| ()),
+            other => Err(BadRequest(format!("no job named '{other}' (jobs: kpi, archive, sql)"))),
         }
     }
 
@@ -153,10 +256,21 @@ impl JobRunner {
         trigger: String,
         progress: mpsc::Sender<String>,
     ) -> RunInfo {
-        // Unique across schedulers and restarts: history outlives a process.
-        let id = &uuid::Uuid::new_v4().simple().to_string()[..8];
+        let id = self.new_run_id(&job);
+        self.run_with_id(id, job, params, trigger, progress).await
+    }
+
+    /// [`Self::run`] with the run id chosen by the caller.
+    pub async fn run_with_id(
+        self: Arc<Self>,
+        run_id: String,
+        job: String,
+        params: HashMap<String, String>,
+        trigger: String,
+        progress: mpsc::Sender<String>,
+    ) -> RunInfo {
         let mut run = RunInfo {
-            run_id: format!("{job}-{}-{id}", Utc::now().format("%Y%m%dT%H%M%S")),
+            run_id,
             job: job.clone(),
             status: "running".into(),
             params: params.clone(),
@@ -164,12 +278,13 @@ impl JobRunner {
             started_at_ms: now_ms(),
             ..Default::default()
         };
-        self.record(&run);
+        self.record(&run).await;
         tracing::info!(run = %run.run_id, "job run started");
         let started = Instant::now();
         let result = match job.as_str() {
             "kpi" => self.kpi(&run.run_id, &params, &progress).await,
             "archive" => self.archive(&run.run_id, &params, &progress).await,
+            "sql" => self.sql(&run.run_id, &params, &progress).await,
             other => Err(format!("no job named '{other}'")),
         };
         run.ended_at_ms = now_ms();
@@ -186,7 +301,8 @@ impl JobRunner {
             }
         }
         tracing::info!(run = %run.run_id, status = %run.status, error = %run.error, "job run ended");
-        self.record(&run);
+        run.ballista_jobs = self.ballista_jobs(&run.run_id).await;
+        self.record(&run).await;
         run
     }
 
@@ -203,12 +319,12 @@ impl JobRunner {
         stockyard_jobs::tables::register(&session.ctx, Some(self.targets.mongo.clone()), None, Some(run_id))
             .map_err(|e| e.to_string())?;
         // A window is small: a few shuffle partitions beat Ballista's 16,
-        // each of which is a task to schedule.
-        session
-            .ctx
-            .sql("SET datafusion.execution.target_partitions = 4")
-            .await
-            .map_err(|e| e.to_string())?;
+        // each of which is a task to schedule; and hash joins let the small
+        // dimensions be broadcast (scans report their collection's size)
+        // instead of shuffling both sides of every join.
+        for setting in ["datafusion.execution.target_partitions = 4", "datafusion.optimizer.prefer_hash_join = true"] {
+            session.ctx.sql(&format!("SET {setting}")).await.map_err(|e| e.to_string())?;
+        }
         say("computing five KPIs over the window");
         let generated_at = Utc::now();
         let computing = Instant::now();
@@ -237,5 +353,41 @@ impl JobRunner {
             .await
             .map_err(|e| e.to_string())?;
         archive::run(&session.ctx, &self.targets.mongo, &params, &say).await.map_err(|e| e.to_string())
+    }
+
+    /// The Ballista jobs a run submitted: their names carry its run id.
+    async fn ballista_jobs(&self, run_id: &str) -> Vec<String> {
+        let Some(scheduler) = self.ballista.get() else { return Vec::new() };
+        let Ok(jobs) = crate::service::jobs(scheduler).await else { return Vec::new() };
+        let mut ids: Vec<String> = jobs.into_iter().filter(|j| j.name.ends_with(run_id)).map(|j| j.id).collect();
+        ids.sort();
+        ids
+    }
+
+    /// A saved SQL statement (or several, `;`-separated) run on the cluster.
+    async fn sql(&self, run_id: &str, params: &HashMap<String, String>, progress: &mpsc::Sender<String>) -> Result<Value, String> {
+        let sql = sql_param(params).map_err(|e| e.0)?;
+        let _ = progress.try_send("running the statement".into());
+        let session = stockyard_plan::session::remote_context(&self.targets.scheduler, &format!("sql {run_id}"), None, ScanOptions::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut rows = 0;
+        for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+            let frame = session.ctx.sql(statement).await.map_err(|e| e.strip_backtrace())?;
+            let batches = frame.collect().await.map_err(|e| e.strip_backtrace())?;
+            rows = batches.iter().map(|b| b.num_rows()).sum::<usize>();
+        }
+        Ok(json!({"rows": rows}))
+    }
+}
+
+/// The `sql` job's statement.
+fn sql_param(params: &HashMap<String, String>) -> Result<String, BadRequest> {
+    if let Some(unknown) = params.keys().find(|k| k.as_str() != "sql") {
+        return Err(BadRequest(format!("the sql job has no parameter '{unknown}' (it takes sql)")));
+    }
+    match params.get("sql").map(|s| s.trim()) {
+        Some(s) if !s.is_empty() => Ok(s.to_string()),
+        _ => Err(BadRequest("the sql job needs its statement in the sql parameter".into())),
     }
 }

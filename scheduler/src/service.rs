@@ -16,6 +16,8 @@ use stockyard_proto::{JobEvent, ListRunsRequest, ListRunsResponse, RunJobRequest
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::runner::JobRunner;
+use crate::schedules::{Schedule, ScheduleError, Schedules};
+use stockyard_proto::{ChangeScheduleRequest, ChangeScheduleResponse, ListSchedulesRequest, ListSchedulesResponse};
 use stockyard_proto::{DescribeTableRequest, DescribeTableResponse, ListTablesRequest, ListTablesResponse};
 use tonic::{Request, Response, Status};
 
@@ -26,11 +28,21 @@ pub(crate) struct JobApi {
     scheduler: Scheduler,
     catalog: Arc<MongoCatalog>,
     runner: Arc<JobRunner>,
+    schedules: Arc<Schedules>,
+}
+
+fn schedule_status(e: ScheduleError) -> Status {
+    match e {
+        ScheduleError::Bad(_) => Status::invalid_argument(e.to_string()),
+        ScheduleError::Unknown(_) => Status::not_found(e.to_string()),
+        ScheduleError::Exists(_) | ScheduleError::Running(..) => Status::failed_precondition(e.to_string()),
+        ScheduleError::State(_) => Status::unavailable(e.to_string()),
+    }
 }
 
 impl JobApi {
-    pub(crate) fn new(scheduler: Scheduler, catalog: Arc<MongoCatalog>, runner: Arc<JobRunner>) -> Self {
-        Self { scheduler, catalog, runner }
+    pub(crate) fn new(scheduler: Scheduler, catalog: Arc<MongoCatalog>, runner: Arc<JobRunner>, schedules: Arc<Schedules>) -> Self {
+        Self { scheduler, catalog, runner, schedules }
     }
 }
 
@@ -121,7 +133,44 @@ impl Stockyard for JobApi {
     }
 
     async fn list_runs(&self, _request: Request<ListRunsRequest>) -> Result<Response<ListRunsResponse>, Status> {
-        Ok(Response::new(ListRunsResponse { runs: self.runner.runs() }))
+        Ok(Response::new(ListRunsResponse { runs: self.runner.runs().await }))
+    }
+
+    async fn list_schedules(
+        &self,
+        _request: Request<ListSchedulesRequest>,
+    ) -> Result<Response<ListSchedulesResponse>, Status> {
+        let schedules = self.schedules.list().await.map_err(schedule_status)?;
+        Ok(Response::new(ListSchedulesResponse { schedules: schedules.iter().map(Schedule::info).collect() }))
+    }
+
+    async fn change_schedule(
+        &self,
+        request: Request<ChangeScheduleRequest>,
+    ) -> Result<Response<ChangeScheduleResponse>, Status> {
+        let request = request.into_inner();
+        let name = request.name.as_str();
+        let (schedule, run_id) = match request.action.as_str() {
+            "add" => {
+                let mut info = request.schedule.unwrap_or_default();
+                info.name = name.to_string();
+                (self.schedules.add(&info).await, String::new())
+            }
+            "pause" => (self.schedules.set_paused(name, true).await, String::new()),
+            "resume" => (self.schedules.set_paused(name, false).await, String::new()),
+            "remove" => (self.schedules.remove(name).await, String::new()),
+            "trigger" => match self.schedules.trigger(name).await {
+                Ok((s, run)) => (Ok(s), run),
+                Err(e) => (Err(e), String::new()),
+            },
+            other => {
+                return Err(Status::invalid_argument(format!(
+                    "'{other}' is not a schedule action (add, pause, resume, trigger, remove)"
+                )));
+            }
+        };
+        let schedule = schedule.map_err(schedule_status)?;
+        Ok(Response::new(ChangeScheduleResponse { schedule: Some(schedule.info()), run_id }))
     }
 
     async fn list_executors(

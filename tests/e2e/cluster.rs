@@ -130,7 +130,7 @@ fn a_job_survives_a_killed_executor() {
     // Wait until the job is running, then kill the second executor.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let jobs = cluster.stockyard(&["jobs", "--format", "json"]).ok().stdout;
+        let jobs = cluster.stockyard(&["jobs", "--ballista", "--format", "json"]).ok().stdout;
         if jobs.contains("\"status\":\"running\"") {
             break;
         }
@@ -153,7 +153,7 @@ fn a_job_survives_a_killed_executor() {
         .collect();
     assert_eq!(output, format!("partition,c,s\n{expected}"), "{}", cluster.logs());
     // The job is recorded as succeeded, and the scheduler still serves.
-    let jobs = cluster.stockyard(&["jobs", "--format", "json"]).ok().stdout;
+    let jobs = cluster.stockyard(&["jobs", "--ballista", "--format", "json"]).ok().stdout;
     assert!(jobs.lines().any(|l| l.contains(&format!("partitioned_range({ROWS}")) && l.contains("\"succeeded\"")), "{jobs}");
     assert_eq!(cluster.sql_csv("SELECT 40 + 2 AS x"), "x\n42\n");
 }
@@ -200,7 +200,7 @@ fn output_formats_and_cluster_listings() {
         assert_eq!(v["task_slots"], 2);
         assert_eq!(v["host"], "127.0.0.1");
     }
-    let jobs = cluster.stockyard(&["jobs", "--format", "json"]).ok().stdout;
+    let jobs = cluster.stockyard(&["jobs", "--ballista", "--format", "json"]).ok().stdout;
     let ours: Vec<serde_json::Value> = jobs
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())

@@ -7,4 +7,5 @@ mod generate;
 mod kpi;
 mod cluster;
 mod mongo;
+mod schedules;
 mod services;

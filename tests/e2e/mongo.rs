@@ -287,7 +287,7 @@ fn missing_collections_and_a_dead_mongodb_give_clear_errors() {
     cmd.env("STOCKYARD_LOG", "off");
     let mut query = Proc::spawn("query", cmd, cluster.dir.path().join("query.log"));
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !cluster.stockyard(&["jobs", "--format", "json"]).ok().stdout.contains("\"status\":\"running\"") {
+    while !cluster.stockyard(&["jobs", "--ballista", "--format", "json"]).ok().stdout.contains("\"status\":\"running\"") {
         assert!(Instant::now() < deadline, "the scan never ran\n{}", cluster.logs());
         std::thread::sleep(Duration::from_millis(50));
     }

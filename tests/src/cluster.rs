@@ -36,6 +36,19 @@ pub struct Cluster {
     pub http_port: u16,
     /// Environment passed to every process and command.
     pub env: Vec<(String, String)>,
+    /// Scheduler restarts so far (each gets its own log).
+    pub restarts: usize,
+}
+
+fn spawn_scheduler(dir: &TempDir, env: &[(String, String)], port: u16, http_port: u16, n: usize) -> Proc {
+    let mut cmd = base_command(env);
+    cmd.args(["scheduler", "--port", &port.to_string(), "--http-port", &http_port.to_string()])
+        // Dead executors are noticed quickly in tests.
+        .args(["--executor-timeout", "6s"]);
+    let log = if n == 0 { "scheduler.log".to_string() } else { format!("scheduler-{n}.log") };
+    let scheduler = Proc::spawn("scheduler", cmd, dir.path().join(log));
+    assert!(wait_for_port(port, Duration::from_secs(30)), "scheduler did not listen on {port}:\n{}", scheduler.output());
+    scheduler
 }
 
 impl Cluster {
@@ -50,22 +63,29 @@ impl Cluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
         let http_port = free_port();
-        let mut cmd = base_command(&env);
-        cmd.args(["scheduler", "--port", &port.to_string(), "--http-port", &http_port.to_string()])
-            // Dead executors are noticed quickly in tests.
-            .args(["--executor-timeout", "6s"]);
-        let scheduler = Proc::spawn("scheduler", cmd, dir.path().join("scheduler.log"));
-        assert!(
-            wait_for_port(port, Duration::from_secs(30)),
-            "scheduler did not listen on {port}:\n{}",
-            scheduler.output()
-        );
-        let mut cluster = Cluster { dir, scheduler, executors: Vec::new(), port, http_port, env };
+        // State in the test's directory and no default schedules, unless
+        // the test says otherwise: a stray KPI run would change Redis.
+        let mut env_with_defaults = vec![
+            ("STOCKYARD_STATE".to_string(), format!("file:{}", dir.path().join("state").display())),
+            ("STOCKYARD_DEFAULT_SCHEDULES".to_string(), "false".to_string()),
+        ];
+        env_with_defaults.extend(env);
+        let env = env_with_defaults;
+        let scheduler = spawn_scheduler(&dir, &env, port, http_port, 0);
+        let mut cluster = Cluster { dir, scheduler, executors: Vec::new(), port, http_port, env, restarts: 0 };
         for _ in 0..executors {
             cluster.add_executor();
         }
         cluster.wait_for_executors(executors);
         cluster
+    }
+
+    /// Stops the scheduler (SIGTERM, then SIGKILL) and starts it again on
+    /// the same ports with the same environment.
+    pub fn restart_scheduler(&mut self) {
+        self.scheduler.stop(Duration::from_secs(10));
+        self.restarts += 1;
+        self.scheduler = spawn_scheduler(&self.dir, &self.env, self.port, self.http_port, self.restarts);
     }
 
     /// Starts one more executor (not waiting for it to register).

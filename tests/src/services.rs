@@ -132,8 +132,12 @@ pub struct Etcd {
 impl Etcd {
     /// Starts `etcd` and waits until its client port answers.
     pub fn start() -> Etcd {
+        Self::start_on(free_port())
+    }
+
+    /// Starts `etcd` with its client port on `port`.
+    pub fn start_on(port: u16) -> Etcd {
         let dir = tempfile::tempdir().expect("temp dir");
-        let port = free_port();
         let peer = free_port();
         let client = format!("http://127.0.0.1:{port}");
         let peer_url = format!("http://127.0.0.1:{peer}");

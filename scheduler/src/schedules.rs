@@ -1,0 +1,384 @@
+//! Schedules: named jobs that the scheduler starts every interval or on a
+//! cron expression (the part Airflow did). They live in the state store,
+//! so they survive a restart; a tick that comes while the schedule's last
+//! run still runs is skipped and counted, never run twice at once.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use stockyard_proto::ScheduleInfo;
+use stockyard_state::StateStore;
+use tokio::sync::mpsc;
+
+use crate::runner::{BadRequest, JobRunner};
+
+/// How often due schedules are looked for.
+pub const TICK: Duration = Duration::from_millis(250);
+
+/// Key prefix of schedules in the state store.
+const PREFIX: &str = "schedules/";
+/// Set once the default schedules were created, so removing them sticks.
+const SEEDED: &str = "meta/default-schedules";
+
+/// One schedule as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Schedule {
+    pub name: String,
+    pub job: String,
+    pub params: BTreeMap<String, String>,
+    /// Interval in milliseconds, or 0 with a cron expression.
+    pub every_ms: u64,
+    pub cron: String,
+    pub paused: bool,
+    pub next_run_ms: u64,
+    #[serde(default)]
+    pub last_run_id: String,
+    #[serde(default)]
+    pub last_status: String,
+    #[serde(default)]
+    pub last_started_ms: u64,
+    #[serde(default)]
+    pub skipped_ticks: u64,
+    #[serde(default)]
+    pub last_skipped_ms: u64,
+}
+
+impl Schedule {
+    /// When it fires next after `now`.
+    fn next_after(&self, now: DateTime<Utc>) -> u64 {
+        let now_ms = now.timestamp_millis().max(0) as u64;
+        if self.every_ms > 0 {
+            // On the interval's grid from the last planned time, so runs do
+            // not drift; ticks missed while nobody ran schedules are not
+            // made up.
+            let base = self.next_run_ms.min(now_ms);
+            let behind = (now_ms - base) / self.every_ms + 1;
+            return base + behind * self.every_ms;
+        }
+        croner::Cron::from_str(&self.cron)
+            .ok()
+            .and_then(|c| c.find_next_occurrence(&now, false).ok())
+            .map(|t| t.timestamp_millis().max(0) as u64)
+            .unwrap_or(u64::MAX)
+    }
+
+    /// As the job API shows it.
+    pub fn info(&self) -> ScheduleInfo {
+        ScheduleInfo {
+            name: self.name.clone(),
+            job: self.job.clone(),
+            params: self.params.clone().into_iter().collect(),
+            every: if self.every_ms > 0 {
+                humantime::format_duration(Duration::from_millis(self.every_ms)).to_string()
+            } else {
+                String::new()
+            },
+            cron: self.cron.clone(),
+            paused: self.paused,
+            next_run_ms: if self.paused { 0 } else { self.next_run_ms },
+            last_run_id: self.last_run_id.clone(),
+            last_status: self.last_status.clone(),
+            last_started_ms: self.last_started_ms,
+            skipped_ticks: self.skipped_ticks,
+            last_skipped_ms: self.last_skipped_ms,
+        }
+    }
+}
+
+/// Why a schedule change was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ScheduleError {
+    #[error("{0}")]
+    Bad(String),
+    #[error("no schedule named '{0}'")]
+    Unknown(String),
+    #[error("schedule '{0}' already exists")]
+    Exists(String),
+    #[error("schedule '{0}' is still running its last run ({1})")]
+    Running(String, String),
+    #[error("the scheduler's state store failed: {0}")]
+    State(#[from] stockyard_state::StateError),
+}
+
+impl From<BadRequest> for ScheduleError {
+    fn from(e: BadRequest) -> Self {
+        ScheduleError::Bad(e.0)
+    }
+}
+
+/// The schedules and the loop that fires them.
+#[derive(Debug)]
+pub struct Schedules {
+    store: Arc<dyn StateStore>,
+    runner: Arc<JobRunner>,
+    /// Schedule name → its run in flight.
+    running: Mutex<HashMap<String, String>>,
+    /// Names whose state-store failure was already logged.
+    failing: Mutex<HashSet<String>>,
+}
+
+fn now_ms() -> u64 {
+    Utc::now().timestamp_millis().max(0) as u64
+}
+
+impl Schedules {
+    /// Schedules kept in `store`, run by `runner`.
+    pub fn new(store: Arc<dyn StateStore>, runner: Arc<JobRunner>) -> Arc<Self> {
+        Arc::new(Self { store, runner, running: Mutex::default(), failing: Mutex::default() })
+    }
+
+    /// Every schedule, by name.
+    pub async fn list(&self) -> Result<Vec<Schedule>, ScheduleError> {
+        let mut out = Vec::new();
+        for (key, value) in self.store.list(PREFIX).await? {
+            match serde_json::from_slice::<Schedule>(&value) {
+                Ok(s) => out.push(s),
+                Err(e) => tracing::warn!("ignoring unreadable schedule {key}: {e}"),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn get(&self, name: &str) -> Result<Schedule, ScheduleError> {
+        let value = self.store.get(&format!("{PREFIX}{name}")).await?.ok_or_else(|| ScheduleError::Unknown(name.into()))?;
+        serde_json::from_slice(&value).map_err(|e| ScheduleError::Bad(format!("schedule {name} is unreadable: {e}")))
+    }
+
+    async fn save(&self, s: &Schedule) -> Result<(), ScheduleError> {
+        let value = serde_json::to_vec(s).map_err(|e| ScheduleError::Bad(e.to_string()))?;
+        Ok(self.store.put(&format!("{PREFIX}{}", s.name), value).await?)
+    }
+
+    /// Adds a schedule from its API form, checking every part of it.
+    pub async fn add(&self, info: &ScheduleInfo) -> Result<Schedule, ScheduleError> {
+        let name = info.name.as_str();
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return Err(ScheduleError::Bad(format!("'{name}' is not a schedule name (letters, digits, - and _)")));
+        }
+        let params: HashMap<String, String> = info.params.clone().into_iter().collect();
+        self.runner.validate(&info.job, &params)?;
+        let every_ms = match (info.every.is_empty(), info.cron.is_empty()) {
+            (false, true) => humantime::parse_duration(&info.every)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .map(|d| d.as_millis() as u64)
+                .ok_or_else(|| ScheduleError::Bad(format!("'{}' is not an interval like 30s, 1m or 5m", info.every)))?,
+            (true, false) => {
+                croner::Cron::from_str(&info.cron)
+                    .map_err(|e| ScheduleError::Bad(format!("'{}' is not a cron expression: {e}", info.cron)))?;
+                0
+            }
+            _ => return Err(ScheduleError::Bad("a schedule needs either an interval (--every) or a cron expression (--cron)".into())),
+        };
+        if self.store.get(&format!("{PREFIX}{name}")).await?.is_some() {
+            return Err(ScheduleError::Exists(name.into()));
+        }
+        let mut s = Schedule {
+            name: name.into(),
+            job: info.job.clone(),
+            params: info.params.clone().into_iter().collect(),
+            every_ms,
+            cron: info.cron.clone(),
+            paused: false,
+            next_run_ms: now_ms(),
+            last_run_id: String::new(),
+            last_status: String::new(),
+            last_started_ms: 0,
+            skipped_ticks: 0,
+            last_skipped_ms: 0,
+        };
+        s.next_run_ms = s.next_after(Utc::now());
+        self.save(&s).await?;
+        Ok(s)
+    }
+
+    /// Pauses or resumes `name`.
+    pub async fn set_paused(&self, name: &str, paused: bool) -> Result<Schedule, ScheduleError> {
+        let mut s = self.get(name).await?;
+        s.paused = paused;
+        if !paused {
+            s.next_run_ms = s.next_after(Utc::now());
+        }
+        self.save(&s).await?;
+        Ok(s)
+    }
+
+    /// Removes `name` (a run in flight goes on).
+    pub async fn remove(&self, name: &str) -> Result<Schedule, ScheduleError> {
+        let s = self.get(name).await?;
+        self.store.delete(&format!("{PREFIX}{name}")).await?;
+        Ok(s)
+    }
+
+    /// Starts `name`'s job now, unless its last run still runs.
+    pub async fn trigger(self: &Arc<Self>, name: &str) -> Result<(Schedule, String), ScheduleError> {
+        let s = self.get(name).await?;
+        let run_id = self.start(s.clone(), "manual")?;
+        Ok((self.get(name).await.unwrap_or(s), run_id))
+    }
+
+    /// Creates `kpi` every minute and `archive` every 5 minutes, once.
+    pub async fn seed_defaults(&self) -> Result<(), ScheduleError> {
+        if self.store.get(SEEDED).await?.is_some() {
+            return Ok(());
+        }
+        for (name, every) in [("kpi", "1m"), ("archive", "5m")] {
+            let info = ScheduleInfo { name: name.into(), job: name.into(), every: every.into(), ..Default::default() };
+            match self.add(&info).await {
+                Ok(_) | Err(ScheduleError::Exists(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.store.put(SEEDED, b"1".to_vec()).await?;
+        Ok(())
+    }
+
+    /// Starts a run of `s` in the background and records it on `s`.
+    fn start(self: &Arc<Self>, s: Schedule, why: &str) -> Result<String, ScheduleError> {
+        let mut running = self.running.lock().expect("running lock");
+        if let Some(run) = running.get(&s.name) {
+            return Err(ScheduleError::Running(s.name.clone(), run.clone()));
+        }
+        let run_id = self.runner.new_run_id(&s.job);
+        running.insert(s.name.clone(), run_id.clone());
+        drop(running);
+        let this = self.clone();
+        let id = run_id.clone();
+        let trigger = format!("schedule:{} ({why})", s.name);
+        tokio::spawn(async move {
+            let name = s.name.clone();
+            this.update(&name, |t| {
+                t.last_run_id = id.clone();
+                t.last_status = "running".into();
+                t.last_started_ms = now_ms();
+            })
+            .await;
+            let (progress, _) = mpsc::channel(1);
+            let params = s.params.into_iter().collect();
+            let run = this.runner.clone().run_with_id(id, s.job, params, trigger, progress).await;
+            this.running.lock().expect("running lock").remove(&name);
+            this.update(&name, |t| {
+                if t.last_run_id == run.run_id {
+                    t.last_status = run.status.clone();
+                }
+            })
+            .await;
+        });
+        Ok(run_id)
+    }
+
+    /// Changes schedule `name` in the store, if it still exists.
+    async fn update(&self, name: &str, change: impl FnOnce(&mut Schedule)) {
+        match self.get(name).await {
+            Ok(mut s) => {
+                change(&mut s);
+                if let Err(e) = self.save(&s).await {
+                    tracing::warn!(schedule = name, "cannot record the schedule's run: {e}");
+                }
+            }
+            Err(ScheduleError::Unknown(_)) => {}
+            Err(e) => tracing::warn!(schedule = name, "cannot record the schedule's run: {e}"),
+        }
+    }
+
+    /// Fires due schedules; once per [`TICK`], on the scheduler that leads.
+    pub async fn tick(self: &Arc<Self>) {
+        let schedules = match self.list().await {
+            Ok(s) => {
+                self.failing.lock().expect("failing lock").remove("");
+                s
+            }
+            Err(e) => {
+                // Logged once per outage; nothing fires while the store is away,
+                // and nothing is made up when it is back.
+                if self.failing.lock().expect("failing lock").insert(String::new()) {
+                    tracing::warn!("schedules paused: {e} (retrying)");
+                }
+                return;
+            }
+        };
+        let now = Utc::now();
+        let now_ms = now.timestamp_millis().max(0) as u64;
+        for mut s in schedules {
+            if s.paused || s.next_run_ms > now_ms {
+                continue;
+            }
+            let busy = self.running.lock().expect("running lock").get(&s.name).cloned();
+            s.next_run_ms = s.next_after(now);
+            match busy {
+                Some(run) => {
+                    tracing::info!(schedule = %s.name, run = %run, "tick skipped: the last run still runs");
+                    s.skipped_ticks += 1;
+                    s.last_skipped_ms = now_ms;
+                    if let Err(e) = self.save(&s).await {
+                        tracing::warn!(schedule = %s.name, "cannot record a skipped tick: {e}");
+                    }
+                }
+                None => {
+                    // Saved before the run starts: a crash now skips this tick
+                    // rather than firing it twice.
+                    if let Err(e) = self.save(&s).await {
+                        tracing::warn!(schedule = %s.name, "not firing: {e}");
+                        continue;
+                    }
+                    if let Err(e) = self.start(s.clone(), "due") {
+                        tracing::warn!(schedule = %s.name, "not firing: {e}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs [`Self::tick`] forever; with `seed`, first creates the default
+    /// schedules (retried until the store answers).
+    pub async fn run(self: Arc<Self>, mut seed: bool) {
+        loop {
+            if seed {
+                match self.seed_defaults().await {
+                    Ok(()) => seed = false,
+                    Err(e) => tracing::debug!("default schedules not created yet: {e}"),
+                }
+            }
+            self.tick().await;
+            tokio::time::sleep(TICK).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schedule(every_ms: u64, cron: &str, next: u64) -> Schedule {
+        Schedule {
+            name: "s".into(),
+            job: "kpi".into(),
+            params: BTreeMap::new(),
+            every_ms,
+            cron: cron.into(),
+            paused: false,
+            next_run_ms: next,
+            last_run_id: String::new(),
+            last_status: String::new(),
+            last_started_ms: 0,
+            skipped_ticks: 0,
+            last_skipped_ms: 0,
+        }
+    }
+
+    #[test]
+    fn intervals_stay_on_their_grid_and_cron_finds_the_next_minute() {
+        let now = DateTime::parse_from_rfc3339("2026-01-05T12:00:10Z").unwrap().with_timezone(&Utc);
+        let ms = now.timestamp_millis() as u64;
+        // Due 10 s ago with a 60 s interval: next at +50 s, not +60 s.
+        assert_eq!(schedule(60_000, "", ms - 10_000).next_after(now), ms + 50_000);
+        // Long overdue: the next grid point after now, no burst.
+        assert_eq!(schedule(60_000, "", ms - 3_600_000 - 10_000).next_after(now), ms + 50_000);
+        let next = schedule(0, "*/5 * * * *", 0).next_after(now);
+        assert_eq!(next, DateTime::parse_from_rfc3339("2026-01-05T12:05:00Z").unwrap().timestamp_millis() as u64);
+    }
+}

@@ -1,0 +1,116 @@
+//! The scheduler's durable state: schedules and the run history, as keys
+//! and values behind one trait, [`StateStore`], so the same scheduler code
+//! runs on a local directory (the embedded default) or on etcd (shared by
+//! several schedulers).
+//!
+//! Keys are `/`-separated paths (`schedules/kpi`, `runs/…`); values are
+//! bytes (the scheduler writes JSON).
+
+mod etcd;
+mod file;
+mod memory;
+
+use std::sync::Arc;
+
+pub use etcd::EtcdStore;
+pub use file::FileStore;
+pub use memory::MemoryStore;
+
+/// Why the state could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// A `STOCKYARD_STATE` value that names no store.
+    #[error("'{0}' is not a state store (use memory, file:DIR or etcd://HOST:PORT[,HOST:PORT…])")]
+    Spec(String),
+    /// The store failed; `what` names it and the operation.
+    #[error("{what}: {reason}")]
+    Store { what: String, reason: String },
+}
+
+/// Keys and values that outlive the scheduler process.
+#[async_trait::async_trait]
+pub trait StateStore: Send + Sync + std::fmt::Debug {
+    /// The value at `key`.
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StateError>;
+    /// Sets `key` to `value`.
+    async fn put(&self, key: &str, value: Vec<u8>) -> Result<(), StateError>;
+    /// Removes `key` (no error when absent).
+    async fn delete(&self, key: &str) -> Result<(), StateError>;
+    /// Every key under `prefix` with its value, in key order.
+    async fn list(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StateError>;
+    /// What the store is, for logs and errors (no credentials).
+    fn describe(&self) -> String;
+}
+
+/// Opens the store `spec` names: `memory`, `file:DIR` or
+/// `etcd://HOST:PORT[,HOST:PORT…]`.
+pub async fn open(spec: &str) -> Result<Arc<dyn StateStore>, StateError> {
+    if spec == "memory" {
+        return Ok(Arc::new(MemoryStore::default()));
+    }
+    if let Some(dir) = spec.strip_prefix("file:") {
+        return Ok(Arc::new(FileStore::open(dir)?));
+    }
+    if let Some(hosts) = spec.strip_prefix("etcd://") {
+        let endpoints: Vec<String> = hosts.split(',').filter(|h| !h.is_empty()).map(str::to_string).collect();
+        if endpoints.is_empty() {
+            return Err(StateError::Spec(spec.into()));
+        }
+        return Ok(Arc::new(EtcdStore::new(endpoints)));
+    }
+    Err(StateError::Spec(spec.into()))
+}
+
+/// Checks `spec`'s form without opening anything.
+pub fn check(spec: &str) -> Result<(), StateError> {
+    let ok = spec == "memory"
+        || spec.strip_prefix("file:").is_some_and(|d| !d.is_empty())
+        || spec.strip_prefix("etcd://").is_some_and(|h| h.split(',').any(|e| !e.is_empty()));
+    if ok { Ok(()) } else { Err(StateError::Spec(spec.into())) }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// What every store must do.
+    pub async fn behaves(store: &dyn StateStore) {
+        assert_eq!(store.get("schedules/kpi").await.unwrap(), None);
+        store.put("schedules/kpi", b"one".to_vec()).await.unwrap();
+        store.put("schedules/archive", b"two".to_vec()).await.unwrap();
+        store.put("schedulesX", b"not under the prefix".to_vec()).await.unwrap();
+        store.put("runs/1", b"r".to_vec()).await.unwrap();
+        assert_eq!(store.get("schedules/kpi").await.unwrap(), Some(b"one".to_vec()));
+        store.put("schedules/kpi", b"three".to_vec()).await.unwrap();
+        let listed = store.list("schedules/").await.unwrap();
+        assert_eq!(
+            listed,
+            vec![("schedules/archive".to_string(), b"two".to_vec()), ("schedules/kpi".to_string(), b"three".to_vec())]
+        );
+        store.delete("schedules/kpi").await.unwrap();
+        store.delete("schedules/kpi").await.unwrap();
+        assert_eq!(store.list("schedules/").await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn memory_and_file_stores_behave() {
+        behaves(&MemoryStore::default()).await;
+        let dir = tempfile::tempdir().unwrap();
+        behaves(&FileStore::open(dir.path().to_str().unwrap()).unwrap()).await;
+        // A new store on the same directory sees the same state.
+        let again = FileStore::open(dir.path().to_str().unwrap()).unwrap();
+        assert_eq!(again.get("schedules/archive").await.unwrap(), Some(b"two".to_vec()));
+    }
+
+    #[test]
+    fn specs_are_checked() {
+        assert!(check("memory").is_ok());
+        assert!(check("file:/tmp/x").is_ok());
+        assert!(check("etcd://a:2379,b:2379").is_ok());
+        assert_eq!(
+            check("redis://x").unwrap_err().to_string(),
+            "'redis://x' is not a state store (use memory, file:DIR or etcd://HOST:PORT[,HOST:PORT…])"
+        );
+        assert!(check("file:").is_err());
+    }
+}
