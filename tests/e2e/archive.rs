@@ -123,20 +123,7 @@ fn archive(cluster: &Cluster, dest: &str) -> (i32, Value, String) {
 
 /// What the selected originals were, per collection, before any run.
 fn selected(mongo: &Mongo) -> BTreeMap<&'static str, Vec<Document>> {
-    let cutoff = at("2026-01-05T10:00:00Z");
-    FACTS
-        .iter()
-        .map(|c| {
-            let docs = all(mongo, c)
-                .into_iter()
-                .filter(|d| {
-                    let time = ["order_ts", "arrival_ts", "inventory_ts"].iter().find_map(|f| d.get_datetime(f).ok());
-                    time.is_some_and(|t| *t < cutoff)
-                })
-                .collect();
-            (*c, docs)
-        })
-        .collect()
+    FACTS.iter().map(|c| (*c, all(mongo, c).into_iter().filter(selected_time).collect())).collect()
 }
 
 /// Every selected document is in the archive exactly once, equal to its
@@ -380,6 +367,7 @@ fn documents_inserted_during_a_run_and_a_mongodb_outage_lose_nothing() {
     assert_exactly_once(&mongo, dest.path(), &before, &everything);
 }
 
+/// Whether `d`'s event time is a date before the 10:00 cutoff.
 fn selected_time(d: &Document) -> bool {
     let cutoff = at("2026-01-05T10:00:00Z");
     ["order_ts", "arrival_ts", "inventory_ts"].iter().find_map(|f| d.get_datetime(f).ok()).is_some_and(|t| *t < cutoff)
