@@ -34,20 +34,22 @@ impl Failure {
     }
 }
 
-fn init_logging(default: &str) {
+fn init_logging(default: &str, format: cli::LogFormat) {
     let filter = EnvFilter::try_from_env("STOCKYARD_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        cli::LogFormat::Text => logs.init(),
+        // Span fields (the run id, the Ballista job) ride on every line.
+        cli::LogFormat::Json => logs.json().with_current_span(true).with_span_list(true).init(),
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let server = matches!(cli.command, Command::Scheduler(_) | Command::Executor(_) | Command::Standalone(_));
-    init_logging(if server { "info" } else { "warn" });
+    init_logging(if server { "info" } else { "warn" }, cli.log_format);
     // Planning deep SQL (the KPI queries) recurses deeply, beyond the 2 MiB
     // default stack of a runtime thread in debug builds.
     let runtime = match tokio::runtime::Builder::new_multi_thread()

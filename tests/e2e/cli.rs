@@ -61,3 +61,32 @@ fn a_taken_port_is_reported() {
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stderr.contains(&format!("cannot listen on 127.0.0.1:{port} for gRPC")), "{}", r.stderr);
 }
+
+#[test]
+fn json_logs_are_one_object_per_line_with_the_run_id() {
+    let cluster = stockyard_tests::Cluster::start_with_env(1, vec![("STOCKYARD_LOG_FORMAT".into(), "json".into())]);
+    cluster.stockyard(&["schedules", "add", "once", "--job", "sql", "--every", "1h", "--sql", "SELECT 1"]).ok();
+    let trigger = cluster.stockyard(&["schedules", "trigger", "once"]).ok();
+    let run_id = trigger.stdout.split("\"run_id\":\"").nth(1).and_then(|s| s.split('"').next()).unwrap().to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let log = cluster.scheduler.output();
+        let lines: Vec<serde_json::Value> = log
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+            .collect();
+        assert!(lines.iter().all(|l| l["level"].is_string() && l["timestamp"].is_string()), "{log}");
+        let ended = lines
+            .iter()
+            .any(|l| l["fields"]["message"] == "job run ended" && l["fields"]["run"] == run_id.as_str() && l["fields"]["status"] == "succeeded");
+        if ended {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no 'job run ended' line for {run_id}:\n{log}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let bad = stockyard(&["executors", "--log-format", "xml"], &[]);
+    assert_eq!(bad.code, 2, "{bad:?}");
+    assert!(bad.stderr.contains("'xml'"), "{}", bad.stderr);
+}
