@@ -3,16 +3,30 @@
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use std::sync::Arc;
+
+use crate::runner::JobRunner;
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
 use crate::Scheduler;
 
-pub(crate) fn router(scheduler: Scheduler) -> Router {
+pub(crate) fn router(scheduler: Scheduler, runner: Arc<JobRunner>) -> Router {
+    let for_metrics = scheduler.clone();
+    let metrics = move || {
+        let (scheduler, runner) = (for_metrics.clone(), runner.clone());
+        async move {
+            match crate::metrics::render(&scheduler, &runner).await {
+                Ok(text) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response(),
+                Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+            }
+        }
+    };
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
         .route("/readyz", get(readyz))
         .route("/api/executors", get(api_executors))
         .route("/api/jobs", get(api_jobs))

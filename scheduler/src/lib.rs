@@ -3,6 +3,7 @@
 //! health and JSON endpoints on an HTTP port.
 
 mod http;
+mod metrics;
 pub mod runner;
 pub mod schedules;
 mod service;
@@ -209,6 +210,7 @@ impl BoundScheduler {
         let Self { scheduler, catalog, runner, schedules, default_schedules, grpc, http } = self;
         let catalog_for_refresh = catalog.clone();
         let scheduler_for_revive = scheduler.clone();
+        let runner_for_http = runner.clone();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
@@ -229,7 +231,7 @@ impl BoundScheduler {
             routes.routes().into_axum_router().into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(stopped(stop_rx.clone()));
-        let http_server = axum::serve(http, http::router(scheduler)).with_graceful_shutdown(stopped(stop_rx));
+        let http_server = axum::serve(http, http::router(scheduler, runner_for_http)).with_graceful_shutdown(stopped(stop_rx));
         tokio::spawn(async move {
             shutdown.await;
             let _ = stop_tx.send(true);

@@ -171,6 +171,11 @@ impl JobRunner {
         let _ = self.ballista.set(scheduler);
     }
 
+    /// This process's recent runs, newest first (no store access).
+    pub fn recent_runs(&self) -> Vec<RunInfo> {
+        self.runs.lock().expect("runs lock").iter().cloned().collect()
+    }
+
     /// Recorded runs, newest first: the store's history, or this process's
     /// own runs while the store is unreachable.
     pub async fn runs(&self) -> Vec<RunInfo> {

@@ -226,3 +226,38 @@ fn standalone_sql_runs_in_one_process() {
     .ok();
     assert_eq!(r.stdout, "n,s\n1000,499500\n");
 }
+
+fn metric(cluster: &Cluster, line_start: &str) -> Option<i64> {
+    let (status, body) = stockyard_tests::http_get(cluster.http_port, "/metrics");
+    assert_eq!(status, 200, "{body}");
+    body.lines().find(|l| l.starts_with(line_start)).and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn metrics_show_executors_pending_tasks_under_load_and_job_runs() {
+    let cluster = Cluster::start(2);
+    assert_eq!(metric(&cluster, "stockyard_executors{state=\"active\"}"), Some(2));
+    assert_eq!(metric(&cluster, "stockyard_pending_tasks"), Some(0));
+    // 16 tasks of about a second on 4 slots: most wait at first.
+    let cmd = cluster.command(&["sql", "--format", "csv", "SELECT count(*) AS n FROM partitioned_range(400000, 16, 300)"]);
+    let load = std::thread::spawn(move || stockyard_tests::cluster::run(cmd));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut peak = 0;
+    while !load.is_finished() && std::time::Instant::now() < deadline {
+        peak = peak.max(metric(&cluster, "stockyard_pending_tasks").unwrap_or(0));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = load.join().unwrap();
+    assert_eq!(out.stdout.trim(), "n\n400000", "{}", out.stderr);
+    assert!(peak >= 4, "pending tasks rose under load: peak {peak}");
+    assert_eq!(metric(&cluster, "stockyard_pending_tasks"), Some(0), "and fell to zero after");
+    assert_eq!(metric(&cluster, "stockyard_running_jobs"), Some(0));
+    // Job runs by job and status.
+    cluster.stockyard(&["schedules", "add", "m", "--job", "sql", "--every", "1h", "--sql", "SELECT 1"]).ok();
+    cluster.stockyard(&["schedules", "trigger", "m"]).ok();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while metric(&cluster, "stockyard_job_runs{job=\"sql\",status=\"succeeded\"}") != Some(1) {
+        assert!(std::time::Instant::now() < deadline, "no succeeded sql run in /metrics");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
