@@ -3,11 +3,12 @@ Parquet snapshot and runs queries on request. `bench/compare` drives it.
 
 Protocol: one JSON object per line. On start it prints
 {"ready": true, "startup_s": ...}; then for each request line
-{"name": ..., "sql": ..., "warmup": W, "runs": R} it runs the query W times
+{"name": ..., "sql": ..., "warmup": W, "runs": R, "rows": true} it runs the query W times
 untimed and R times timed, each `spark.sql(sql).collect()` (parse, plan,
 execute, bring the rows to the driver), and prints
 {"name": ..., "times_s": [...], "columns": [...], "rows": [[...], ...]}
-with the rows of the last run (timestamps as ISO-8601 UTC strings).
+with the rows of the last run (timestamps as ISO-8601 UTC strings; none
+when "rows" is false).
 Spark's own log goes to stderr.
 
 usage: runner.py --snapshot DIR --cores N [--shuffle-partitions N] [--driver-memory 1g]
@@ -82,7 +83,7 @@ def main():
                 "name": req.get("name"),
                 "times_s": times,
                 "columns": columns,
-                "rows": [[value(v) for v in r] for r in rows],
+                "rows": [[value(v) for v in r] for r in rows] if req.get("rows", True) else [],
             }
         except Exception as e:  # report, keep serving
             out = {"name": req.get("name"), "error": str(e)[:2000]}
