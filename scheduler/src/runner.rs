@@ -187,9 +187,9 @@ impl JobRunner {
                     .map(|v| run_from_json(&v))
                     .collect();
                 // Runs this process has not stored yet (the store was away).
-                for r in self.runs.lock().expect("runs lock").iter() {
+                for r in self.recent_runs() {
                     if !runs.iter().any(|s| s.run_id == r.run_id) {
-                        runs.push(r.clone());
+                        runs.push(r);
                     }
                 }
                 runs.sort_by(|a, b| b.started_at_ms.cmp(&a.started_at_ms).then(b.run_id.cmp(&a.run_id)));
@@ -197,7 +197,7 @@ impl JobRunner {
             }
             Err(e) => {
                 tracing::warn!("run history unavailable, showing this scheduler's runs: {e}");
-                self.runs.lock().expect("runs lock").iter().cloned().collect()
+                self.recent_runs()
             }
         }
     }
