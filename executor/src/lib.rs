@@ -2,6 +2,8 @@
 //! codecs. It registers with the scheduler, heartbeats, runs tasks and serves
 //! its shuffle output to other executors over Arrow Flight.
 
+pub mod engine;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -98,6 +100,7 @@ pub async fn run(settings: ExecutorSettings) -> Result<(), ExecutorError> {
         job_data_clean_up_interval_seconds: 3600,
         override_logical_codec: Some(Arc::new(LogicalCodec::new(Some(mongo.clone())))),
         override_physical_codec: Some(Arc::new(PhysicalCodec::new(Some(mongo)))),
+        override_execution_engine: Some(Arc::new(engine::TaskEngine)),
         ..Default::default()
     };
     let config = Arc::new(config);

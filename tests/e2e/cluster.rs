@@ -86,6 +86,45 @@ fn parquet_join_and_aggregate_return_exact_rows_on_two_executors() {
     assert_eq!(lines, expected, "{}", cluster.logs());
 }
 
+/// Ballista 54 restricts each file scan of a task to the file group of the
+/// task's partition number, which is wrong below a `UNION ALL`: every branch
+/// after the first was read once per partition.
+#[test]
+fn union_all_of_multi_file_scans_counts_each_row_once() {
+    let cluster = Cluster::start(2);
+    let data = cluster.dir.path().join("data");
+    write_parquet(&data);
+    // Straight from the fixture's formula: 5 files of 2,000 orders, and of
+    // those, the orders of SKUs 50..59 (no dimension row).
+    let (mut units, mut unknown, mut unknown_units) = (0i64, 0i64, 0i64);
+    for file in 0..5usize {
+        for i in 0..2000usize {
+            let q = ((i * 31 + file) % 17 + 1) as i64;
+            units += q;
+            if (i * 7 + file * 13) % 60 >= 50 {
+                unknown += 1;
+                unknown_units += q;
+            }
+        }
+    }
+    let sql = format!(
+        "CREATE EXTERNAL TABLE orders STORED AS PARQUET LOCATION {};
+         SELECT c, count(*) AS n, sum(q) AS units FROM (
+           SELECT 'a' AS c, quantity AS q FROM orders
+           UNION ALL SELECT 'b', quantity FROM orders WHERE sku_id >= 'SKU-00050'
+           UNION ALL SELECT 'c', CAST(value AS INT) FROM partitioned_range(1000, 3)
+           UNION ALL SELECT 'd', quantity FROM orders
+         ) t GROUP BY c ORDER BY c",
+        sql_path(&data.join("orders/")),
+    );
+    assert_eq!(
+        cluster.sql_csv(&sql),
+        format!("c,n,units\na,10000,{units}\nb,{unknown},{unknown_units}\nc,1000,499500\nd,10000,{units}\n"),
+        "{}",
+        cluster.logs()
+    );
+}
+
 /// The Ballista 55 failure mode: a custom leaf with N partitions read N times.
 #[test]
 fn custom_multi_partition_scan_returns_each_row_once() {
