@@ -16,4 +16,7 @@ pub enum JobError {
     /// Redis refused or did not answer; nothing was written.
     #[error("writing to Redis failed (nothing written): {0}")]
     Redis(String),
+    /// Redis refused or did not answer a read of the cached KPIs.
+    #[error("reading the KPIs from Redis failed: {0}")]
+    RedisRead(String),
 }

@@ -2,11 +2,14 @@
 //! serving Ballista's gRPC API and Stockyard's job API on one port, and
 //! health and JSON endpoints on an HTTP port.
 
+mod api;
+mod detail;
 mod http;
 mod metrics;
 pub mod runner;
 pub mod schedules;
 mod service;
+mod ui;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -143,6 +146,9 @@ pub struct BoundScheduler {
     runner: Arc<JobRunner>,
     schedules: Arc<Schedules>,
     default_schedules: bool,
+    /// Ballista's job store, for the stages and tasks of any job.
+    jobs: Arc<dyn ballista_scheduler::cluster::JobState>,
+    redis_url: String,
     grpc: TcpListener,
     http: TcpListener,
 }
@@ -185,9 +191,20 @@ impl BoundScheduler {
         let schedules = Schedules::new(store, runner.clone());
         let config = Arc::new(config);
         let cluster = BallistaCluster::new_from_config(&config).await?;
+        let jobs = cluster.job_state();
         let scheduler = create_scheduler::<LogicalPlanNode, PhysicalPlanNode>(cluster, config).await?;
         runner.set_ballista(scheduler.clone());
-        Ok(Self { scheduler, catalog, runner, schedules, default_schedules: settings.default_schedules, grpc, http })
+        Ok(Self {
+            scheduler,
+            catalog,
+            runner,
+            schedules,
+            default_schedules: settings.default_schedules,
+            jobs,
+            redis_url: settings.redis_url.clone(),
+            grpc,
+            http,
+        })
     }
 
     /// The gRPC address actually bound (useful with port 0).
@@ -207,10 +224,19 @@ impl BoundScheduler {
 
     /// Serves until `shutdown` completes or a server fails.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), SchedulerError> {
-        let Self { scheduler, catalog, runner, schedules, default_schedules, grpc, http } = self;
+        let address = self.grpc_addr().to_string();
+        let Self { scheduler, catalog, runner, schedules, default_schedules, jobs, redis_url, grpc, http } = self;
         let catalog_for_refresh = catalog.clone();
         let scheduler_for_revive = scheduler.clone();
-        let runner_for_http = runner.clone();
+        let api = api::Api {
+            scheduler: scheduler.clone(),
+            jobs,
+            runner: runner.clone(),
+            schedules: schedules.clone(),
+            catalog: catalog.clone(),
+            redis_url,
+            address,
+        };
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
@@ -231,7 +257,7 @@ impl BoundScheduler {
             routes.routes().into_axum_router().into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(stopped(stop_rx.clone()));
-        let http_server = axum::serve(http, http::router(scheduler, runner_for_http)).with_graceful_shutdown(stopped(stop_rx));
+        let http_server = axum::serve(http, http::router(api)).with_graceful_shutdown(stopped(stop_rx));
         tokio::spawn(async move {
             shutdown.await;
             let _ = stop_tx.send(true);

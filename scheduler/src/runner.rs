@@ -17,6 +17,15 @@ use tokio::sync::mpsc;
 /// Runs kept in memory.
 const HISTORY: usize = 1000;
 
+/// Results of `sql` runs kept in memory, newest last, for the UI.
+const RESULTS: usize = 16;
+
+/// Rows of a `sql` run's result kept for the UI.
+pub const RESULT_ROWS: usize = 1000;
+
+/// Status and error of a run a user cancelled.
+const CANCELLED: &str = "cancelled";
+
 /// Where jobs read and write.
 #[derive(Debug, Clone)]
 pub struct JobTargets {
@@ -49,6 +58,21 @@ pub struct JobRunner {
     retention: Duration,
     /// The Ballista scheduler, to name the Ballista jobs of a run.
     ballista: OnceLock<crate::Scheduler>,
+    /// Runs going on in this process, each with its cancel switch.
+    active: Mutex<HashMap<String, tokio::sync::watch::Sender<bool>>>,
+    /// The last `sql` runs' results: run id, then columns and rows as JSON.
+    results: Mutex<VecDeque<(String, Value)>>,
+}
+
+/// Why a run cannot be cancelled.
+#[derive(Debug, thiserror::Error)]
+pub enum CancelError {
+    /// No run has this id.
+    #[error("no run '{0}'")]
+    Unknown(String),
+    /// The run has ended, or runs on another scheduler.
+    #[error("run '{0}' is not running on this scheduler (it is {1})")]
+    NotRunning(String, String),
 }
 
 impl std::fmt::Debug for JobRunner {
@@ -163,7 +187,15 @@ impl JobRunner {
     /// A runner for jobs on `targets` that keeps runs in `store` for
     /// `retention`.
     pub fn new(targets: JobTargets, store: Arc<dyn StateStore>, retention: Duration) -> Self {
-        Self { targets, runs: Mutex::default(), store, retention, ballista: OnceLock::new() }
+        Self {
+            targets,
+            runs: Mutex::default(),
+            store,
+            retention,
+            ballista: OnceLock::new(),
+            active: Mutex::default(),
+            results: Mutex::default(),
+        }
     }
 
     /// Tells the runner which Ballista scheduler its jobs run on.
@@ -198,6 +230,47 @@ impl JobRunner {
             Err(e) => {
                 tracing::warn!("run history unavailable, showing this scheduler's runs: {e}");
                 self.recent_runs()
+            }
+        }
+    }
+
+    /// One recorded run.
+    pub async fn run_info(&self, run_id: &str) -> Option<RunInfo> {
+        if let Some(r) = self.recent_runs().into_iter().find(|r| r.run_id == run_id) {
+            return Some(r);
+        }
+        self.runs().await.into_iter().find(|r| r.run_id == run_id)
+    }
+
+    /// The result of a `sql` run, while this process still keeps it:
+    /// `{"columns": [...], "rows": [{...}], "total_rows": n}`.
+    pub fn result(&self, run_id: &str) -> Option<Value> {
+        self.results.lock().expect("results lock").iter().find(|(id, _)| id == run_id).map(|(_, v)| v.clone())
+    }
+
+    /// Stops a running run: its Ballista jobs are cancelled and the run is
+    /// recorded as cancelled. A job stopped half-way loses nothing: the KPI
+    /// job writes Redis in one transaction at its end, and the archive job
+    /// resumes an interrupted run first thing next time.
+    pub async fn cancel(&self, run_id: &str) -> Result<(), CancelError> {
+        let switch = self.active.lock().expect("active lock").get(run_id).cloned();
+        let Some(switch) = switch else {
+            return match self.run_info(run_id).await {
+                Some(r) => Err(CancelError::NotRunning(run_id.to_string(), r.status)),
+                None => Err(CancelError::Unknown(run_id.to_string())),
+            };
+        };
+        let _ = switch.send(true);
+        Ok(())
+    }
+
+    /// Cancels the run's Ballista jobs that have not ended.
+    async fn cancel_ballista_jobs(&self, run_id: &str) {
+        let Some(scheduler) = self.ballista.get() else { return };
+        let Ok(jobs) = crate::service::jobs(scheduler).await else { return };
+        for job in jobs.into_iter().filter(|j| j.name.ends_with(run_id) && (j.status == "running" || j.status == "queued")) {
+            if let Err(e) = crate::service::cancel_job(scheduler, &job.id).await {
+                tracing::warn!(run = %run_id, job = %job.id, "cannot cancel the Ballista job: {e}");
             }
         }
     }
@@ -283,23 +356,45 @@ impl JobRunner {
             started_at_ms: now_ms(),
             ..Default::default()
         };
+        let (switch, mut cancelled) = tokio::sync::watch::channel(false);
+        self.active.lock().expect("active lock").insert(run.run_id.clone(), switch);
         self.record(&run).await;
         tracing::info!(run = %run.run_id, "job run started");
         let started = Instant::now();
-        let result = match job.as_str() {
-            "kpi" => self.kpi(&run.run_id, &params, &progress).await,
-            "archive" => self.archive(&run.run_id, &params, &progress).await,
-            "sql" => self.sql(&run.run_id, &params, &progress).await,
-            other => Err(format!("no job named '{other}'")),
+        let work = async {
+            match job.as_str() {
+                "kpi" => self.kpi(&run.run_id, &params, &progress).await,
+                "archive" => self.archive(&run.run_id, &params, &progress).await,
+                "sql" => self.sql(&run.run_id, &params, &progress).await,
+                other => Err(format!("no job named '{other}'")),
+            }
         };
+        let result = tokio::select! {
+            result = work => Some(result),
+            _ = cancelled.wait_for(|c| *c) => None,
+        };
+        self.active.lock().expect("active lock").remove(&run.run_id);
         run.ended_at_ms = now_ms();
         match result {
-            Ok(mut summary) => {
+            None => {
+                self.cancel_ballista_jobs(&run.run_id).await;
+                // A job whose submission was on its way when the run was
+                // dropped reaches the scheduler a moment later.
+                let (runner, id) = (self.clone(), run.run_id.clone());
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    runner.cancel_ballista_jobs(&id).await;
+                });
+                run.status = CANCELLED.into();
+                run.error = "cancelled by a user".into();
+                run.summary_json = json!({"duration_ms": started.elapsed().as_millis() as u64}).to_string();
+            }
+            Some(Ok(mut summary)) => {
                 summary["duration_ms"] = json!(started.elapsed().as_millis() as u64);
                 run.status = summary.get("status").and_then(Value::as_str).unwrap_or("succeeded").into();
                 run.summary_json = summary.to_string();
             }
-            Err(e) => {
+            Some(Err(e)) => {
                 run.status = "failed".into();
                 run.error = e;
                 run.summary_json = json!({"duration_ms": started.elapsed().as_millis() as u64}).to_string();
@@ -373,17 +468,61 @@ impl JobRunner {
     async fn sql(&self, run_id: &str, params: &HashMap<String, String>, progress: &mpsc::Sender<String>) -> Result<Value, String> {
         let sql = sql_param(params).map_err(|e| e.0)?;
         let _ = progress.try_send("running the statement".into());
-        let session = stockyard_plan::session::remote_context(&self.targets.scheduler, &format!("sql {run_id}"), None, ScanOptions::default())
+        // Every collection is a table, as for `stockyard sql`: the session
+        // asks this scheduler's job API which there are.
+        let client = stockyard_proto::stockyard_client::StockyardClient::connect(format!("http://{}", self.targets.scheduler))
+            .await
+            .map_err(|e| format!("cannot reach this scheduler's job API: {e}"))?;
+        let session = stockyard_plan::session::remote_context(&self.targets.scheduler, &format!("sql {run_id}"), Some(client), ScanOptions::default())
             .await
             .map_err(|e| e.to_string())?;
-        let mut rows = 0;
+        let hint = |e: datafusion::error::DataFusionError| {
+            let message = e.strip_backtrace();
+            match &session.mongo_unavailable {
+                Some(why) if message.contains("not found") => format!("{message} (MongoDB tables are unavailable: {why})"),
+                _ => message,
+            }
+        };
+        let mut last = None;
         for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-            let frame = session.ctx.sql(statement).await.map_err(|e| e.strip_backtrace())?;
-            let batches = frame.collect().await.map_err(|e| e.strip_backtrace())?;
-            rows = batches.iter().map(|b| b.num_rows()).sum::<usize>();
+            let frame = session.ctx.sql(statement).await.map_err(hint)?;
+            let schema = frame.schema().as_arrow().clone();
+            let batches = frame.collect().await.map_err(hint)?;
+            last = Some((schema, batches));
+        }
+        let Some((schema, batches)) = last else { return Ok(json!({"rows": 0})) };
+        let table = result_json(&schema, &batches)?;
+        let rows = table["total_rows"].clone();
+        let mut results = self.results.lock().expect("results lock");
+        results.push_back((run_id.to_string(), table));
+        if results.len() > RESULTS {
+            results.pop_front();
         }
         Ok(json!({"rows": rows}))
     }
+}
+
+/// A result as the UI shows it: column names and types, the first
+/// [`RESULT_ROWS`] rows as JSON objects, and the row count.
+fn result_json(schema: &datafusion::arrow::datatypes::Schema, batches: &[datafusion::arrow::array::RecordBatch]) -> Result<Value, String> {
+    let total: usize = batches.iter().map(|b| b.num_rows()).sum();
+    use datafusion::arrow::json::{WriterBuilder, writer::JsonArray};
+    // Nulls as null, so every row shows every column.
+    let mut writer = WriterBuilder::new().with_explicit_nulls(true).build::<_, JsonArray>(Vec::new());
+    let mut left = RESULT_ROWS;
+    for batch in batches {
+        if left == 0 {
+            break;
+        }
+        let batch = batch.slice(0, batch.num_rows().min(left));
+        left -= batch.num_rows();
+        writer.write(&batch).map_err(|e| format!("cannot show the result: {e}"))?;
+    }
+    writer.finish().map_err(|e| format!("cannot show the result: {e}"))?;
+    let bytes = writer.into_inner();
+    let rows: Value = if bytes.is_empty() { json!([]) } else { serde_json::from_slice(&bytes).map_err(|e| format!("cannot show the result: {e}"))? };
+    let columns: Vec<Value> = schema.fields().iter().map(|f| json!({"name": f.name(), "type": f.data_type().to_string()})).collect();
+    Ok(json!({"columns": columns, "rows": rows, "total_rows": total, "truncated": total > RESULT_ROWS}))
 }
 
 /// The `sql` job's statement.

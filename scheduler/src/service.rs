@@ -104,6 +104,11 @@ pub async fn jobs(scheduler: &Scheduler) -> Result<Vec<JobInfo>, String> {
     Ok(out)
 }
 
+/// Cancels a queued or running Ballista job.
+pub async fn cancel_job(scheduler: &Scheduler, job_id: &str) -> Result<(), String> {
+    scheduler.cancel_job(job_id.to_string().into()).await.map_err(|e| e.to_string())
+}
+
 #[tonic::async_trait]
 impl Stockyard for JobApi {
     type RunJobStream = ReceiverStream<Result<JobEvent, Status>>;

@@ -9,3 +9,4 @@ mod cluster;
 mod mongo;
 mod schedules;
 mod services;
+mod ui;

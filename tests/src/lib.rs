@@ -3,10 +3,12 @@
 //! for, each on free loopback ports; waits until they answer; and kills them
 //! by PID when the handle drops, also when a test fails.
 
+pub mod browser;
 pub mod cluster;
 pub mod process;
 pub mod services;
 
 pub use cluster::{Cluster, Run};
-pub use process::{Proc, free_port, http_get, repo_root, stockyard_bin};
+pub use browser::Browser;
+pub use process::{Proc, free_port, http, http_get, repo_root, stockyard_bin};
 pub use services::{Etcd, Mongo, Redis, S3};

@@ -136,15 +136,69 @@ impl Drop for Proc {
     }
 }
 
-/// A plain HTTP/1.0 GET on loopback: the status code and the body.
+/// A plain HTTP GET on loopback: the status code and the body.
 pub fn http_get(port: u16, path: &str) -> (u16, String) {
+    http(port, "GET", path, None)
+}
+
+/// A plain HTTP/1.1 request on loopback (one per connection), with an
+/// optional JSON body: the status code and the body.
+pub fn http(port: u16, method: &str, path: &str, json: Option<&str>) -> (u16, String) {
     use std::io::{Read, Write};
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap_or_else(|e| panic!("connect to {port}: {e}"));
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").expect("send request");
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).ok();
+    s.set_read_timeout(Some(Duration::from_secs(60))).ok();
+    let body = json.unwrap_or("");
+    let kind = if json.is_some() { "Content-Type: application/json\r\n" } else { "" };
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n{kind}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send request");
+    // Read by Content-Length: some servers (chromedriver) keep the
+    // connection open despite `Connection: close`.
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        let n = s.read(&mut buf).unwrap_or(0);
+        raw.extend_from_slice(&buf[..n]);
+        if n == 0 || response_complete(&raw) {
+            break;
+        }
+    }
+    let raw = String::from_utf8_lossy(&raw);
     let status = raw.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    (status, body)
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let chunked = header(head, "transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
+    (status, if chunked { dechunk(body) } else { body.to_string() })
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| l.split_once(':').filter(|(k, _)| k.trim().eq_ignore_ascii_case(name)).map(|(_, v)| v.trim()))
+}
+
+fn response_complete(raw: &[u8]) -> bool {
+    let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else { return false };
+    let head = String::from_utf8_lossy(&raw[..end]);
+    let body = &raw[end + 4..];
+    if let Some(len) = header(&head, "content-length").and_then(|v| v.parse::<usize>().ok()) {
+        return body.len() >= len;
+    }
+    if header(&head, "transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        return body.ends_with(b"0\r\n\r\n");
+    }
+    false
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
 }

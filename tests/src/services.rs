@@ -116,9 +116,24 @@ impl Redis {
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to redis");
         s.set_read_timeout(Some(Duration::from_secs(5))).ok();
         s.write_all(format!("{line}\r\n").as_bytes()).expect("write to redis");
-        let mut buf = [0u8; 4096];
-        let n = s.read(&mut buf).expect("read from redis");
-        String::from_utf8_lossy(&buf[..n]).into_owned()
+        // Read until the reply is whole: a bulk string says its length.
+        let mut reply = Vec::new();
+        let mut buf = [0u8; 65536];
+        loop {
+            let n = s.read(&mut buf).expect("read from redis");
+            reply.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&reply);
+            let whole = match (text.strip_prefix('$'), text.split_once("\r\n")) {
+                (Some(_), Some((head, rest))) => match head[1..].parse::<i64>() {
+                    Ok(len) if len >= 0 => rest.len() >= len as usize + 2,
+                    _ => true,
+                },
+                _ => text.ends_with("\r\n"),
+            };
+            if n == 0 || whole {
+                return text.into_owned();
+            }
+        }
     }
 }
 

@@ -1,0 +1,384 @@
+//! The REST API and the web UI on a real cluster (a scheduler and two
+//! executors) with SecantusDB and Redis: the API's JSON after a KPI run, an
+//! archive run and a schedule change, checked against Redis and the CLI;
+//! then every page in headless Chromium, used as a person would.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use stockyard_tests::{Browser, Cluster, Mongo, Redis, free_port, http};
+
+const DB: &str = "supply_chain";
+const NOW: &str = "2026-01-05T12:00:00Z";
+const KPIS: [&str; 5] = ["inventory_level", "stockout_alerts", "supplier_performance", "dc_utilization", "regional_performance"];
+
+fn get(cluster: &Cluster, path: &str) -> (u16, Value) {
+    let (code, body) = http(cluster.http_port, "GET", path, None);
+    (code, serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}")))
+}
+
+fn post(cluster: &Cluster, path: &str, body: Option<Value>) -> (u16, Value) {
+    let (code, text) = http(cluster.http_port, "POST", path, body.map(|b| b.to_string()).as_deref());
+    (code, serde_json::from_str(&text).unwrap_or_else(|e| panic!("POST {path}: {e}: {text}")))
+}
+
+fn redis_json(redis: &Redis, key: &str) -> Value {
+    let reply = redis.command(&format!("GET {key}"));
+    let body = reply.split_once("\r\n").map(|(_, b)| b.trim_end()).unwrap_or_default();
+    serde_json::from_str(body).unwrap_or_else(|_| json!(body))
+}
+
+/// Waits for a run to end; its API view.
+fn wait_run(cluster: &Cluster, run_id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (code, run) = get(cluster, &format!("/api/runs/{run_id}"));
+        if code == 200 && run["status"] != "running" {
+            return run;
+        }
+        assert!(Instant::now() < deadline, "run {run_id} did not end: {run}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// SecantusDB with two hours of generated facts, Redis, and a cluster on
+/// them; then a KPI run over [11:45, 12:00) and an archive of what is older
+/// than 11:00. Returns the two CLI summaries.
+fn cluster_with_runs(mongo: &Mongo, redis: &Redis) -> (Cluster, Value, Value, PathBuf) {
+    let cluster = Cluster::start_with_env(2, vec![
+        ("STOCKYARD_MONGO_URI".into(), mongo.uri()),
+        ("STOCKYARD_MONGO_DB".into(), DB.into()),
+        ("STOCKYARD_REDIS_URL".into(), redis.url()),
+    ]);
+    cluster.stockyard(&["generate", "--seed", "5", "--docs", "600", "--start", "2026-01-05T10:00:00Z", "--end", NOW]).ok();
+    let last = |out: &str| -> Value { serde_json::from_str(out.lines().last().unwrap()).unwrap() };
+    let kpi = last(&cluster.stockyard(&["run", "kpi", "--now", NOW, "--ttl", "600s"]).ok().stdout);
+    let dest = cluster.dir.path().join("archive");
+    let archive = last(
+        &cluster
+            .stockyard(&["run", "archive", "--now", NOW, "--threshold-mb", "0", "--older-than", "60m", "--dest", dest.to_str().unwrap()])
+            .ok()
+            .stdout,
+    );
+    assert_eq!(kpi["status"], "succeeded", "{kpi}");
+    assert_eq!(archive["status"], "succeeded", "{archive}");
+    (cluster, kpi, archive, dest)
+}
+
+#[test]
+fn the_rest_api_shows_kpi_and_archive_runs_and_schedule_changes() {
+    let mongo = Mongo::start();
+    let redis = Redis::start();
+    let (cluster, kpi, archive, _) = cluster_with_runs(&mongo, &redis);
+    let kpi_id = kpi["run_id"].as_str().unwrap();
+    let archive_id = archive["run_id"].as_str().unwrap();
+
+    // The KPIs: exactly what Redis holds, from one run.
+    let (code, kpis) = get(&cluster, "/api/kpis");
+    assert_eq!(code, 200, "{kpis}");
+    for name in KPIS {
+        assert_eq!(kpis["kpis"][name], redis_json(&redis, &format!("kpi:{name}")), "{name}");
+        assert_eq!(kpis["kpis"][name]["rows"].as_array().unwrap().len() as u64, kpi["rows"][name], "{name}");
+    }
+    assert_eq!(kpis["data_quality"], redis_json(&redis, "kpi:data_quality"));
+    assert_eq!(kpis["last_update"], redis_json(&redis, "kpi:last_update"));
+    let expires = kpis["expires_in_s"].as_i64().unwrap();
+    assert!((590..=600).contains(&expires), "{kpis}");
+    assert!(kpis["age_s"].as_f64().unwrap() >= 0.0, "{kpis}");
+
+    // The run history, filtered, and a run in full down to its tasks.
+    let (_, runs) = get(&cluster, "/api/runs");
+    let ids: Vec<&str> = runs.as_array().unwrap().iter().map(|r| r["run_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [archive_id, kpi_id]);
+    let (_, only) = get(&cluster, "/api/runs?job=kpi&status=succeeded");
+    assert_eq!(only.as_array().unwrap().len(), 1, "{only}");
+    assert_eq!(only[0]["summary"]["rows"], kpi["rows"]);
+    assert_eq!(only[0]["summary"]["documents_read"], kpi["documents_read"]);
+    assert_eq!(only[0]["trigger"], "cli");
+    assert_eq!(get(&cluster, "/api/runs?job=sql").1, json!([]));
+    let (_, run) = get(&cluster, &format!("/api/runs/{kpi_id}"));
+    assert_eq!(run["status"], "succeeded");
+    let jobs = run["jobs"].as_array().unwrap();
+    // Five KPIs and three data-quality counts: eight Ballista jobs.
+    assert_eq!(jobs.len(), 8, "{run}");
+    for job in jobs {
+        assert_eq!(job["status"], "succeeded", "{job}");
+        assert_eq!(job["completed_stages"], job["stage_count"], "{job}");
+        for stage in job["stages"].as_array().unwrap() {
+            assert_eq!(stage["status"], "succeeded", "{stage}");
+            assert_eq!(stage["tasks_succeeded"], stage["partitions"], "{stage}");
+            let rows: u64 = stage["tasks"].as_array().unwrap().iter().map(|t| t["rows"].as_u64().unwrap()).sum();
+            assert_eq!(stage["output_rows"], rows, "{stage}");
+            assert!(stage["plan"]["name"].as_str().unwrap().contains("ShuffleWriter"), "{stage}");
+        }
+        let alone = get(&cluster, &format!("/api/jobs/{}", job["id"].as_str().unwrap())).1;
+        assert_eq!(&alone, job);
+    }
+
+    // Archives: the run with what it wrote, as the CLI printed it.
+    let (_, archives) = get(&cluster, "/api/archives");
+    assert_eq!(archives.as_array().unwrap().len(), 1, "{archives}");
+    let a = &archives[0];
+    assert_eq!(a["run_id"], archive_id);
+    for field in ["total_records", "total_size_mb", "collections", "cutoff", "metadata"] {
+        assert_eq!(a["summary"][field], archive[field], "{field}");
+    }
+    assert!(archive["total_records"].as_u64().unwrap() > 0, "{archive}");
+
+    // A schedule changed through the API is what the CLI lists.
+    cluster.stockyard(&["schedules", "add", "hourly", "--job", "kpi", "--every", "1h", "--param", "now=2026-01-05T12:00:00Z"]).ok();
+    let (code, paused) = post(&cluster, "/api/schedules/hourly/pause", None);
+    assert_eq!((code, &paused), (200, &json!({"name": "hourly", "paused": true, "run_id": null})));
+    let (_, list) = get(&cluster, "/api/schedules");
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert_eq!((list[0]["name"].clone(), list[0]["paused"].clone(), list[0]["next_run_ms"].clone()), (json!("hourly"), json!(true), Value::Null));
+    let cli = cluster.stockyard(&["schedules", "--format", "json"]).ok().stdout;
+    assert!(cli.contains("\"paused\":true"), "{cli}");
+    let (_, resumed) = post(&cluster, "/api/schedules/hourly/resume", None);
+    assert_eq!(resumed["paused"], false);
+    let next = get(&cluster, "/api/schedules").1[0]["next_run_ms"].as_u64().unwrap();
+    let in_an_hour = chrono::Utc::now().timestamp_millis() as u64 + 3_600_000;
+    assert!(next <= in_an_hour && next + 60_000 > in_an_hour, "{next}");
+    let (code, triggered) = post(&cluster, "/api/schedules/hourly/trigger", None);
+    assert_eq!(code, 200, "{triggered}");
+    let run = wait_run(&cluster, triggered["run_id"].as_str().unwrap());
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert!(run["trigger"].as_str().unwrap().starts_with("schedule:hourly ("), "{run}");
+    assert_eq!(get(&cluster, "/api/schedules").1[0]["last_run_id"], run["run_id"]);
+    assert_eq!(post(&cluster, "/api/schedules/nope/trigger", None).0, 404);
+    let (code, bad) = post(&cluster, "/api/schedules/hourly/explode", None);
+    assert_eq!((code, bad["error"].as_str().unwrap()), (400, "'explode' is not a schedule action (trigger, pause, resume, remove)"));
+
+    // A SQL run started through the API, and its result.
+    let (code, started) = post(&cluster, "/api/runs", Some(json!({"job": "sql", "params": {"sql": "SELECT dc_id, capacity_units FROM dcs_dim WHERE dc_id < 'DC-04' ORDER BY dc_id"}})));
+    assert_eq!(code, 202, "{started}");
+    let run = wait_run(&cluster, started["run_id"].as_str().unwrap());
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["trigger"], "ui");
+    assert_eq!(run["result"]["columns"], json!([{"name": "dc_id", "type": "Utf8"}, {"name": "capacity_units", "type": "Int64"}]));
+    let dcs: Vec<&str> = run["result"]["rows"].as_array().unwrap().iter().map(|r| r["dc_id"].as_str().unwrap()).collect();
+    assert_eq!(dcs, ["DC-01", "DC-02", "DC-03"]);
+    assert_eq!((run["result"]["total_rows"].clone(), run["summary"]["rows"].clone()), (json!(3), json!(3)));
+    let (code, bad) = post(&cluster, "/api/runs", Some(json!({"job": "nap"})));
+    assert_eq!((code, bad["error"].as_str().unwrap()), (400, "no job named 'nap' (jobs: kpi, archive, sql)"));
+
+    // The overview ties it together.
+    let (_, o) = get(&cluster, "/api/overview");
+    assert_eq!((o["healthy"].clone(), o["problems"].clone()), (json!(true), json!([])), "{o}");
+    assert_eq!(o["leader"]["address"], cluster.scheduler_addr());
+    let executors = o["executors"].as_array().unwrap();
+    assert_eq!(executors.len(), 2);
+    assert!(executors.iter().all(|e| e["state"] == "active" && e["task_slots"] == 2 && e["running_tasks"] == 0), "{o}");
+    assert_eq!(o["last_archive_run"]["run_id"], archive_id);
+    assert_eq!(o["kpi"]["last_update"], redis_json(&redis, "kpi:last_update"));
+    assert_eq!(o["running_runs"], json!([]));
+    assert_eq!(get(&cluster, "/api/executors").1.as_array().unwrap().len(), 2);
+
+    // Unknown things are named.
+    assert_eq!(get(&cluster, "/api/runs/nope").1, json!({"error": "no run 'nope'"}));
+    assert_eq!(get(&cluster, "/api/jobs/nope").0, 404);
+    assert_eq!(post(&cluster, &format!("/api/runs/{kpi_id}/cancel"), None).0, 409);
+    assert_eq!(http(cluster.http_port, "GET", "/healthz", None), (200, "ok\n".to_string()));
+    assert_eq!(http(cluster.http_port, "GET", "/readyz", None), (200, "ready: 2 executors\n".to_string()));
+}
+
+#[test]
+fn problems_are_named_and_secrets_never_shown() {
+    // Nothing listens on these ports; the URIs carry passwords.
+    let (mongo_port, redis_port) = (free_port(), free_port());
+    let secret = "s3cret-pw";
+    let mongo_uri = format!("mongodb://admin:{secret}@127.0.0.1:{mongo_port}/?serverSelectionTimeoutMS=1000");
+    let redis_url = format!("redis://:{secret}@127.0.0.1:{redis_port}");
+    let cluster = Cluster::start_with_env(0, vec![
+        ("STOCKYARD_MONGO_URI".into(), mongo_uri),
+        ("STOCKYARD_REDIS_URL".into(), redis_url),
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let overview = loop {
+        let (_, o) = get(&cluster, "/api/overview");
+        if o["problems"].as_array().unwrap().len() == 3 || Instant::now() > deadline {
+            break o;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(overview["healthy"], false);
+    let problems: Vec<&str> = overview["problems"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+    assert_eq!(problems.len(), 3, "{problems:?}");
+    assert_eq!(problems[0], "no active executor: queries and jobs wait until one registers");
+    assert!(problems[1].starts_with(&format!("MongoDB (mongodb://admin:***@127.0.0.1:{mongo_port}/")), "{problems:?}");
+    assert!(problems[2].starts_with(&format!("reading the KPIs from Redis failed: redis://:***@127.0.0.1:{redis_port}")), "{problems:?}");
+    let (code, kpis) = get(&cluster, "/api/kpis");
+    assert_eq!(code, 503);
+    assert!(kpis["error"].as_str().unwrap().starts_with("reading the KPIs from Redis failed"), "{kpis}");
+    assert_eq!(http(cluster.http_port, "GET", "/readyz", None).0, 503);
+
+    // A run that fails on MongoDB says so, without the password.
+    let (_, started) = post(&cluster, "/api/runs", Some(json!({"job": "archive", "params": {"threshold_mb": "0"}})));
+    let run = wait_run(&cluster, started["run_id"].as_str().unwrap());
+    assert_eq!(run["status"], "failed", "{run}");
+
+    let mut browser = Browser::start(shots("problems"), cluster.dir.path());
+    let base = format!("http://127.0.0.1:{}", cluster.http_port);
+    browser.goto(&format!("{base}/"));
+    let shown = browser.wait_text("main", "no active executor", Duration::from_secs(10));
+    assert!(shown.contains("MongoDB (mongodb://admin:***@") && shown.contains("Redis unavailable"), "{shown}");
+    browser.screenshot("overview-with-problems");
+    browser.goto(&format!("{base}/kpis"));
+    browser.wait_text("#page-error", "reading the KPIs from Redis failed", Duration::from_secs(10));
+    browser.screenshot("kpis-without-redis");
+
+    // No answer, page or log line shows the password.
+    let mut seen = Vec::new();
+    for path in ["/api/overview", "/api/executors", "/api/jobs", "/api/runs", "/api/schedules", "/api/kpis", "/api/archives", "/metrics"] {
+        seen.push(http(cluster.http_port, "GET", path, None).1);
+    }
+    seen.push(http(cluster.http_port, "GET", &format!("/api/runs/{}", run["run_id"].as_str().unwrap()), None).1);
+    for page in ["/", "/runs", "/schedules", "/kpis", "/archives", "/sql", &format!("/runs/{}", run["run_id"].as_str().unwrap())] {
+        browser.goto(&format!("{base}{page}"));
+        seen.push(browser.text("body"));
+    }
+    seen.push(cluster.logs());
+    for text in &seen {
+        assert!(!text.contains(secret), "the password shows in: {text}");
+    }
+}
+
+/// `n` as the page writes it: 12,345.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Where a test's screenshots go: kept after the run for a person to see.
+fn shots(test: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ui-screenshots").join(test)
+}
+
+#[test]
+fn every_page_works_in_a_browser() {
+    let mongo = Mongo::start();
+    let redis = Redis::start();
+    let (cluster, kpi, archive, _) = cluster_with_runs(&mongo, &redis);
+    let kpi_id = kpi["run_id"].as_str().unwrap();
+    let archive_id = archive["run_id"].as_str().unwrap();
+    cluster.stockyard(&["schedules", "add", "hourly", "--job", "kpi", "--every", "1h", "--param", "now=2026-01-05T12:00:00Z"]).ok();
+    let mut b = Browser::start(shots("pages"), cluster.dir.path());
+    let base = format!("http://127.0.0.1:{}", cluster.http_port);
+    let wait = Duration::from_secs(20);
+
+    // Overview: executors, the runs, KPI freshness, the archive.
+    b.goto(&format!("{base}/"));
+    b.wait_text("#health", "healthy", wait);
+    let executors = b.texts("#executors tbody tr");
+    assert_eq!(executors.len(), 2, "{executors:?}");
+    assert!(executors.iter().all(|e| e.contains("active") && e.contains("127.0.0.1:")), "{executors:?}");
+    b.wait_text(&format!("tr[data-run='{kpi_id}']"), "succeeded", wait);
+    assert!(b.text("#kpi-freshness").contains(" old"), "{}", b.text("#kpi-freshness"));
+    let archived = format!("{} documents archived", thousands(archive["total_records"].as_u64().unwrap()));
+    assert!(b.text("#archive-status").contains(&archived), "{}", b.text("#archive-status"));
+    b.screenshot("overview");
+
+    // KPIs: the tables hold Redis's rows, in Redis's order.
+    b.goto(&format!("{base}/kpis"));
+    let window = redis_json(&redis, "kpi:dc_utilization");
+    b.wait_text("#kpi-window", window["window_start"].as_str().unwrap(), wait);
+    for name in ["dc_utilization", "stockout_alerts", "supplier_performance", "regional_performance"] {
+        let rows = redis_json(&redis, &format!("kpi:{name}"))["rows"].as_array().unwrap().clone();
+        let shown = b.texts(&format!("#kpi-{name} tbody tr"));
+        if rows.is_empty() {
+            assert_eq!(shown, ["none"], "{name}");
+            continue;
+        }
+        assert_eq!(shown.len(), rows.len(), "{name}: {shown:?}");
+        let key = match name {
+            "dc_utilization" => "dc_id",
+            "stockout_alerts" => "sku_id",
+            "supplier_performance" => "supplier_id",
+            _ => "region",
+        };
+        for (row, text) in rows.iter().zip(&shown) {
+            assert!(text.starts_with(row[key].as_str().unwrap()), "{name}: {text} vs {row}");
+        }
+    }
+    b.screenshot("kpis");
+
+    // Job runs: the filter, then a run down to its stages and plan graph.
+    b.goto(&format!("{base}/runs"));
+    b.wait_text("table.runs", archive_id, wait);
+    b.click("select[name=job] option[value=archive]");
+    b.wait_text("table.runs", archive_id, wait);
+    let rows = b.texts("table.runs tbody tr");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    b.screenshot("runs-filtered");
+    b.click(&format!("tr[data-run='{archive_id}'] a"));
+    b.wait_text("#run-status", "succeeded", wait);
+    b.goto(&format!("{base}/runs/{kpi_id}"));
+    b.wait_text("#run-status", "succeeded", wait);
+    assert_eq!(b.texts(".job").len(), 8);
+    let nodes = b.script("return document.querySelectorAll('svg [data-stage-node]').length", json!([]));
+    assert!(nodes.as_u64().unwrap() >= 8, "{nodes}");
+    b.click("details[data-key] summary");
+    b.screenshot("kpi-run");
+
+    // Archives.
+    b.goto(&format!("{base}/archives"));
+    let row = b.wait_text(&format!("tr[data-run='{archive_id}']"), "succeeded", wait);
+    assert!(row.contains(&thousands(archive["total_records"].as_u64().unwrap())), "{row}");
+    for c in archive["collections"].as_array().unwrap() {
+        assert!(row.contains(c["collection"].as_str().unwrap()), "{row}");
+    }
+    b.screenshot("archives");
+
+    // Schedules: trigger and pause from the page.
+    b.goto(&format!("{base}/schedules"));
+    b.wait_text("tr[data-schedule=hourly]", "every 1h", wait);
+    b.click("tr[data-schedule=hourly] button[data-action=trigger]");
+    b.wait_text("#schedule-message", "hourly: trigger done", wait);
+    let (_, runs) = get(&cluster, "/api/runs?trigger=schedule:hourly");
+    assert_eq!(runs.as_array().unwrap().len(), 1, "{runs}");
+    b.click("tr[data-schedule=hourly] button[data-action=pause]");
+    b.wait_text("tr[data-schedule=hourly]", "paused", wait);
+    assert_eq!(get(&cluster, "/api/schedules").1[0]["paused"], true);
+    b.screenshot("schedules");
+
+    // SQL: a slow query cancelled from the page, then a result.
+    b.goto(&format!("{base}/sql"));
+    b.type_into("#sql", "SELECT count(*) AS n FROM partitioned_range(400000, 8, 300)");
+    b.click("#run-sql");
+    b.wait_text("#sql-status", "running", wait);
+    // Cancel once the Ballista job runs on the executors.
+    let deadline = Instant::now() + wait;
+    while get(&cluster, "/api/overview").1["executors"].as_array().unwrap().iter().all(|e| e["running_tasks"] == 0) {
+        assert!(Instant::now() < deadline, "the slow query's tasks never ran");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    b.screenshot("sql-running");
+    b.click("#cancel");
+    b.wait_text("#sql-status", "cancelled", wait);
+    let (_, cancelled) = get(&cluster, "/api/runs?job=sql&status=cancelled");
+    assert_eq!(cancelled.as_array().unwrap().len(), 1, "{cancelled}");
+    let run = get(&cluster, &format!("/api/runs/{}", cancelled[0]["run_id"].as_str().unwrap())).1;
+    assert_eq!(run["jobs"].as_array().unwrap().len(), 1, "{run}");
+    assert_eq!((run["jobs"][0]["status"].as_str(), run["jobs"][0]["error"].as_str()), (Some("failed"), Some("Cancelled")), "{run}");
+    let deadline = Instant::now() + wait;
+    while get(&cluster, "/api/overview").1["executors"].as_array().unwrap().iter().any(|e| e["running_tasks"] != 0) {
+        assert!(Instant::now() < deadline, "tasks still run after the cancel");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    b.type_into("#sql", "SELECT dc_id, region FROM dcs_dim ORDER BY dc_id LIMIT 3");
+    b.click("#run-sql");
+    b.wait_text("#sql-result", "3 rows", wait);
+    let rows = b.texts("#sql-result tbody tr");
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert!(rows[0].starts_with("DC-01") && rows[2].starts_with("DC-03"), "{rows:?}");
+    b.screenshot("sql-result");
+    eprintln!("screenshots: {}", b.shots.display());
+}
