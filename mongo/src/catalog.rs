@@ -152,3 +152,69 @@ impl MongoCatalog {
         Ok(Some(schema))
     }
 }
+
+/// The collections of a [`MongoCatalog`] as a DataFusion schema, in the
+/// process that holds the catalog (the scheduler's job runner). Nothing is
+/// asked of MongoDB until a query names a table, so a statement that reads
+/// no collection never waits on it. Tables made in the session (`CREATE
+/// EXTERNAL TABLE`) come first.
+#[derive(Debug)]
+pub struct CatalogSchema {
+    catalog: Arc<MongoCatalog>,
+    options: crate::ScanOptions,
+    local: datafusion::catalog::MemorySchemaProvider,
+}
+
+impl CatalogSchema {
+    /// `catalog`'s collections, scanned with `options`.
+    pub fn new(catalog: Arc<MongoCatalog>, options: crate::ScanOptions) -> Self {
+        Self { catalog, options, local: datafusion::catalog::MemorySchemaProvider::new() }
+    }
+}
+
+#[async_trait::async_trait]
+impl datafusion::catalog::SchemaProvider for CatalogSchema {
+    fn table_names(&self) -> Vec<String> {
+        let mut names = self.local.table_names();
+        names.extend(self.catalog.known_tables().into_iter().filter(|n| !self.local.table_exist(n)));
+        names
+    }
+
+    async fn table(&self, name: &str) -> datafusion::error::Result<Option<Arc<dyn datafusion::catalog::TableProvider>>> {
+        if let Some(t) = self.local.table(name).await? {
+            return Ok(Some(t));
+        }
+        // DataFusion also looks up table functions and the targets of
+        // CREATE statements here: a name the catalog has not listed is asked
+        // of MongoDB (a collection made a moment ago) only while MongoDB
+        // answers.
+        let known = self.catalog.known_tables().iter().any(|n| n == name);
+        if !known && self.catalog.recent_failure().is_some() {
+            return Ok(None);
+        }
+        match self.catalog.schema(name).await {
+            Ok(Some(schema)) => {
+                let source = Some(self.catalog.source().clone());
+                Ok(Some(Arc::new(crate::MongoTable::new(name, schema, self.options.clone(), source))))
+            }
+            Ok(None) => Ok(None),
+            Err(e) => Err(datafusion::error::DataFusionError::Plan(format!("cannot look up table {name}: {e}"))),
+        }
+    }
+
+    fn register_table(
+        &self,
+        name: String,
+        table: Arc<dyn datafusion::catalog::TableProvider>,
+    ) -> datafusion::error::Result<Option<Arc<dyn datafusion::catalog::TableProvider>>> {
+        self.local.register_table(name, table)
+    }
+
+    fn deregister_table(&self, name: &str) -> datafusion::error::Result<Option<Arc<dyn datafusion::catalog::TableProvider>>> {
+        self.local.deregister_table(name)
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.local.table_exist(name) || self.catalog.known_tables().iter().any(|n| n == name)
+    }
+}

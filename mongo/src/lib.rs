@@ -21,7 +21,7 @@ pub mod share;
 pub mod source;
 pub mod table;
 
-pub use catalog::MongoCatalog;
+pub use catalog::{CatalogSchema, MongoCatalog};
 pub use decode::Decoder;
 pub use exec::{MongoScanExec, MongoScanSpec};
 pub use partition::{Bracket, Splits};

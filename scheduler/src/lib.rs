@@ -184,6 +184,7 @@ impl BoundScheduler {
         let targets = JobTargets {
             scheduler: format!("{own_host}:{port}"),
             mongo: source,
+            catalog: catalog.clone(),
             redis_url: settings.redis_url.clone(),
             archive_dest: runner::absolute_dest(&settings.archive_dest),
         };

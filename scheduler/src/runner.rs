@@ -33,6 +33,8 @@ pub struct JobTargets {
     pub scheduler: String,
     /// MongoDB, as this process reads it.
     pub mongo: Arc<MongoSource>,
+    /// MongoDB's collections and their schemas, for `sql` jobs.
+    pub catalog: Arc<stockyard_mongo::MongoCatalog>,
     /// The KPI cache.
     pub redis_url: String,
     /// The archive's destination when a run names none.
@@ -468,21 +470,14 @@ impl JobRunner {
     async fn sql(&self, run_id: &str, params: &HashMap<String, String>, progress: &mpsc::Sender<String>) -> Result<Value, String> {
         let sql = sql_param(params).map_err(|e| e.0)?;
         let _ = progress.try_send("running the statement".into());
-        // Every collection is a table, as for `stockyard sql`: the session
-        // asks this scheduler's job API which there are.
-        let client = stockyard_proto::stockyard_client::StockyardClient::connect(format!("http://{}", self.targets.scheduler))
-            .await
-            .map_err(|e| format!("cannot reach this scheduler's job API: {e}"))?;
-        let session = stockyard_plan::session::remote_context(&self.targets.scheduler, &format!("sql {run_id}"), Some(client), ScanOptions::default())
+        let session = stockyard_plan::session::remote_context(&self.targets.scheduler, &format!("sql {run_id}"), None, ScanOptions::default())
             .await
             .map_err(|e| e.to_string())?;
-        let hint = |e: datafusion::error::DataFusionError| {
-            let message = e.strip_backtrace();
-            match &session.mongo_unavailable {
-                Some(why) if message.contains("not found") => format!("{message} (MongoDB tables are unavailable: {why})"),
-                _ => message,
-            }
-        };
+        // Every collection is a table, as for `stockyard sql`.
+        let schema = stockyard_mongo::CatalogSchema::new(self.targets.catalog.clone(), ScanOptions::default());
+        let catalog = session.ctx.catalog("datafusion").expect("the default catalog exists");
+        catalog.register_schema("public", Arc::new(schema)).map_err(|e| e.to_string())?;
+        let hint = |e: datafusion::error::DataFusionError| e.strip_backtrace();
         let mut last = None;
         for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
             let frame = session.ctx.sql(statement).await.map_err(hint)?;

@@ -244,6 +244,11 @@ fn problems_are_named_and_secrets_never_shown() {
     }
 }
 
+/// The first Ballista job of a run.
+fn run_job_id(cluster: &Cluster, run_id: &str) -> String {
+    get(cluster, &format!("/api/runs/{run_id}")).1["ballista_jobs"][0].as_str().unwrap().to_string()
+}
+
 /// `n` as the page writes it: 12,345.
 fn thousands(n: u64) -> String {
     let digits = n.to_string();
@@ -327,6 +332,13 @@ fn every_page_works_in_a_browser() {
     assert!(nodes.as_u64().unwrap() >= 8, "{nodes}");
     b.click("details[data-key] summary");
     b.screenshot("kpi-run");
+    // A Ballista job's own page, from its link.
+    let job = run_job_id(&cluster, kpi_id);
+    b.click(&format!(".job[data-job='{job}'] a"));
+    b.wait_text("main", &format!("Ballista job {job}"), wait);
+    let stages = b.texts("tr[data-stage]");
+    assert!(!stages.is_empty() && stages.iter().all(|s| s.contains("succeeded")), "{stages:?}");
+    b.screenshot("ballista-job");
 
     // Archives.
     b.goto(&format!("{base}/archives"));
