@@ -110,7 +110,7 @@ pub async fn run(settings: ExecutorSettings) -> Result<(), ExecutorError> {
     let mut attempt = 1;
     loop {
         let started = Instant::now();
-        match start_executor_process(config.clone()).await {
+        match drive(start_executor_process(config.clone())).await {
             Ok(()) => return Ok(()),
             Err(e) if attempt < START_ATTEMPTS && started.elapsed() < Duration::from_secs(10) => {
                 tracing::warn!("executor failed to start (attempt {attempt} of {START_ATTEMPTS}): {e}; retrying");
@@ -124,3 +124,18 @@ pub async fn run(settings: ExecutorSettings) -> Result<(), ExecutorError> {
 
 /// How often a failing start is tried.
 const START_ATTEMPTS: u32 = 5;
+
+/// Polls `process` at least every 200 ms as well as when it wakes. On
+/// SIGTERM, Ballista 54's executor waits for its running tasks with a future
+/// that never registers a waker (`TasksDrainedFuture`): unless something
+/// polls it again it waits forever, and a stopped executor never exits.
+async fn drive<F: Future>(process: F) -> F::Output {
+    let mut process = std::pin::pin!(process);
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        tokio::select! {
+            out = &mut process => return out,
+            _ = tick.tick() => {}
+        }
+    }
+}

@@ -197,6 +197,76 @@ fn a_job_survives_a_killed_executor() {
     assert_eq!(cluster.sql_csv("SELECT 40 + 2 AS x"), "x\n42\n");
 }
 
+/// Tasks running on each executor id, from the scheduler's API.
+fn running_tasks(cluster: &Cluster) -> BTreeMap<String, u64> {
+    let (_, body) = http_get(cluster.http_port, "/api/executors");
+    let list: serde_json::Value = serde_json::from_str(&body).unwrap();
+    list.as_array().unwrap().iter().map(|e| (e["id"].as_str().unwrap().to_string(), e["running_tasks"].as_u64().unwrap())).collect()
+}
+
+/// Scaling out and in under load: an executor started mid-job takes tasks,
+/// and an executor told to stop (SIGTERM, as Kubernetes does) finishes
+/// what it runs, leaves, and exits cleanly, with no task failed or lost.
+#[test]
+fn executors_join_and_leave_mid_job_without_losing_a_task() {
+    let mut cluster = Cluster::start(2);
+    // 24 partitions of 5 batches, 200 ms a batch: 1 s a task, six waves on
+    // four slots.
+    const ROWS: u64 = 24 * 5 * 8192;
+    let sql = format!("SELECT count(*) AS n, sum(value) AS s FROM partitioned_range({ROWS}, 24, 200)");
+    let mut cmd = cluster.command(&["sql", "--format", "csv", &sql]);
+    cmd.env("STOCKYARD_LOG", "off");
+    let mut query = Proc::spawn("query", cmd, cluster.dir.path().join("query.log"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while running_tasks(&cluster).values().all(|n| *n == 0) {
+        assert!(Instant::now() < deadline, "the job never ran:\n{}", cluster.logs());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let before: Vec<String> = running_tasks(&cluster).into_keys().collect();
+
+    // Scale out: a third executor registers while the job runs.
+    cluster.add_executor();
+    cluster.wait_for_executors(3);
+    let third = running_tasks(&cluster).into_keys().find(|id| !before.contains(id)).expect("the third executor's id");
+
+    // Scale in: SIGTERM the first executor while it holds tasks.
+    let leaving = &cluster.executors[0];
+    let leaving_log = leaving.output();
+    let first_id = before.iter().find(|id| leaving_log.contains(id.as_str())).cloned().expect("the first executor's id in its log");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while running_tasks(&cluster).get(&first_id).copied().unwrap_or(0) == 0 {
+        assert!(Instant::now() < deadline, "the first executor got no task");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    cluster.executors[0].signal(libc::SIGTERM);
+    assert!(query.is_running(), "the job ended before the scale-in:\n{}", query.output());
+    let status = cluster.executors[0]
+        .wait_exit(Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("the stopped executor did not exit within 30 s:\n{}", cluster.executors[0].output()));
+    assert!(status.success(), "the stopped executor exited with {status}:\n{}", cluster.executors[0].output());
+
+    let status = query.wait_exit(Duration::from_secs(120)).expect("the query finishes");
+    let output = query.output();
+    assert!(status.success(), "the query failed:\n{output}\n{}", cluster.logs());
+    assert_eq!(output, format!("n,s\n{ROWS},{}\n", ROWS * (ROWS - 1) / 2), "{}", cluster.logs());
+
+    // Every task succeeded on its first try, some on the new executor.
+    let (_, jobs) = http_get(cluster.http_port, "/api/jobs");
+    let jobs: serde_json::Value = serde_json::from_str(&jobs).unwrap();
+    let job = jobs.as_array().unwrap().iter().find(|j| j["name"].as_str().unwrap().contains(&format!("partitioned_range({ROWS}"))).expect("the job");
+    let (_, detail) = http_get(cluster.http_port, &format!("/api/jobs/{}", job["id"].as_str().unwrap()));
+    let detail: serde_json::Value = serde_json::from_str(&detail).unwrap();
+    assert_eq!(detail["status"], "succeeded", "{detail}");
+    let tasks: Vec<&serde_json::Value> = detail["stages"].as_array().unwrap().iter().flat_map(|s| s["tasks"].as_array().unwrap()).collect();
+    assert!(tasks.iter().all(|t| t["status"] == "succeeded"), "{detail}");
+    assert!(detail["stages"].as_array().unwrap().iter().all(|s| s["tasks_failed"] == 0), "{detail}");
+    let on_third = tasks.iter().filter(|t| t["executor"] == third.as_str()).count();
+    assert!(on_third > 0, "the third executor took no task: {detail}");
+    // The stopped executor is gone or marked as stopping, not active.
+    let left = cluster.stockyard(&["executors", "--format", "json"]).ok().stdout;
+    assert!(!left.lines().any(|l| l.contains(&first_id) && l.contains("\"active\"")), "{left}");
+}
+
 #[test]
 fn bad_sql_gets_a_clear_error_and_the_cluster_keeps_serving() {
     let cluster = Cluster::start(2);
