@@ -149,6 +149,8 @@ pub struct SchedulerArgs {
     pub archive_dest: String,
     #[command(flatten)]
     pub state: StateArgs,
+    #[command(flatten)]
+    pub local_files: LocalFilesArgs,
 }
 
 #[derive(Debug, Args)]
@@ -179,6 +181,8 @@ pub struct ExecutorArgs {
     pub heartbeat_interval: Duration,
     #[command(flatten)]
     pub mongo: MongoArgs,
+    #[command(flatten)]
+    pub local_files: LocalFilesArgs,
 }
 
 #[derive(Debug, Args)]
@@ -205,6 +209,8 @@ pub struct StandaloneArgs {
     pub redis_url: String,
     #[command(flatten)]
     pub state: StateArgs,
+    #[command(flatten)]
+    pub local_files: LocalFilesArgs,
 }
 
 /// How results are printed.
@@ -407,6 +413,17 @@ fn parse_param(s: &str) -> Result<(String, String), String> {
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
         _ => Err(format!("'{s}' is not NAME=VALUE")),
     }
+}
+
+/// Whether SQL may read and write the cluster machines' own files.
+#[derive(Debug, Args)]
+pub struct LocalFilesArgs {
+    /// Let SQL read and write this machine's files: Parquet/CSV scans of
+    /// local paths and COPY to them on executors, and CREATE EXTERNAL
+    /// TABLE or COPY in the scheduler's sql jobs. Off by default, so that
+    /// a client's query cannot read a server's disk.
+    #[arg(long, env = "STOCKYARD_ALLOW_LOCAL_FILES", default_value = "false", action = clap::ArgAction::Set)]
+    pub allow_local_files: bool,
 }
 
 /// Where a scheduler keeps schedules and the run history.

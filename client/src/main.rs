@@ -87,6 +87,7 @@ async fn run(command: Command) -> Result<(), Failure> {
                 state: a.state.state,
                 history_retention: a.state.history_retention,
                 default_schedules: a.state.default_schedules,
+                allow_local_files: a.local_files.allow_local_files,
             };
             let bound = BoundScheduler::bind(&settings).await.map_err(Failure::from_error)?;
             tracing::info!(grpc = %bound.grpc_addr(), http = %bound.http_addr(), "scheduler listening");
@@ -105,6 +106,7 @@ async fn run(command: Command) -> Result<(), Failure> {
                 heartbeat_interval: a.heartbeat_interval,
                 mongo_uri: a.mongo.mongo_uri,
                 mongo_database: a.mongo.mongo_db,
+                allow_local_files: a.local_files.allow_local_files,
                 ..Default::default()
             };
             stockyard_executor::run(settings).await.map_err(Failure::from_error)
@@ -120,6 +122,7 @@ async fn run(command: Command) -> Result<(), Failure> {
                 redis_url: a.redis_url,
                 state: a.state.state,
                 default_schedules: a.state.default_schedules,
+                allow_local_files: a.local_files.allow_local_files,
             })
             .await?;
             println!(
@@ -142,6 +145,8 @@ async fn run(command: Command) -> Result<(), Failure> {
                     // A throwaway cluster: nothing kept, nothing scheduled.
                     state: "memory".into(),
                     default_schedules: false,
+                    // The user's own process: their own files.
+                    allow_local_files: true,
                 })
                 .await?
                 .scheduler
@@ -202,6 +207,8 @@ async fn target(t: cli::Target) -> Result<cli::HostPort, Failure> {
         // A throwaway cluster: nothing kept, nothing scheduled.
         state: "memory".into(),
         default_schedules: false,
+        // Jobs (kpi, archive) read no local files through SQL.
+        allow_local_files: false,
     })
     .await?;
     Ok(cluster.scheduler)

@@ -32,6 +32,8 @@ pub struct StandaloneSpec {
     /// State store and whether it gets the default schedules.
     pub state: String,
     pub default_schedules: bool,
+    /// Whether SQL may use this machine's files.
+    pub allow_local_files: bool,
 }
 
 fn free_port(host: &str) -> Result<u16, Failure> {
@@ -53,6 +55,7 @@ pub async fn start(spec: StandaloneSpec) -> Result<Cluster, Failure> {
         redis_url: spec.redis_url.clone(),
         state: spec.state.clone(),
         default_schedules: spec.default_schedules,
+        allow_local_files: spec.allow_local_files,
         archive_dest: std::env::var("STOCKYARD_ARCHIVE_DEST").unwrap_or_else(|_| stockyard_scheduler::DEFAULT_ARCHIVE_DEST.into()),
         ..Default::default()
     };
@@ -75,6 +78,7 @@ pub async fn start(spec: StandaloneSpec) -> Result<Cluster, Failure> {
             concurrent_tasks: spec.concurrent_tasks,
             mongo_uri: spec.mongo.uri.clone(),
             mongo_database: spec.mongo.database.clone(),
+            allow_local_files: spec.allow_local_files,
             ..Default::default()
         };
         tokio::spawn(async move {

@@ -11,6 +11,10 @@
 //! partition of the branch read the whole table. [`TaskEngine`] follows the
 //! partition number down the plan instead, through unions, and keeps in each
 //! scan the file group that the task really reads.
+//!
+//! It also refuses, unless the operator allowed it, a task that reads or
+//! writes this machine's own files: a client's SQL must not read a server's
+//! disk.
 
 use std::any::Any;
 use std::sync::Arc;
@@ -30,10 +34,18 @@ use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
 use datafusion::physical_plan::union::UnionExec;
 use datafusion::prelude::SessionConfig;
+use datafusion::datasource::file_format::csv::CsvSink;
+use datafusion::datasource::file_format::json::JsonSink;
+use datafusion::datasource::file_format::parquet::ParquetSink;
+use datafusion::datasource::physical_plan::FileSink;
+use datafusion::datasource::sink::DataSinkExec;
 
 /// The executor's [`ExecutionEngine`]; see the module docs.
 #[derive(Debug, Default)]
-pub struct TaskEngine;
+pub struct TaskEngine {
+    /// Whether tasks may scan local files or COPY to local paths.
+    pub allow_local_files: bool,
+}
 
 impl ExecutionEngine for TaskEngine {
     fn create_query_stage_exec(
@@ -45,6 +57,14 @@ impl ExecutionEngine for TaskEngine {
         work_dir: &str,
         _config: &SessionConfig,
     ) -> Result<Arc<dyn QueryStageExecutor>> {
+        if !self.allow_local_files {
+            if let Some(what) = local_file_use(&plan) {
+                return Err(DataFusionError::Plan(format!(
+                    "this query {what} on an executor, and executors may not use their local files \
+                     (start them with --allow-local-files to allow it)"
+                )));
+            }
+        }
         let input = |plan: &Arc<dyn ExecutionPlan>| for_task(plan.children()[0], Some(partition_id), work_dir);
         let writer = if let Some(w) = plan.downcast_ref::<ShuffleWriterExec>() {
             ShuffleWriterVariant::Hash(ShuffleWriterExec::try_new(
@@ -133,6 +153,39 @@ fn child_partitions(plan: &Arc<dyn ExecutionPlan>, partition: Option<usize>) -> 
         .collect()
 }
 
+/// How a stage uses this machine's files, if it does: `reads '<path>'` or
+/// `writes '<path>'`.
+fn local_file_use(plan: &Arc<dyn ExecutionPlan>) -> Option<String> {
+    if let Some(scan) = plan.downcast_ref::<DataSourceExec>() {
+        let source: &dyn Any = scan.data_source().as_ref();
+        if let Some(config) = source.downcast_ref::<FileScanConfig>() {
+            if config.object_store_url.as_str().starts_with("file://") {
+                let path = config.file_groups.iter().flat_map(|g| g.iter()).next().map(|f| format!("/{}", f.object_meta.location));
+                return Some(format!("reads '{}'", path.unwrap_or_default()));
+            }
+        }
+    }
+    if let Some(sink) = plan.downcast_ref::<DataSinkExec>() {
+        // DataFusion does not export the memory table's sink type.
+        let memory = format!("{:?}", sink.sink()).starts_with("MemSink");
+        let sink: &dyn Any = sink.sink();
+        let config = sink
+            .downcast_ref::<ParquetSink>()
+            .map(FileSink::config)
+            .or_else(|| sink.downcast_ref::<CsvSink>().map(FileSink::config))
+            .or_else(|| sink.downcast_ref::<JsonSink>().map(FileSink::config));
+        match config {
+            Some(c) if c.object_store_url.as_str().starts_with("file://") => return Some(format!("writes '{}'", c.original_url)),
+            Some(_) => {}
+            // A memory table stays in memory; any other sink (Arrow files)
+            // does not say where it writes, so it is taken as local.
+            None if memory => {}
+            None => return Some("writes files whose place this executor cannot check".to_string()),
+        }
+    }
+    plan.children().into_iter().find_map(local_file_use)
+}
+
 /// A file scan that reads only file group `partition`, keeping its number of
 /// partitions; `None` if `plan` is no file scan or has no such group.
 fn only_file_group(plan: &Arc<dyn ExecutionPlan>, partition: usize) -> Option<Arc<dyn ExecutionPlan>> {
@@ -196,6 +249,17 @@ mod tests {
             let got = files(&for_task(&union, Some(p), "/tmp").unwrap());
             assert_eq!(got, want.map(|w| w.iter().map(|s| s.to_string()).collect::<Vec<_>>()), "partition {p}");
         }
+    }
+
+    #[test]
+    fn local_file_scans_are_refused_unless_allowed() {
+        let plan = scan("data/t", 2);
+        assert_eq!(local_file_use(&plan).as_deref(), Some("reads '/data/t-0'"));
+        let union = UnionExec::try_new(vec![scan("a", 1), scan("b", 1)]).unwrap();
+        assert!(local_file_use(&union).is_some());
+        let engine = TaskEngine { allow_local_files: false };
+        let err = engine.create_query_stage_exec("j".into(), 1, 0, plan.clone(), "/tmp", &SessionConfig::new()).unwrap_err();
+        assert!(err.to_string().contains("executors may not use their local files"), "{err}");
     }
 
     #[test]

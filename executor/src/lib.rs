@@ -38,6 +38,9 @@ pub struct ExecutorSettings {
     pub mongo_uri: String,
     /// MongoDB database.
     pub mongo_database: String,
+    /// Whether tasks may read and write this machine's files (file scans
+    /// and COPY of local paths); off, such a task fails and says why.
+    pub allow_local_files: bool,
 }
 
 impl Default for ExecutorSettings {
@@ -55,6 +58,7 @@ impl Default for ExecutorSettings {
             connect_timeout: Duration::from_secs(30),
             mongo_uri: "mongodb://127.0.0.1:27017".into(),
             mongo_database: "supply_chain".into(),
+            allow_local_files: false,
         }
     }
 }
@@ -100,7 +104,7 @@ pub async fn run(settings: ExecutorSettings) -> Result<(), ExecutorError> {
         job_data_clean_up_interval_seconds: 3600,
         override_logical_codec: Some(Arc::new(LogicalCodec::new(Some(mongo.clone())))),
         override_physical_codec: Some(Arc::new(PhysicalCodec::new(Some(mongo)))),
-        override_execution_engine: Some(Arc::new(engine::TaskEngine)),
+        override_execution_engine: Some(Arc::new(engine::TaskEngine { allow_local_files: settings.allow_local_files })),
         ..Default::default()
     };
     let config = Arc::new(config);

@@ -39,6 +39,15 @@ impl Destination {
     }
 }
 
+/// Whether `location` (a path or URL in SQL: `CREATE EXTERNAL TABLE ...
+/// LOCATION`, `COPY ... TO`) names this machine's own files.
+pub fn is_local(location: &str) -> bool {
+    match location.split_once("://") {
+        None => true,
+        Some((scheme, _)) => scheme.eq_ignore_ascii_case("file"),
+    }
+}
+
 /// Checks that `dest` names a destination this build can open, without
 /// touching it: for refusing a bad run before it starts.
 pub fn open_check(dest: &str) -> Result<(), StoreError> {

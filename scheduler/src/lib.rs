@@ -67,6 +67,9 @@ pub struct SchedulerSettings {
     /// Whether a new state store gets the `kpi` (every minute) and
     /// `archive` (every 5 minutes) schedules.
     pub default_schedules: bool,
+    /// Whether `sql` jobs may name this machine's files (`CREATE EXTERNAL
+    /// TABLE`, `COPY`); off, they are refused.
+    pub allow_local_files: bool,
 }
 
 /// Where MongoDB tables come from.
@@ -111,6 +114,7 @@ impl Default for SchedulerSettings {
             state: DEFAULT_STATE.into(),
             history_retention: Duration::from_secs(7 * 24 * 3600),
             default_schedules: true,
+            allow_local_files: false,
         }
     }
 }
@@ -185,6 +189,7 @@ impl BoundScheduler {
             scheduler: format!("{own_host}:{port}"),
             mongo: source,
             catalog: catalog.clone(),
+            allow_local_files: settings.allow_local_files,
             redis_url: settings.redis_url.clone(),
             archive_dest: runner::absolute_dest(&settings.archive_dest),
         };

@@ -35,6 +35,8 @@ pub struct JobTargets {
     pub mongo: Arc<MongoSource>,
     /// MongoDB's collections and their schemas, for `sql` jobs.
     pub catalog: Arc<stockyard_mongo::MongoCatalog>,
+    /// Whether `sql` jobs may name this machine's files.
+    pub allow_local_files: bool,
     /// The KPI cache.
     pub redis_url: String,
     /// The archive's destination when a run names none.
@@ -480,7 +482,16 @@ impl JobRunner {
         let hint = |e: datafusion::error::DataFusionError| e.strip_backtrace();
         let mut last = None;
         for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-            let frame = session.ctx.sql(statement).await.map_err(hint)?;
+            let plan = session.ctx.state().create_logical_plan(statement).await.map_err(hint)?;
+            if !self.targets.allow_local_files {
+                if let Some(location) = local_location(&plan) {
+                    return Err(format!(
+                        "'{location}' is a file on the scheduler: sql jobs may not read or write local files \
+                         (start the scheduler with --allow-local-files to allow it)"
+                    ));
+                }
+            }
+            let frame = session.ctx.execute_logical_plan(plan).await.map_err(hint)?;
             let schema = frame.schema().as_arrow().clone();
             let batches = frame.collect().await.map_err(hint)?;
             last = Some((schema, batches));
@@ -518,6 +529,18 @@ fn result_json(schema: &datafusion::arrow::datatypes::Schema, batches: &[datafus
     let rows: Value = if bytes.is_empty() { json!([]) } else { serde_json::from_slice(&bytes).map_err(|e| format!("cannot show the result: {e}"))? };
     let columns: Vec<Value> = schema.fields().iter().map(|f| json!({"name": f.name(), "type": f.data_type().to_string()})).collect();
     Ok(json!({"columns": columns, "rows": rows, "total_rows": total, "truncated": total > RESULT_ROWS}))
+}
+
+/// The local path a statement reads or writes, if any: an external table's
+/// location or a COPY's target.
+fn local_location(plan: &datafusion::logical_expr::LogicalPlan) -> Option<String> {
+    use datafusion::logical_expr::{DdlStatement, LogicalPlan};
+    let location = match plan {
+        LogicalPlan::Ddl(DdlStatement::CreateExternalTable(t)) => &t.location,
+        LogicalPlan::Copy(c) => &c.output_url,
+        _ => return None,
+    };
+    stockyard_plan::store::is_local(location).then(|| location.clone())
 }
 
 /// The `sql` job's statement.

@@ -86,6 +86,50 @@ fn parquet_join_and_aggregate_return_exact_rows_on_two_executors() {
     assert_eq!(lines, expected, "{}", cluster.logs());
 }
 
+#[test]
+fn local_files_are_refused_unless_an_operator_allows_them() {
+    let cluster = Cluster::start_with_env(2, vec![("STOCKYARD_ALLOW_LOCAL_FILES".into(), "false".into())]);
+    let data = cluster.dir.path().join("data");
+    write_parquet(&data);
+    let orders = data.join("orders/");
+    // A client's query would read the executors' disk.
+    let read = cluster.stockyard(&["sql", &format!("CREATE EXTERNAL TABLE o STORED AS PARQUET LOCATION {}; SELECT sum(quantity) FROM o", sql_path(&orders))]);
+    assert_eq!(read.code, 1, "{}", read.stdout);
+    assert!(read.stderr.contains(&format!("this query reads '{}", orders.display())), "{}", read.stderr);
+    assert!(read.stderr.contains("executors may not use their local files (start them with --allow-local-files to allow it)"), "{}", read.stderr);
+    let target = cluster.dir.path().join("out.parquet");
+    let write = cluster.stockyard(&["sql", &format!("COPY (SELECT value FROM partitioned_range(10, 2)) TO {} STORED AS PARQUET", sql_path(&target))]);
+    assert_eq!(write.code, 1, "{}", write.stdout);
+    assert!(write.stderr.contains("this query writes '"), "{}", write.stderr);
+    assert!(!target.exists());
+    // A sql job on the scheduler may not name its files either.
+    let (code, body) = stockyard_tests::http(
+        cluster.http_port,
+        "POST",
+        "/api/runs",
+        Some(&serde_json::json!({"job": "sql", "params": {"sql": "CREATE EXTERNAL TABLE p STORED AS CSV LOCATION '/etc/passwd'; SELECT * FROM p"}}).to_string()),
+    );
+    assert_eq!(code, 202, "{body}");
+    let run_id = serde_json::from_str::<serde_json::Value>(&body).unwrap()["run_id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let run = loop {
+        let (_, body) = http_get(cluster.http_port, &format!("/api/runs/{run_id}"));
+        let run: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if run["status"] != "running" {
+            break run;
+        }
+        assert!(Instant::now() < deadline, "{run}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(run["status"], "failed");
+    assert_eq!(
+        run["error"],
+        "'/etc/passwd' is a file on the scheduler: sql jobs may not read or write local files (start the scheduler with --allow-local-files to allow it)"
+    );
+    // Everything else still runs.
+    assert_eq!(cluster.sql_csv("SELECT sum(value) AS s FROM partitioned_range(10, 3)"), "s\n45\n");
+}
+
 /// Ballista 54 restricts each file scan of a task to the file group of the
 /// task's partition number, which is wrong below a `UNION ALL`: every branch
 /// after the first was read once per partition.

@@ -63,11 +63,14 @@ impl Cluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
         let http_port = free_port();
-        // State in the test's directory and no default schedules, unless
-        // the test says otherwise: a stray KPI run would change Redis.
+        // State in the test's directory, no default schedules (a stray KPI
+        // run would change Redis) and local files allowed, unless the test
+        // says otherwise.
         let mut env_with_defaults = vec![
             ("STOCKYARD_STATE".to_string(), format!("file:{}", dir.path().join("state").display())),
             ("STOCKYARD_DEFAULT_SCHEDULES".to_string(), "false".to_string()),
+            // Tests read the Parquet files they write.
+            ("STOCKYARD_ALLOW_LOCAL_FILES".to_string(), "true".to_string()),
         ];
         env_with_defaults.extend(env);
         let env = env_with_defaults;
