@@ -40,7 +40,7 @@ async fn no_such_endpoint() -> Response {
 }
 
 async fn metrics(State(api): State<Api>) -> Response {
-    match crate::metrics::render(&api.scheduler, &api.runner).await {
+    match crate::metrics::render(&api).await {
         Ok(text) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response(),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
     }

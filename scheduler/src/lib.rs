@@ -3,6 +3,7 @@
 //! health and JSON endpoints on an HTTP port.
 
 mod api;
+mod counters;
 mod detail;
 mod http;
 mod metrics;

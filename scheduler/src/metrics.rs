@@ -1,14 +1,15 @@
 //! `/metrics`: Prometheus gauges read from the scheduler's state at each
 //! scrape, so they are never stale: executors by state, Ballista jobs
 //! running and tasks waiting for a slot (what an autoscaler should watch:
-//! a job count stays near zero under load), and job runs by job and status.
+//! a job count stays near zero under load), job runs by job and status,
+//! the age of the KPIs in Redis and how late each schedule is; then the
+//! counters runs add to as they end (`crate::counters`).
 
 use std::collections::BTreeMap;
 
-use prometheus::{Encoder, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, Gauge, GaugeVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
-use crate::Scheduler;
-use crate::runner::JobRunner;
+use crate::api::Api;
 
 fn gauge(registry: &Registry, name: &str, help: &str) -> prometheus::Result<IntGauge> {
     let g = IntGauge::new(name, help)?;
@@ -23,7 +24,8 @@ fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> pr
 }
 
 /// The metrics in Prometheus' text format.
-pub(crate) async fn render(scheduler: &Scheduler, runner: &JobRunner) -> Result<String, String> {
+pub(crate) async fn render(api: &Api) -> Result<String, String> {
+    let (scheduler, runner) = (&api.scheduler, &api.runner);
     let registry = Registry::new();
     let e = |e: prometheus::Error| e.to_string();
     let executors = gauge_vec(&registry, "stockyard_executors", "Executors the scheduler knows, by state.", &["state"]).map_err(e)?;
@@ -55,7 +57,36 @@ pub(crate) async fn render(scheduler: &Scheduler, runner: &JobRunner) -> Result<
     for ((job, status), n) in counts {
         runs.with_label_values(&[job.as_str(), status.as_str()]).set(n);
     }
+    // Absent while Redis does not answer or holds no KPIs.
+    if let Ok(kpis) = stockyard_jobs::kpi::read(&api.redis_url).await {
+        let written = kpis["last_update"].as_str().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+        if let Some(t) = written {
+            let age = (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_milliseconds() as f64 / 1000.0;
+            let g = Gauge::new("stockyard_kpi_age_seconds", "Age of kpi:last_update in Redis: how fresh the cached KPIs are.").map_err(e)?;
+            registry.register(Box::new(g.clone())).map_err(e)?;
+            g.set(age);
+        }
+    }
+    if let Ok(list) = api.schedules.list().await {
+        let late = GaugeVec::new(
+            Opts::new("stockyard_schedule_lateness_seconds", "How far past its due time a schedule's next run is (0 when on time; paused schedules are left out)."),
+            &["schedule"],
+        )
+        .map_err(e)?;
+        registry.register(Box::new(late.clone())).map_err(e)?;
+        let skipped = gauge_vec(&registry, "stockyard_schedule_skipped_ticks", "Ticks a schedule skipped because its previous run still ran.", &["schedule"]).map_err(e)?;
+        let now = chrono::Utc::now().timestamp_millis().max(0) as u64;
+        for s in list {
+            let info = s.info();
+            skipped.with_label_values(&[info.name.as_str()]).set(info.skipped_ticks as i64);
+            if !info.paused {
+                late.with_label_values(&[info.name.as_str()]).set(now.saturating_sub(info.next_run_ms) as f64 / 1000.0);
+            }
+        }
+    }
+    let mut families = registry.gather();
+    families.extend(runner.counters.registry.gather());
     let mut out = Vec::new();
-    TextEncoder::new().encode(&registry.gather(), &mut out).map_err(e)?;
+    TextEncoder::new().encode(&families, &mut out).map_err(e)?;
     String::from_utf8(out).map_err(|e| e.to_string())
 }

@@ -66,6 +66,8 @@ pub struct JobRunner {
     active: Mutex<HashMap<String, tokio::sync::watch::Sender<bool>>>,
     /// The last `sql` runs' results: run id, then columns and rows as JSON.
     results: Mutex<VecDeque<(String, Value)>>,
+    /// What ended runs did, for `/metrics`.
+    pub(crate) counters: crate::counters::RunCounters,
 }
 
 /// Why a run cannot be cancelled.
@@ -199,6 +201,7 @@ impl JobRunner {
             ballista: OnceLock::new(),
             active: Mutex::default(),
             results: Mutex::default(),
+            counters: crate::counters::RunCounters::new(),
         }
     }
 
@@ -406,6 +409,7 @@ impl JobRunner {
         }
         tracing::info!(run = %run.run_id, status = %run.status, error = %run.error, "job run ended");
         run.ballista_jobs = self.ballista_jobs(&run.run_id).await;
+        self.counters.ended(&run);
         self.record(&run).await;
         run
     }

@@ -70,9 +70,27 @@ fn cluster_with_runs(mongo: &Mongo, redis: &Redis) -> (Cluster, Value, Value, Pa
 fn the_rest_api_shows_kpi_and_archive_runs_and_schedule_changes() {
     let mongo = Mongo::start();
     let redis = Redis::start();
-    let (cluster, kpi, archive, _) = cluster_with_runs(&mongo, &redis);
+    let (cluster, kpi, archive, dest) = cluster_with_runs(&mongo, &redis);
     let kpi_id = kpi["run_id"].as_str().unwrap();
     let archive_id = archive["run_id"].as_str().unwrap();
+
+    // Metrics: what the two runs did.
+    let metrics = http(cluster.http_port, "GET", "/metrics", None).1;
+    let value = |name: &str| -> f64 {
+        let line = metrics.lines().find(|l| l.starts_with(name) && l[name.len()..].starts_with(' ')).unwrap_or_else(|| panic!("no {name} in\n{metrics}"));
+        line[name.len()..].trim().parse().unwrap()
+    };
+    assert_eq!(value(r#"stockyard_job_runs_total{job="kpi",status="succeeded"}"#), 1.0);
+    assert_eq!(value(r#"stockyard_job_runs_total{job="archive",status="succeeded"}"#), 1.0);
+    assert_eq!(value(r#"stockyard_job_run_duration_seconds_count{job="kpi"}"#), 1.0);
+    assert_eq!(value(r#"stockyard_mongo_documents_total{outcome="read"}"#), kpi["documents_read"].as_f64().unwrap());
+    assert_eq!(value(r#"stockyard_mongo_documents_total{outcome="rejected"}"#), kpi["documents_rejected"].as_f64().unwrap());
+    assert_eq!(value("stockyard_redis_write_seconds_count"), 1.0);
+    assert_eq!(value("stockyard_archived_documents_total"), archive["total_records"].as_f64().unwrap());
+    let parquet_bytes: u64 = walk(&dest).iter().filter(|p| p.extension().is_some_and(|e| e == "parquet")).map(|p| p.metadata().unwrap().len()).sum();
+    assert!((value("stockyard_archived_bytes_total") - parquet_bytes as f64).abs() < 1.0, "{parquet_bytes}\n{metrics}");
+    let age = value("stockyard_kpi_age_seconds");
+    assert!((0.0..600.0).contains(&age), "{age}");
 
     // The KPIs: exactly what Redis holds, from one run.
     let (code, kpis) = get(&cluster, "/api/kpis");
@@ -128,6 +146,9 @@ fn the_rest_api_shows_kpi_and_archive_runs_and_schedule_changes() {
 
     // A schedule changed through the API is what the CLI lists.
     cluster.stockyard(&["schedules", "add", "hourly", "--job", "kpi", "--every", "1h", "--param", "now=2026-01-05T12:00:00Z"]).ok();
+    let metrics = http(cluster.http_port, "GET", "/metrics", None).1;
+    assert!(metrics.contains("stockyard_schedule_lateness_seconds{schedule=\"hourly\"} 0\n"), "{metrics}");
+    assert!(metrics.contains("stockyard_schedule_skipped_ticks{schedule=\"hourly\"} 0\n"), "{metrics}");
     let (code, paused) = post(&cluster, "/api/schedules/hourly/pause", None);
     assert_eq!((code, &paused), (200, &json!({"name": "hourly", "paused": true, "run_id": null})));
     let (_, list) = get(&cluster, "/api/schedules");
@@ -242,6 +263,20 @@ fn problems_are_named_and_secrets_never_shown() {
     for text in &seen {
         assert!(!text.contains(secret), "the password shows in: {text}");
     }
+}
+
+/// Every file below `dir`.
+fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
 }
 
 /// The first Ballista job of a run.
