@@ -429,3 +429,106 @@ fn every_page_works_in_a_browser() {
     b.screenshot("sql-result");
     eprintln!("screenshots: {}", b.shots.display());
 }
+
+/// A small deterministic generator: the same garbage on every run.
+struct Garbage(u64);
+
+impl Garbage {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+
+    /// Up to `max` bytes, at least one.
+    fn some(&mut self, max: u64) -> Vec<u8> {
+        let n = 1 + (self.next() % max) as usize;
+        self.bytes(n)
+    }
+
+    fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
+        from[(self.next() % from.len() as u64) as usize]
+    }
+}
+
+/// Sends `bytes` and reads whatever comes back for a moment: the server may
+/// answer, close, or wait for more, but must not fall over.
+fn throw(port: u16, bytes: &[u8]) {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { panic!("port {port} refused a connection") };
+    s.set_read_timeout(Some(Duration::from_millis(300))).ok();
+    let _ = s.write_all(bytes);
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    let mut sink = [0u8; 4096];
+    let _ = s.read(&mut sink);
+}
+
+#[test]
+fn random_and_truncated_requests_leave_the_scheduler_serving() {
+    let mut cluster = Cluster::start(1);
+    let mut g = Garbage(0x5eed_cafe_f00d_d00d);
+    let paths = ["/api/runs", "/api/runs/x/cancel", "/api/schedules/kpi/trigger", "/api/schedules/%ff/pause", "/api/jobs/..%2f", "/api/overview", "/sql", "/ui/app.js", "/metrics"];
+    let bodies = [
+        r#"{"job":"sql","params":{"sql":"SELECT"#,
+        r#"{"job":"kpi","params":{"window":"-1m","ttl":"x"}}"#,
+        r#"{"job":"archive","params":{"threshold_mb":"1e999"}}"#,
+        r#"{"job":"sql","params":{"sql":""}}"#,
+        r#"{"job":7}"#,
+        "null",
+        "[]",
+        "\u{0}\u{1}\u{2}",
+    ];
+    for i in 0..300 {
+        let request = match i % 5 {
+            // Raw bytes.
+            0 => g.some(2048),
+            // A valid start, cut off.
+            1 => {
+                let full = format!("POST {} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{}", g.pick(&paths), g.pick(&bodies));
+                let cut = (g.next() % full.len() as u64) as usize;
+                full.as_bytes()[..cut].to_vec()
+            }
+            // Whole requests with odd bodies.
+            2 => {
+                let body = g.pick(&bodies);
+                format!("POST {} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", g.pick(&paths), body.len()).into_bytes()
+            }
+            // Odd paths and headers.
+            3 => {
+                let mut r = format!("GET {}{} HTTP/1.1\r\nHost: x\r\nX-Long: ", g.pick(&paths), String::from_utf8_lossy(&g.bytes(8))).into_bytes();
+                r.extend(std::iter::repeat_n(b'a', (g.next() % 20000) as usize));
+                r.extend(b"\r\n\r\n");
+                r
+            }
+            // HTTP/2 preface then garbage, to both ports.
+            _ => {
+                let mut r = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+                r.extend(g.some(512));
+                throw(cluster.port, &r);
+                r
+            }
+        };
+        throw(cluster.http_port, &request);
+        if i % 3 == 0 {
+            throw(cluster.port, &g.some(1024));
+        }
+    }
+    assert!(cluster.scheduler.is_running(), "the scheduler died:\n{}", cluster.logs());
+    assert_eq!(http(cluster.http_port, "GET", "/healthz", None), (200, "ok\n".to_string()));
+    let (code, body) = post(&cluster, "/api/runs", Some(json!({"job": "sql", "params": {"sql": "SELECT 40 + 2 AS x"}})));
+    assert_eq!(code, 202, "{body}");
+    let run = wait_run(&cluster, body["run_id"].as_str().unwrap());
+    assert_eq!(run["result"]["rows"], json!([{"x": 42}]), "{run}");
+    assert_eq!(cluster.sql_csv("SELECT 40 + 2 AS x"), "x\n42\n");
+    // Bad requests get a clear answer.
+    let (code, text) = http(cluster.http_port, "POST", "/api/runs", Some("{\"job\":"));
+    assert_eq!(code, 400, "{text}");
+    assert!(text.contains("EOF while parsing"), "{text}");
+    let (code, text) = http(cluster.http_port, "POST", "/api/runs", Some(r#"{"job":"kpi","params":{"window":"-1m"}}"#));
+    assert_eq!((code, text.as_str()), (400, r#"{"error":"window: '-1m' is not a duration like 90s, 15m or 2h"}"#));
+}
