@@ -176,6 +176,9 @@ pub struct ExecutorArgs {
     /// Directory for shuffle files [default: a temporary directory].
     #[arg(long, env = "STOCKYARD_WORK_DIR")]
     pub work_dir: Option<String>,
+    /// Port for this executor's `/metrics` and `/healthz` [default: none].
+    #[arg(long, env = "STOCKYARD_METRICS_PORT", value_parser = parse_port)]
+    pub metrics_port: Option<u16>,
     /// How often to heartbeat to the scheduler.
     #[arg(long, env = "STOCKYARD_HEARTBEAT_INTERVAL", default_value = "5s", value_parser = parse_duration)]
     pub heartbeat_interval: Duration,

@@ -107,6 +107,7 @@ async fn run(command: Command) -> Result<(), Failure> {
                 mongo_uri: a.mongo.mongo_uri,
                 mongo_database: a.mongo.mongo_db,
                 allow_local_files: a.local_files.allow_local_files,
+                metrics_port: a.metrics_port,
                 ..Default::default()
             };
             stockyard_executor::run(settings).await.map_err(Failure::from_error)

@@ -45,6 +45,8 @@ use datafusion::datasource::sink::DataSinkExec;
 pub struct TaskEngine {
     /// Whether tasks may scan local files or COPY to local paths.
     pub allow_local_files: bool,
+    /// Where tasks are counted.
+    pub metrics: Arc<crate::metrics::ExecutorMetrics>,
 }
 
 impl ExecutionEngine for TaskEngine {
@@ -88,7 +90,8 @@ impl ExecutionEngine for TaskEngine {
                 "stage {stage_id} of job {job_id} does not start with a shuffle writer"
             )));
         };
-        Ok(Arc::new(DefaultQueryStageExec::new(writer)))
+        let inner = Arc::new(DefaultQueryStageExec::new(writer));
+        Ok(Arc::new(crate::metrics::Measured { inner, metrics: self.metrics.clone() }))
     }
 }
 
@@ -257,7 +260,7 @@ mod tests {
         assert_eq!(local_file_use(&plan).as_deref(), Some("reads '/data/t-0'"));
         let union = UnionExec::try_new(vec![scan("a", 1), scan("b", 1)]).unwrap();
         assert!(local_file_use(&union).is_some());
-        let engine = TaskEngine { allow_local_files: false };
+        let engine = TaskEngine { allow_local_files: false, metrics: Default::default() };
         let err = engine.create_query_stage_exec("j".into(), 1, 0, plan.clone(), "/tmp", &SessionConfig::new()).unwrap_err();
         assert!(err.to_string().contains("executors may not use their local files"), "{err}");
     }

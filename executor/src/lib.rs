@@ -3,6 +3,7 @@
 //! its shuffle output to other executors over Arrow Flight.
 
 pub mod engine;
+pub mod metrics;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,6 +42,8 @@ pub struct ExecutorSettings {
     /// Whether tasks may read and write this machine's files (file scans
     /// and COPY of local paths); off, such a task fails and says why.
     pub allow_local_files: bool,
+    /// Port for `/metrics` and `/healthz` over HTTP; none when `None`.
+    pub metrics_port: Option<u16>,
 }
 
 impl Default for ExecutorSettings {
@@ -59,6 +62,7 @@ impl Default for ExecutorSettings {
             mongo_uri: "mongodb://127.0.0.1:27017".into(),
             mongo_database: "supply_chain".into(),
             allow_local_files: false,
+            metrics_port: None,
         }
     }
 }
@@ -87,6 +91,10 @@ pub async fn run(settings: ExecutorSettings) -> Result<(), ExecutorError> {
             (temp.path().display().to_string(), Some(temp))
         }
     };
+    let metrics = Arc::new(metrics::ExecutorMetrics::default());
+    if let Some(port) = settings.metrics_port {
+        serve_metrics(&settings.bind_host, port, metrics.clone()).await?;
+    }
     let mongo = Arc::new(MongoSource::new(settings.mongo_uri, settings.mongo_database));
     let config = ExecutorProcessConfig {
         bind_host: settings.bind_host,
@@ -104,7 +112,7 @@ pub async fn run(settings: ExecutorSettings) -> Result<(), ExecutorError> {
         job_data_clean_up_interval_seconds: 3600,
         override_logical_codec: Some(Arc::new(LogicalCodec::new(Some(mongo.clone())))),
         override_physical_codec: Some(Arc::new(PhysicalCodec::new(Some(mongo)))),
-        override_execution_engine: Some(Arc::new(engine::TaskEngine { allow_local_files: settings.allow_local_files })),
+        override_execution_engine: Some(Arc::new(engine::TaskEngine { allow_local_files: settings.allow_local_files, metrics: metrics.clone() })),
         ..Default::default()
     };
     let config = Arc::new(config);
@@ -124,6 +132,29 @@ pub async fn run(settings: ExecutorSettings) -> Result<(), ExecutorError> {
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+/// Serves `/metrics` and `/healthz` on `host:port` in the background.
+async fn serve_metrics(host: &str, port: u16, metrics: Arc<metrics::ExecutorMetrics>) -> Result<(), ExecutorError> {
+    use axum::routing::get;
+    let listener = tokio::net::TcpListener::bind((host, port)).await.map_err(|e| {
+        ballista_core::error::BallistaError::Configuration(format!("cannot listen on {host}:{port} for metrics: {e}"))
+    })?;
+    let app = axum::Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/metrics",
+            get(move || {
+                let metrics = metrics.clone();
+                async move { ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics.render()) }
+            }),
+        );
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!("the metrics server stopped: {e}");
+        }
+    });
+    Ok(())
 }
 
 /// How often a failing start is tried.

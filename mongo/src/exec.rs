@@ -186,6 +186,19 @@ impl ExecutionPlan for MongoScanExec {
     }
 }
 
+/// What every MongoDB scan in this process has read.
+#[derive(Debug, Default)]
+pub struct ReadTotals {
+    /// Documents.
+    pub documents: std::sync::atomic::AtomicU64,
+    /// Raw BSON bytes.
+    pub bytes: std::sync::atomic::AtomicU64,
+}
+
+/// Totals for the process's metrics. A plan's own metrics cannot serve:
+/// tasks of one stage on one executor may share a plan instance.
+pub static READ: ReadTotals = ReadTotals { documents: std::sync::atomic::AtomicU64::new(0), bytes: std::sync::atomic::AtomicU64::new(0) };
+
 impl MongoScanExec {
     /// This scan with `projection` and no sharing, counting into the same
     /// metrics.
@@ -300,6 +313,7 @@ impl MongoScanExec {
                     match value.ok().and_then(|v| v.as_document()) {
                         Some(doc) => {
                             bytes.add(doc.as_bytes().len());
+                            READ.bytes.fetch_add(doc.as_bytes().len() as u64, std::sync::atomic::Ordering::Relaxed);
                             decoder.append(doc);
                             if let Some(r) = &mut rest_of {
                                 r.append(doc)?;
@@ -313,6 +327,7 @@ impl MongoScanExec {
                         }
                     }
                     documents.add(1);
+                    READ.documents.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     if decoder.rows() >= batch_size {
                         let batch = finish(&mut decoder, &mut rest_of, &output);
                         if let (Ok(b), Some(rows)) = (&batch, &output_rows) {

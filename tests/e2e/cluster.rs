@@ -10,7 +10,7 @@ use arrow::datatypes::{DataType, Field, Schema};
 use parquet::arrow::ArrowWriter;
 use stockyard_tests::cluster::sql_path;
 use stockyard_tests::process::http_get;
-use stockyard_tests::{Cluster, Proc};
+use stockyard_tests::{Cluster, Mongo, Proc, free_port};
 
 /// Orders spread over several Parquet files (so several scan partitions)
 /// and a SKU dimension; returns the expected `category,orders,units` rows.
@@ -413,4 +413,49 @@ fn metrics_show_executors_pending_tasks_under_load_and_job_runs() {
         assert!(std::time::Instant::now() < deadline, "no succeeded sql run in /metrics");
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
+}
+
+/// One metric's value from a Prometheus text page; 0 when absent.
+fn scrape(page: &str, name: &str) -> f64 {
+    page.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .map(|l| l[name.len()..].trim().parse().unwrap())
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn executors_count_their_tasks_and_mongodb_reads_in_their_metrics() {
+    let mongo = Mongo::start();
+    mongo.load("supply_chain", "things", (0..1000i32).map(|n| mongodb::bson::doc! {"n": n}).collect());
+    let mut cluster = Cluster::start_with_env(0, vec![("STOCKYARD_MONGO_URI".into(), mongo.uri())]);
+    let ports = [free_port(), free_port()];
+    for port in ports {
+        cluster.add_executor_with_env(&[("STOCKYARD_METRICS_PORT", &port.to_string())]);
+    }
+    cluster.wait_for_executors(2);
+    let out = cluster.stockyard(&["sql", "--format", "csv", "--mongo-partitions", "3", "SELECT count(*) AS c, sum(n) AS s FROM things"]).ok().stdout;
+    assert_eq!(out, "c,s\n1000,499500\n");
+
+    // The job as the scheduler saw it: its tasks and the rows they wrote.
+    let (_, jobs) = http_get(cluster.http_port, "/api/jobs");
+    let jobs: serde_json::Value = serde_json::from_str(&jobs).unwrap();
+    let (_, job) = http_get(cluster.http_port, &format!("/api/jobs/{}", jobs[0]["id"].as_str().unwrap()));
+    let job: serde_json::Value = serde_json::from_str(&job).unwrap();
+    let stages = job["stages"].as_array().unwrap();
+    let tasks: u64 = stages.iter().map(|s| s["partitions"].as_u64().unwrap()).sum();
+    let rows: u64 = stages.iter().map(|s| s["output_rows"].as_u64().unwrap()).sum();
+    let bytes: u64 = stages.iter().map(|s| s["output_bytes"].as_u64().unwrap()).sum();
+
+    let pages: Vec<String> = ports.iter().map(|p| http_get(*p, "/metrics").1).collect();
+    let total = |name: &str| pages.iter().map(|p| scrape(p, name)).sum::<f64>();
+    assert_eq!(total(r#"stockyard_executor_mongo_read_total{unit="documents"}"#), 1000.0, "{pages:?}");
+    assert!(total(r#"stockyard_executor_mongo_read_total{unit="bytes"}"#) > 1000.0 * 10.0, "{pages:?}");
+    assert_eq!(total(r#"stockyard_executor_tasks_total{status="succeeded"}"#), tasks as f64, "{pages:?}");
+    assert_eq!(total(r#"stockyard_executor_tasks_total{status="failed"}"#), 0.0);
+    assert_eq!(total("stockyard_executor_task_duration_seconds_count"), tasks as f64);
+    assert_eq!(total("stockyard_executor_output_rows_total"), rows as f64);
+    assert_eq!(total("stockyard_executor_output_bytes_total"), bytes as f64);
+    assert_eq!(total("stockyard_executor_running_tasks"), 0.0);
+    assert!(pages.iter().all(|p| scrape(p, r#"stockyard_executor_tasks_total{status="succeeded"}"#) > 0.0), "both executors ran tasks: {pages:?}");
+    assert_eq!(http_get(ports[0], "/healthz"), (200, "ok\n".to_string()));
 }
