@@ -88,15 +88,6 @@ fn tidy(message: &str) -> String {
     m
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn task_errors_lose_their_wrappers() {
-        let raw = r#"Arrow error: External error: Execution error: Job x1 failed: Task failed: DataFusionError(Execution("DataFusionError(External(MongoDB (mongodb://h) reading big failed: I/O error))"))"#;
-        assert_eq!(super::tidy(raw), "Job x1 failed: Task failed: MongoDB (mongodb://h) reading big failed: I/O error");
-    }
-}
-
 /// Prints batches in the chosen format: CSV and JSON stream, a table waits
 /// for all rows to align its columns.
 struct Output {
@@ -155,5 +146,14 @@ impl Output {
         }
         stdout.flush().ok();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn task_errors_lose_their_wrappers() {
+        let raw = r#"Arrow error: External error: Execution error: Job x1 failed: Task failed: DataFusionError(Execution("DataFusionError(External(MongoDB (mongodb://h) reading big failed: I/O error))"))"#;
+        assert_eq!(super::tidy(raw), "Job x1 failed: Task failed: MongoDB (mongodb://h) reading big failed: I/O error");
     }
 }

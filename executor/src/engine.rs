@@ -59,14 +59,13 @@ impl ExecutionEngine for TaskEngine {
         work_dir: &str,
         _config: &SessionConfig,
     ) -> Result<Arc<dyn QueryStageExecutor>> {
-        if !self.allow_local_files {
-            if let Some(what) = local_file_use(&plan) {
+        if !self.allow_local_files
+            && let Some(what) = local_file_use(&plan) {
                 return Err(DataFusionError::Plan(format!(
                     "this query {what} on an executor, and executors may not use their local files \
                      (start them with --allow-local-files to allow it)"
                 )));
             }
-        }
         let input = |plan: &Arc<dyn ExecutionPlan>| for_task(plan.children()[0], Some(partition_id), work_dir);
         let writer = if let Some(w) = plan.downcast_ref::<ShuffleWriterExec>() {
             ShuffleWriterVariant::Hash(ShuffleWriterExec::try_new(
@@ -161,12 +160,11 @@ fn child_partitions(plan: &Arc<dyn ExecutionPlan>, partition: Option<usize>) -> 
 fn local_file_use(plan: &Arc<dyn ExecutionPlan>) -> Option<String> {
     if let Some(scan) = plan.downcast_ref::<DataSourceExec>() {
         let source: &dyn Any = scan.data_source().as_ref();
-        if let Some(config) = source.downcast_ref::<FileScanConfig>() {
-            if config.object_store_url.as_str().starts_with("file://") {
+        if let Some(config) = source.downcast_ref::<FileScanConfig>()
+            && config.object_store_url.as_str().starts_with("file://") {
                 let path = config.file_groups.iter().flat_map(|g| g.iter()).next().map(|f| format!("/{}", f.object_meta.location));
                 return Some(format!("reads '{}'", path.unwrap_or_default()));
             }
-        }
     }
     if let Some(sink) = plan.downcast_ref::<DataSinkExec>() {
         // DataFusion does not export the memory table's sink type.

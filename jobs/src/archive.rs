@@ -193,7 +193,7 @@ impl Job<'_> {
     async fn finish(&self, entry: Document) -> Result<Value, ArchiveError> {
         let run = entry.get_str("_id").unwrap_or_default().to_string();
         let dest = entry.get_str("dest").unwrap_or_default().to_string();
-        let cutoff = entry.get_datetime("cutoff").map(|d| *d).unwrap_or(mongodb::bson::DateTime::MIN);
+        let cutoff = entry.get_datetime("cutoff").copied().unwrap_or(mongodb::bson::DateTime::MIN);
         let db = self.db(&run).await?;
         let mut state = entry.get_str("state").unwrap_or("marking").to_string();
 
@@ -258,7 +258,7 @@ impl Job<'_> {
             .map_err(|e| self.mongo_error(&run, "reading the archive ledger", e))?
             .unwrap_or_default();
         let written = entry.get_document("written").cloned().unwrap_or_default();
-        let created_at = entry.get_datetime("created_at").map(|d| cdate(d)).unwrap_or_else(|_| Utc::now());
+        let created_at = entry.get_datetime("created_at").map(cdate).unwrap_or_else(|_| Utc::now());
         let older_than = entry.get_f64("older_than_minutes").unwrap_or(0.0);
         let metadata = metadata(&run, created_at, &dest, older_than, &written);
         let metadata_path = store.path(["metadata", &format!("archive_{run}.json")]);

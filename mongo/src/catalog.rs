@@ -102,11 +102,10 @@ impl MongoCatalog {
 
     /// The inferred schema of `collection`, `None` when it does not exist.
     pub async fn schema(&self, collection: &str) -> Result<Option<SchemaRef>, MongoError> {
-        if let Some((schema, at)) = self.cache.lock().expect("cache lock").get(collection) {
-            if at.elapsed() < self.ttl {
+        if let Some((schema, at)) = self.cache.lock().expect("cache lock").get(collection)
+            && at.elapsed() < self.ttl {
                 return Ok(Some(schema.clone()));
             }
-        }
         if let Some(message) = self.recent_failure() {
             return Err(MongoError::Operation {
                 uri: self.source.redacted_uri(),

@@ -507,7 +507,7 @@ mod tests {
         let s = batch.column(1).as_string::<i32>();
         assert_eq!(s.iter().collect::<Vec<_>>(), vec![Some("a"), None, None, None, Some("dup")]);
         assert_eq!(batch.column(2).null_count(), 4);
-        let table = pretty_format_batches(&[batch.clone()]).unwrap().to_string();
+        let table = pretty_format_batches(std::slice::from_ref(&batch)).unwrap().to_string();
         assert!(table.contains("1969-12-31T00:00:00Z"), "dates before 1970 stay exact:\n{table}");
         assert_eq!(d.rejected()[0], [1, 2, 0], "q: '5' is the wrong type; 6.5 and 3e9 do not fit");
         assert_eq!(d.rejected()[1], [1, 0, 0]);

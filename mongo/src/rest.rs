@@ -49,11 +49,10 @@ pub fn rest(doc: &RawDocument, schema: &Schema) -> Result<Option<String>, RestEr
         if key == ARCHIVE_MARK {
             continue;
         }
-        if let Ok(field) = schema.field_with_name(key) {
-            if exact(field, value) {
+        if let Ok(field) = schema.field_with_name(key)
+            && exact(field, value) {
                 continue;
             }
-        }
         let value = Bson::try_from(value).map_err(|e| RestError(e.to_string()))?;
         rest.insert(key, value);
     }

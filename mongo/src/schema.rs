@@ -186,11 +186,9 @@ mod tests {
 
     #[test]
     fn infers_the_documented_types() {
-        let docs = vec![
-            raw(doc! {"_id": ObjectId::new(), "q": 1i32, "p": 2.5, "s": "a", "n": {"x": 1i32}, "l": [1i32, 2i64]}),
+        let docs = [raw(doc! {"_id": ObjectId::new(), "q": 1i32, "p": 2.5, "s": "a", "n": {"x": 1i32}, "l": [1i32, 2i64]}),
             raw(doc! {"_id": ObjectId::new(), "q": 5i64, "p": 3i32, "s": 7i32, "t": mongodb::bson::DateTime::from_millis(-5)}),
-            raw(doc! {"_id": ObjectId::new(), "q": mongodb::bson::Bson::Null, "s": "b", "z": mongodb::bson::Bson::Null}),
-        ];
+            raw(doc! {"_id": ObjectId::new(), "q": mongodb::bson::Bson::Null, "s": "b", "z": mongodb::bson::Bson::Null})];
         let schema = infer(docs.iter().map(|d| d.as_ref()));
         let types: Vec<(String, DataType)> =
             schema.fields().iter().map(|f| (f.name().clone(), f.data_type().clone())).collect();
@@ -207,7 +205,7 @@ mod tests {
 
     #[test]
     fn id_comes_first_even_when_missing() {
-        let docs = vec![raw(doc! {"a": 1i32})];
+        let docs = [raw(doc! {"a": 1i32})];
         let schema = infer(docs.iter().map(|d| d.as_ref()));
         assert_eq!(schema.field(0).name(), "_id");
         assert_eq!(schema.field(1).name(), "a");

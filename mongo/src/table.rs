@@ -135,11 +135,10 @@ impl MongoTable {
     async fn size(&self, source: &MongoSource) -> Result<Size> {
         static SIZES: LazyLock<Mutex<HashMap<String, (Size, Instant)>>> = LazyLock::new(Mutex::default);
         let key = format!("{}\u{1f}{}\u{1f}{}", source.redacted_uri(), source.database_name(), self.collection);
-        if let Some((size, at)) = SIZES.lock().expect("sizes lock").get(&key) {
-            if at.elapsed() < SIZE_TTL {
+        if let Some((size, at)) = SIZES.lock().expect("sizes lock").get(&key)
+            && at.elapsed() < SIZE_TTL {
                 return Ok(*size);
             }
-        }
         let db = source.database().await.map_err(external)?;
         let size = match db.run_command(doc! {"collStats": &self.collection}).await {
             Ok(stats) => Size {

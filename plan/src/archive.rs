@@ -242,10 +242,10 @@ async fn write_partition(spec: ArchiveSpec, partition: usize, mut input: Sendabl
             let slice = taken.column_by_name(&spec.event_time).expect("column checked above");
             let slice = slice.as_any().downcast_ref::<TimestampMillisecondArray>().expect("type checked above");
             let (lo, hi) = slice.values().iter().fold((i64::MAX, i64::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
-            if !parts.contains_key(&hour) {
+            if let std::collections::btree_map::Entry::Vacant(e) = parts.entry(hour) {
                 let seq = next_seq.entry(hour).or_default();
                 let writer = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props.clone()))?;
-                parts.insert(hour, Part { writer, seq: *seq, rows: 0, min: i64::MAX, max: i64::MIN });
+                e.insert(Part { writer, seq: *seq, rows: 0, min: i64::MAX, max: i64::MIN });
                 *seq += 1;
             }
             let part = parts.get_mut(&hour).expect("inserted above");

@@ -123,12 +123,11 @@ pub(crate) async fn run(State(api): State<Api>, Path(id): Path<String>) -> Answe
     let mut view = run_view(&run);
     // A running run's jobs are not recorded yet: find them by name.
     let mut ids = run.ballista_jobs.clone();
-    if ids.is_empty() {
-        if let Ok(all) = crate::jobs(&api.scheduler).await {
+    if ids.is_empty()
+        && let Ok(all) = crate::jobs(&api.scheduler).await {
             ids = all.into_iter().filter(|j| j.name.ends_with(&run.run_id)).map(|j| j.id).collect();
             ids.sort();
         }
-    }
     let mut jobs = Vec::new();
     for job in &ids {
         match crate::detail::job(&api.jobs, job).await {

@@ -487,14 +487,13 @@ impl JobRunner {
         let mut last = None;
         for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
             let plan = session.ctx.state().create_logical_plan(statement).await.map_err(hint)?;
-            if !self.targets.allow_local_files {
-                if let Some(location) = local_location(&plan) {
+            if !self.targets.allow_local_files
+                && let Some(location) = local_location(&plan) {
                     return Err(format!(
                         "'{location}' is a file on the scheduler: sql jobs may not read or write local files \
                          (start the scheduler with --allow-local-files to allow it)"
                     ));
                 }
-            }
             let frame = session.ctx.execute_logical_plan(plan).await.map_err(hint)?;
             let schema = frame.schema().as_arrow().clone();
             let batches = frame.collect().await.map_err(hint)?;

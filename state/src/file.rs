@@ -71,11 +71,10 @@ impl StateStore for FileStore {
                 continue;
             }
             let key = key_of(&name);
-            if key.starts_with(prefix) {
-                if let Some(value) = self.get(&key).await? {
+            if key.starts_with(prefix)
+                && let Some(value) = self.get(&key).await? {
                     out.push((key, value));
                 }
-            }
         }
         out.sort();
         Ok(out)

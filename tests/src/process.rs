@@ -108,12 +108,11 @@ impl Proc {
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
-            if let Some(c) = self.child.as_mut() {
-                if let Ok(Some(status)) = c.try_wait() {
+            if let Some(c) = self.child.as_mut()
+                && let Ok(Some(status)) = c.try_wait() {
                     self.child = None;
                     return Some(status);
                 }
-            }
             std::thread::sleep(Duration::from_millis(50));
         }
         None
