@@ -151,6 +151,8 @@ pub struct SchedulerArgs {
     pub state: StateArgs,
     #[command(flatten)]
     pub local_files: LocalFilesArgs,
+    #[command(flatten)]
+    pub token: TokenArgs,
 }
 
 #[derive(Debug, Args)]
@@ -214,6 +216,8 @@ pub struct StandaloneArgs {
     pub state: StateArgs,
     #[command(flatten)]
     pub local_files: LocalFilesArgs,
+    #[command(flatten)]
+    pub token: TokenArgs,
 }
 
 /// How results are printed.
@@ -427,6 +431,33 @@ pub struct LocalFilesArgs {
     /// a client's query cannot read a server's disk.
     #[arg(long, env = "STOCKYARD_ALLOW_LOCAL_FILES", default_value = "false", action = clap::ArgAction::Set)]
     pub allow_local_files: bool,
+}
+
+/// The HTTP port's access token.
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// File holding the token the HTTP port (REST API, /metrics, web UI)
+    /// requires; STOCKYARD_TOKEN gives it directly. None: the port is open.
+    #[arg(long, env = "STOCKYARD_TOKEN_FILE")]
+    pub token_file: Option<std::path::PathBuf>,
+}
+
+impl TokenArgs {
+    /// The token, from the file or STOCKYARD_TOKEN.
+    pub fn token(&self) -> Result<Option<String>, String> {
+        let token = match &self.token_file {
+            Some(path) => std::fs::read_to_string(path).map_err(|e| format!("cannot read the token file {}: {e}", path.display()))?,
+            None => match std::env::var("STOCKYARD_TOKEN") {
+                Ok(t) => t,
+                Err(_) => return Ok(None),
+            },
+        };
+        let token = token.trim().to_string();
+        if token.is_empty() {
+            return Err("the access token is empty (STOCKYARD_TOKEN or --token-file)".into());
+        }
+        Ok(Some(token))
+    }
 }
 
 /// Where a scheduler keeps schedules and the run history.

@@ -88,6 +88,7 @@ async fn run(command: Command) -> Result<(), Failure> {
                 history_retention: a.state.history_retention,
                 default_schedules: a.state.default_schedules,
                 allow_local_files: a.local_files.allow_local_files,
+                token: a.token.token().map_err(Failure::new)?,
             };
             let bound = BoundScheduler::bind(&settings).await.map_err(Failure::from_error)?;
             tracing::info!(grpc = %bound.grpc_addr(), http = %bound.http_addr(), "scheduler listening");
@@ -124,6 +125,7 @@ async fn run(command: Command) -> Result<(), Failure> {
                 state: a.state.state,
                 default_schedules: a.state.default_schedules,
                 allow_local_files: a.local_files.allow_local_files,
+                token: a.token.token().map_err(Failure::new)?,
             })
             .await?;
             println!(
@@ -148,6 +150,7 @@ async fn run(command: Command) -> Result<(), Failure> {
                     default_schedules: false,
                     // The user's own process: their own files.
                     allow_local_files: true,
+                    token: None,
                 })
                 .await?
                 .scheduler
@@ -210,6 +213,7 @@ async fn target(t: cli::Target) -> Result<cli::HostPort, Failure> {
         default_schedules: false,
         // Jobs (kpi, archive) read no local files through SQL.
         allow_local_files: false,
+        token: None,
     })
     .await?;
     Ok(cluster.scheduler)

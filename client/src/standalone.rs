@@ -34,6 +34,8 @@ pub struct StandaloneSpec {
     pub default_schedules: bool,
     /// Whether SQL may use this machine's files.
     pub allow_local_files: bool,
+    /// Token the HTTP port requires.
+    pub token: Option<String>,
 }
 
 fn free_port(host: &str) -> Result<u16, Failure> {
@@ -56,6 +58,7 @@ pub async fn start(spec: StandaloneSpec) -> Result<Cluster, Failure> {
         state: spec.state.clone(),
         default_schedules: spec.default_schedules,
         allow_local_files: spec.allow_local_files,
+        token: spec.token.clone(),
         archive_dest: std::env::var("STOCKYARD_ARCHIVE_DEST").unwrap_or_else(|_| stockyard_scheduler::DEFAULT_ARCHIVE_DEST.into()),
         ..Default::default()
     };

@@ -32,6 +32,8 @@ pub(crate) struct Api {
     pub redis_url: String,
     /// This scheduler's gRPC address, as executors and clients reach it.
     pub address: String,
+    /// The HTTP port's access token, if one is required.
+    pub token: Option<String>,
 }
 
 type Answer = Result<Json<Value>, (StatusCode, Json<Value>)>;

@@ -1,5 +1,5 @@
 //! The HTTP port: health probes, Prometheus metrics, the REST API and the
-//! web UI.
+//! web UI, behind the access token when one is set (`crate::auth`).
 
 use axum::Router;
 use axum::extract::State;
@@ -27,7 +27,9 @@ pub(crate) fn router(state: Api) -> Router {
         .route("/api/kpis", get(api::kpis))
         .route("/api/archives", get(api::archives))
         .route("/api/{*rest}", get(no_such_endpoint).post(no_such_endpoint))
+        .route("/login", get(crate::auth::login_page).post(crate::auth::login))
         .merge(crate::ui::router())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::auth::require))
         .with_state(state)
 }
 

@@ -3,6 +3,7 @@
 //! health and JSON endpoints on an HTTP port.
 
 mod api;
+mod auth;
 mod counters;
 mod detail;
 mod http;
@@ -71,6 +72,8 @@ pub struct SchedulerSettings {
     /// Whether `sql` jobs may name this machine's files (`CREATE EXTERNAL
     /// TABLE`, `COPY`); off, they are refused.
     pub allow_local_files: bool,
+    /// Token the HTTP port requires (API, metrics, UI); open when `None`.
+    pub token: Option<String>,
 }
 
 /// Where MongoDB tables come from.
@@ -116,6 +119,7 @@ impl Default for SchedulerSettings {
             history_retention: Duration::from_secs(7 * 24 * 3600),
             default_schedules: true,
             allow_local_files: false,
+            token: None,
         }
     }
 }
@@ -153,6 +157,7 @@ pub struct BoundScheduler {
     default_schedules: bool,
     /// Ballista's job store, for the stages and tasks of any job.
     jobs: Arc<dyn ballista_scheduler::cluster::JobState>,
+    token: Option<String>,
     redis_url: String,
     grpc: TcpListener,
     http: TcpListener,
@@ -208,6 +213,7 @@ impl BoundScheduler {
             schedules,
             default_schedules: settings.default_schedules,
             jobs,
+            token: settings.token.clone(),
             redis_url: settings.redis_url.clone(),
             grpc,
             http,
@@ -232,7 +238,7 @@ impl BoundScheduler {
     /// Serves until `shutdown` completes or a server fails.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), SchedulerError> {
         let address = self.grpc_addr().to_string();
-        let Self { scheduler, catalog, runner, schedules, default_schedules, jobs, redis_url, grpc, http } = self;
+        let Self { scheduler, catalog, runner, schedules, default_schedules, jobs, token, redis_url, grpc, http } = self;
         let catalog_for_refresh = catalog.clone();
         let scheduler_for_revive = scheduler.clone();
         let api = api::Api {
@@ -243,6 +249,7 @@ impl BoundScheduler {
             catalog: catalog.clone(),
             redis_url,
             address,
+            token,
         };
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {

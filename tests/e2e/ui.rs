@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use stockyard_tests::{Browser, Cluster, Mongo, Redis, free_port, http};
+use stockyard_tests::{Browser, Cluster, Mongo, Redis, free_port, http, http_with};
 
 const DB: &str = "supply_chain";
 const NOW: &str = "2026-01-05T12:00:00Z";
@@ -531,4 +531,49 @@ fn random_and_truncated_requests_leave_the_scheduler_serving() {
     assert!(text.contains("EOF while parsing"), "{text}");
     let (code, text) = http(cluster.http_port, "POST", "/api/runs", Some(r#"{"job":"kpi","params":{"window":"-1m"}}"#));
     assert_eq!((code, text.as_str()), (400, r#"{"error":"window: '-1m' is not a duration like 90s, 15m or 2h"}"#));
+}
+
+#[test]
+fn a_token_guards_the_api_the_metrics_and_the_ui() {
+    let token = "t0k3n-for-the-test";
+    let cluster = Cluster::start_with_env(1, vec![("STOCKYARD_TOKEN".into(), token.into())]);
+    let port = cluster.http_port;
+    let bearer = format!("Bearer {token}");
+    let none = http_with(port, "GET", "/api/overview", &[], None);
+    assert_eq!((none.status, none.body.as_str()), (401, r#"{"error":"this scheduler requires a token: send Authorization: Bearer <token>"}"#));
+    let wrong = http_with(port, "GET", "/api/runs", &[("Authorization", "Bearer nope")], None);
+    assert_eq!((wrong.status, wrong.body.as_str()), (401, r#"{"error":"the token is wrong: send Authorization: Bearer <token>"}"#));
+    let right = http_with(port, "GET", "/api/overview", &[("Authorization", &bearer)], None);
+    assert_eq!(right.status, 200, "{}", right.body);
+    assert!(right.body.contains("\"state\":\"active\""), "{}", right.body);
+    assert_eq!(http_with(port, "GET", "/metrics", &[], None).status, 401);
+    let metrics = http_with(port, "GET", "/metrics", &[("Authorization", &bearer)], None);
+    assert!(metrics.body.contains("stockyard_executors{state=\"active\"} 1"), "{}", metrics.body);
+    let posted = http_with(port, "POST", "/api/runs", &[], Some(r#"{"job":"sql","params":{"sql":"SELECT 1"}}"#));
+    assert_eq!(posted.status, 401);
+    // Probes stay open; pages send a person to the login page.
+    assert_eq!(http(port, "GET", "/healthz", None), (200, "ok\n".to_string()));
+    assert_eq!(http(port, "GET", "/readyz", None).0, 200);
+    let page = http_with(port, "GET", "/runs?job=kpi", &[], None);
+    assert_eq!((page.status, page.header("location").as_deref()), (303, Some("/login?next=/runs%3Fjob%3Dkpi")));
+    assert_eq!(http(port, "GET", "/ui/app.js", None).0, 303);
+
+    // The login page, as a person uses it.
+    let mut b = Browser::start(shots("token"), cluster.dir.path());
+    let base = format!("http://127.0.0.1:{port}");
+    b.open(&format!("{base}/schedules"));
+    b.wait_text("main", "asks for its access token", Duration::from_secs(10));
+    b.type_into("#token", "guess");
+    b.click("#login");
+    b.wait_text(".problem", "That token is wrong.", Duration::from_secs(10));
+    b.screenshot("login-refused");
+    b.type_into("#token", token);
+    b.click("#login");
+    b.wait_text("h1", "Schedules", Duration::from_secs(10));
+    b.wait_text("#live", "live ·", Duration::from_secs(10));
+    assert_eq!(b.script("return location.pathname", json!([])), json!("/schedules"));
+    b.screenshot("logged-in");
+    assert!(!b.text("body").contains(token));
+    // The gRPC side is not guarded yet: the CLI still works without it.
+    assert_eq!(cluster.sql_csv("SELECT 1 AS x"), "x\n1\n");
 }

@@ -65,6 +65,11 @@ impl Browser {
         });
     }
 
+    /// Opens `url` without waiting for anything.
+    pub fn open(&self, url: &str) {
+        self.call("POST", "/url", Some(json!({"url": url})));
+    }
+
     /// Runs `js` in the page with `args`; its return value.
     pub fn script(&self, js: &str, args: Value) -> Value {
         self.call("POST", "/execute/sync", Some(json!({"script": js, "args": args})))

@@ -143,14 +143,21 @@ pub fn http_get(port: u16, path: &str) -> (u16, String) {
 /// A plain HTTP/1.1 request on loopback (one per connection), with an
 /// optional JSON body: the status code and the body.
 pub fn http(port: u16, method: &str, path: &str, json: Option<&str>) -> (u16, String) {
+    let answer = http_with(port, method, path, &[], json);
+    (answer.status, answer.body)
+}
+
+/// [`http`] with extra headers; the status, the response's headers and the body.
+pub fn http_with(port: u16, method: &str, path: &str, headers: &[(&str, &str)], json: Option<&str>) -> HttpAnswer {
     use std::io::{Read, Write};
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap_or_else(|e| panic!("connect to {port}: {e}"));
     s.set_read_timeout(Some(Duration::from_secs(60))).ok();
     let body = json.unwrap_or("");
     let kind = if json.is_some() { "Content-Type: application/json\r\n" } else { "" };
+    let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n{kind}Content-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n{extra}{kind}Content-Length: {}\r\n\r\n{body}",
         body.len()
     )
     .expect("send request");
@@ -169,7 +176,25 @@ pub fn http(port: u16, method: &str, path: &str, json: Option<&str>) -> (u16, St
     let status = raw.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
     let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
     let chunked = header(head, "transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
-    (status, if chunked { dechunk(body) } else { body.to_string() })
+    HttpAnswer { status, head: head.to_string(), body: if chunked { dechunk(body) } else { body.to_string() } }
+}
+
+/// An HTTP answer.
+#[derive(Debug)]
+pub struct HttpAnswer {
+    /// The status code.
+    pub status: u16,
+    /// The status line and headers.
+    pub head: String,
+    /// The body.
+    pub body: String,
+}
+
+impl HttpAnswer {
+    /// A response header's value.
+    pub fn header(&self, name: &str) -> Option<String> {
+        header(&self.head, name).map(str::to_string)
+    }
 }
 
 fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {

@@ -1,0 +1,120 @@
+//! A shared token for the HTTP port, when one is configured: the REST API
+//! and `/metrics` want `Authorization: Bearer <token>`, the web UI a login
+//! page that sets a cookie. `/healthz` and `/readyz` stay open for probes.
+//! (The gRPC port is not covered yet: Ballista's executors and clients
+//! cannot send a token.)
+
+use axum::extract::{Form, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use crate::api::Api;
+
+/// Cookie the login page sets.
+const COOKIE: &str = "stockyard_token";
+
+/// Paths anyone may reach.
+fn open(path: &str) -> bool {
+    matches!(path, "/healthz" | "/readyz" | "/login" | "/ui/app.css")
+}
+
+/// Equal without telling, by timing, how much of a guess was right.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
+}
+
+fn presented(request: &Request) -> Option<String> {
+    let headers = request.headers();
+    if let Some(bearer) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")) {
+        return Some(bearer.trim().to_string());
+    }
+    let cookies = headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';'));
+    cookies.filter_map(|c| c.trim().strip_prefix(COOKIE)?.strip_prefix('=').map(str::to_string)).next()
+}
+
+/// Lets a request through when no token is configured, the path is open, or
+/// it carries the token; refuses it otherwise.
+pub(crate) async fn require(State(api): State<Api>, request: Request, next: Next) -> Response {
+    let Some(token) = api.token.as_deref() else { return next.run(request).await };
+    let path = request.uri().path().to_string();
+    if open(&path) {
+        return next.run(request).await;
+    }
+    match presented(&request) {
+        Some(given) if same(&given, token) => next.run(request).await,
+        given => {
+            let why = if given.is_some() { "the token is wrong" } else { "this scheduler requires a token" };
+            if path.starts_with("/api/") || path == "/metrics" {
+                let body = serde_json::json!({"error": format!("{why}: send Authorization: Bearer <token>")});
+                (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response()
+            } else {
+                let next = request.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+                Redirect::to(&format!("/login?next={}", urlencode(next))).into_response()
+            }
+        }
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Where to go after logging in.
+#[derive(Debug, Deserialize)]
+pub(crate) struct LoginQuery {
+    next: Option<String>,
+}
+
+/// The login form.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Login {
+    token: String,
+    next: Option<String>,
+}
+
+/// Only paths on this server, so the page cannot send anyone elsewhere.
+fn local(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") => n.to_string(),
+        _ => "/".to_string(),
+    }
+}
+
+fn page(next: &str, message: &str) -> Html<String> {
+    let escape = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
+    Html(format!(
+        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Log in · Stockyard</title>
+<link rel="stylesheet" href="/ui/app.css"></head><body><main>
+<h1>Stockyard</h1><p>This scheduler asks for its access token.</p>{}
+<form method="post" action="/login" class="filters"><input type="hidden" name="next" value="{}">
+<label>token <input type="password" name="token" id="token" autofocus></label>
+<button type="submit" id="login">Log in</button></form></main></body></html>"#,
+        if message.is_empty() { String::new() } else { format!(r#"<div class="problem" role="alert">{}</div>"#, escape(message)) },
+        escape(next)
+    ))
+}
+
+/// `GET /login`.
+pub(crate) async fn login_page(Query(q): Query<LoginQuery>) -> Html<String> {
+    page(&local(q.next.as_deref()), "")
+}
+
+/// `POST /login`: sets the cookie when the token is right.
+pub(crate) async fn login(State(api): State<Api>, Form(form): Form<Login>) -> Response {
+    let next = local(form.next.as_deref());
+    match api.token.as_deref() {
+        Some(token) if !same(form.token.trim(), token) => (StatusCode::UNAUTHORIZED, page(&next, "That token is wrong.")).into_response(),
+        Some(token) => {
+            let cookie = format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict");
+            ([(header::SET_COOKIE, cookie)], Redirect::to(&next)).into_response()
+        }
+        None => Redirect::to(&next).into_response(),
+    }
+}
