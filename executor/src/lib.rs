@@ -91,6 +91,13 @@ pub async fn run(settings: ExecutorSettings) -> Result<(), ExecutorError> {
             (temp.path().display().to_string(), Some(temp))
         }
     };
+    // Ballista binds these in background tasks and, if one is taken, stops
+    // quietly with status 0: say which port it is instead.
+    for (port, what) in [(settings.port, "Arrow Flight"), (settings.grpc_port, "executor gRPC")] {
+        std::net::TcpListener::bind((settings.bind_host.as_str(), port)).map_err(|e| {
+            ballista_core::error::BallistaError::Configuration(format!("cannot listen on {}:{port} for {what}: {e}", settings.bind_host))
+        })?;
+    }
     let metrics = Arc::new(metrics::ExecutorMetrics::default());
     if let Some(port) = settings.metrics_port {
         serve_metrics(&settings.bind_host, port, metrics.clone()).await?;

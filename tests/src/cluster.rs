@@ -38,6 +38,8 @@ pub struct Cluster {
     pub env: Vec<(String, String)>,
     /// Scheduler restarts so far (each gets its own log).
     pub restarts: usize,
+    /// Each executor's own extra environment, to start it again.
+    executor_env: Vec<Vec<(String, String)>>,
 }
 
 fn spawn_scheduler(dir: &TempDir, env: &[(String, String)], port: u16, http_port: u16, n: usize) -> Proc {
@@ -75,7 +77,7 @@ impl Cluster {
         env_with_defaults.extend(env);
         let env = env_with_defaults;
         let scheduler = spawn_scheduler(&dir, &env, port, http_port, 0);
-        let mut cluster = Cluster { dir, scheduler, executors: Vec::new(), port, http_port, env, restarts: 0 };
+        let mut cluster = Cluster { dir, scheduler, executors: Vec::new(), port, http_port, env, restarts: 0, executor_env: Vec::new() };
         for _ in 0..executors {
             cluster.add_executor();
         }
@@ -98,18 +100,25 @@ impl Cluster {
 
     /// Starts one more executor with `extra` environment.
     pub fn add_executor_with_env(&mut self, extra: &[(&str, &str)]) {
-        let i = self.executors.len();
+        let extra: Vec<(String, String)> = extra.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let executor = self.spawn_executor(self.executors.len(), &extra);
+        self.executors.push(executor);
+        self.executor_env.push(extra);
+    }
+
+    fn spawn_executor(&self, i: usize, extra: &[(String, String)]) -> Proc {
         let work = self.dir.path().join(format!("executor-{i}"));
         std::fs::create_dir_all(&work).expect("work dir");
         let mut cmd = base_command(&self.env);
-        cmd.envs(extra.iter().copied());
+        cmd.envs(extra.iter().map(|(k, v)| (k, v)));
         cmd.args(["executor", "--scheduler", &self.scheduler_addr()])
             .args(["--port", &free_port().to_string(), "--grpc-port", &free_port().to_string()])
             .args(["--concurrent-tasks", "2", "--heartbeat-interval", "1s"])
             .arg("--work-dir")
             .arg(&work);
-        let log = self.dir.path().join(format!("executor-{i}.log"));
-        self.executors.push(Proc::spawn(&format!("executor-{i}"), cmd, log));
+        let n = self.executor_env.get(i).map(|_| "-again").unwrap_or_default();
+        let log = self.dir.path().join(format!("executor-{i}{n}.log"));
+        Proc::spawn(&format!("executor-{i}"), cmd, log)
     }
 
     /// `127.0.0.1:<grpc port>`.
@@ -117,10 +126,21 @@ impl Cluster {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// Waits until the scheduler lists `n` active executors.
-    pub fn wait_for_executors(&self, n: usize) {
+    /// Waits until the scheduler lists `n` active executors. An executor
+    /// that exited on the way (a free port taken by another test between
+    /// choosing and binding it) is started again on other ports.
+    pub fn wait_for_executors(&mut self, n: usize) {
         let deadline = Instant::now() + Duration::from_secs(60);
+        let mut restarts = 0;
         loop {
+            for i in 0..self.executors.len() {
+                if restarts < 3 && !self.executors[i].is_running() {
+                    eprintln!("executor-{i} exited while starting, starting it again:\n{}", self.executors[i].output());
+                    restarts += 1;
+                    let extra = self.executor_env[i].clone();
+                    self.executors[i] = self.spawn_executor(i, &extra);
+                }
+            }
             let run = self.stockyard(&["executors", "--format", "json"]);
             let active = run.stdout.lines().filter(|l| l.contains("\"state\":\"active\"")).count();
             if run.code == 0 && active >= n {
