@@ -114,12 +114,17 @@ fn for_task(
         return Ok(plan.clone());
     }
     let partitions = child_partitions(plan, partition);
-    let children = children
-        .into_iter()
+    let new: Vec<Arc<dyn ExecutionPlan>> = children
+        .iter()
         .zip(partitions)
         .map(|(child, p)| for_task(child, p, work_dir))
-        .collect::<Result<Vec<_>>>()?;
-    plan.clone().with_new_children(children)
+        .collect::<Result<_>>()?;
+    // Tasks of a stage on one executor share one plan instance, and with it
+    // state such as a hash join's build side: rebuild only what changed.
+    if new.iter().zip(&children).all(|(n, old)| Arc::ptr_eq(n, old)) {
+        return Ok(plan.clone());
+    }
+    plan.clone().with_new_children(new)
 }
 
 /// Which partition of each child partition `partition` of `plan` executes.
