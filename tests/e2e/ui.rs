@@ -365,7 +365,10 @@ fn every_page_works_in_a_browser() {
     assert_eq!(b.texts(".job").len(), 8);
     let nodes = b.script("return document.querySelectorAll('svg [data-stage-node]').length", json!([]));
     assert!(nodes.as_u64().unwrap() >= 8, "{nodes}");
-    b.click("details[data-key] summary");
+    // Open the first stage's plan and tasks, and show the stage graph.
+    b.click("details[data-key*='/'] summary");
+    b.script("document.querySelector('.job').scrollIntoView()", json!([]));
+    assert!(b.text("details[data-key*='/'][open]").contains("ShuffleWriterExec"), "{}", b.text("details[data-key*='/']"));
     b.screenshot("kpi-run");
     // A Ballista job's own page, from its link.
     let job = run_job_id(&cluster, kpi_id);
