@@ -220,28 +220,34 @@ pub async fn write(redis_url: &str, output: &KpiOutput, ttl: Duration, written_a
         .map_err(|_| JobError::Redis(format!("{redact}: no answer within 10 s")))?
 }
 
+/// Runs `pipe` (one MULTI/EXEC) on Redis for a reader of the cache, within 5 s.
+async fn read_cache<T: redis::FromRedisValue>(redis_url: &str, pipe: &redis::Pipeline) -> Result<T, JobError> {
+    let redact = stockyard_mongo::redact(redis_url);
+    let fail = |e: &dyn std::fmt::Display| JobError::RedisRead(format!("{redact}: {e}"));
+    let client = redis::Client::open(redis_url).map_err(|e| fail(&e))?;
+    let read = async {
+        let mut con = client.get_multiplexed_async_connection().await.map_err(|e| fail(&e))?;
+        pipe.query_async(&mut con).await.map_err(|e| fail(&e))
+    };
+    tokio::time::timeout(Duration::from_secs(5), read)
+        .await
+        .map_err(|_| JobError::RedisRead(format!("{redact}: no answer within 5 s")))?
+}
+
+/// When the cached KPIs were written (`kpi:last_update`) and the seconds
+/// left before they expire: two small reads, for callers polling freshness.
+pub async fn freshness(redis_url: &str) -> Result<(Option<String>, Option<i64>), JobError> {
+    let (written, ttl): (Option<String>, i64) =
+        read_cache(redis_url, redis::pipe().atomic().get("kpi:last_update").ttl("kpi:last_update")).await?;
+    Ok((written, (ttl >= 0).then_some(ttl)))
+}
+
 /// What the cache holds now, as the UI shows it: each KPI key's JSON (null
 /// when absent), `kpi:data_quality`, `kpi:last_update` and the seconds left
 /// before the keys expire. One MULTI/EXEC, so all of it comes from one run.
 pub async fn read(redis_url: &str) -> Result<Value, JobError> {
-    let redact = stockyard_mongo::redact(redis_url);
-    let fail = |e: &dyn std::fmt::Display| JobError::RedisRead(format!("{redact}: {e}"));
-    let client = redis::Client::open(redis_url).map_err(|e| fail(&e))?;
     let keys: Vec<&str> = KPIS.iter().map(|(k, _)| *k).chain(["kpi:data_quality", "kpi:last_update"]).collect();
-    let read = async {
-        let mut con = client.get_multiplexed_async_connection().await.map_err(|e| fail(&e))?;
-        let (values, ttl): (Vec<Option<String>>, i64) = redis::pipe()
-            .atomic()
-            .mget(&keys)
-            .ttl("kpi:last_update")
-            .query_async(&mut con)
-            .await
-            .map_err(|e| fail(&e))?;
-        Ok::<_, JobError>((values, ttl))
-    };
-    let (values, ttl) = tokio::time::timeout(Duration::from_secs(5), read)
-        .await
-        .map_err(|_| JobError::RedisRead(format!("{redact}: no answer within 5 s")))??;
+    let (values, ttl): (Vec<Option<String>>, i64) = read_cache(redis_url, redis::pipe().atomic().mget(&keys).ttl("kpi:last_update")).await?;
     let parse = |v: &Option<String>| v.as_deref().map(|s| serde_json::from_str(s).unwrap_or_else(|_| json!(s))).unwrap_or(Value::Null);
     let kpis: serde_json::Map<String, Value> =
         KPIS.iter().zip(&values).map(|((k, _), v)| (k.trim_start_matches("kpi:").to_string(), parse(v))).collect();

@@ -125,11 +125,9 @@ pub(crate) async fn run(State(api): State<Api>, Path(id): Path<String>) -> Answe
     let mut view = run_view(&run);
     // A running run's jobs are not recorded yet: find them by name.
     let mut ids = run.ballista_jobs.clone();
-    if ids.is_empty()
-        && let Ok(all) = crate::jobs(&api.scheduler).await {
-            ids = all.into_iter().filter(|j| j.name.ends_with(&run.run_id)).map(|j| j.id).collect();
-            ids.sort();
-        }
+    if ids.is_empty() {
+        ids = api.runner.ballista_jobs(&run.run_id).await;
+    }
     let mut jobs = Vec::new();
     for job in &ids {
         match crate::detail::job(&api.jobs, job).await {
@@ -220,15 +218,14 @@ pub(crate) async fn change_schedule(State(api): State<Api>, Path((name, action))
 /// `GET /api/kpis`: the KPIs in Redis now, with their age.
 pub(crate) async fn kpis(State(api): State<Api>) -> Answer {
     let mut kpis = stockyard_jobs::kpi::read(&api.redis_url).await.map_err(|e| fail(StatusCode::SERVICE_UNAVAILABLE, e))?;
-    kpis["age_s"] = age_s(kpis["last_update"].as_str());
+    kpis["age_s"] = json!(kpis["last_update"].as_str().and_then(age_s));
     Ok(Json(kpis))
 }
 
-/// Seconds since an RFC 3339 time, or null.
-fn age_s(time: Option<&str>) -> Value {
-    time.and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| json!((chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_milliseconds() as f64 / 1000.0))
-        .unwrap_or(Value::Null)
+/// Seconds since an RFC 3339 time (`kpi:last_update`).
+pub(crate) fn age_s(time: &str) -> Option<f64> {
+    let t = chrono::DateTime::parse_from_rfc3339(time).ok()?;
+    Some((chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_milliseconds() as f64 / 1000.0)
 }
 
 /// `GET /api/archives`: archive runs, newest first, with what each wrote.
@@ -256,8 +253,8 @@ pub(crate) async fn overview(State(api): State<Api>) -> Answer {
     if let Some(e) = api.catalog.recent_failure() {
         problems.push(format!("MongoDB ({}): {e}", api.catalog.source().redacted_uri()));
     }
-    let kpi = match stockyard_jobs::kpi::read(&api.redis_url).await {
-        Ok(k) => json!({"last_update": k["last_update"], "age_s": age_s(k["last_update"].as_str()), "expires_in_s": k["expires_in_s"]}),
+    let kpi = match stockyard_jobs::kpi::freshness(&api.redis_url).await {
+        Ok((written, expires)) => json!({"last_update": written, "age_s": written.as_deref().and_then(age_s), "expires_in_s": expires}),
         Err(e) => {
             problems.push(e.to_string());
             json!({"error": e.to_string()})

@@ -58,10 +58,8 @@ pub(crate) async fn render(api: &Api) -> Result<String, String> {
         runs.with_label_values(&[job.as_str(), status.as_str()]).set(n);
     }
     // Absent while Redis does not answer or holds no KPIs.
-    if let Ok(kpis) = stockyard_jobs::kpi::read(&api.redis_url).await {
-        let written = kpis["last_update"].as_str().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
-        if let Some(t) = written {
-            let age = (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_milliseconds() as f64 / 1000.0;
+    if let Ok((Some(written), _)) = stockyard_jobs::kpi::freshness(&api.redis_url).await {
+        if let Some(age) = crate::api::age_s(&written) {
             let g = Gauge::new("stockyard_kpi_age_seconds", "Age of kpi:last_update in Redis: how fresh the cached KPIs are.").map_err(e)?;
             registry.register(Box::new(g.clone())).map_err(e)?;
             g.set(age);

@@ -274,8 +274,7 @@ impl JobRunner {
     /// Cancels the run's Ballista jobs that have not ended.
     async fn cancel_ballista_jobs(&self, run_id: &str) {
         let Some(scheduler) = self.ballista.get() else { return };
-        let Ok(jobs) = crate::service::jobs(scheduler).await else { return };
-        for job in jobs.into_iter().filter(|j| j.name.ends_with(run_id) && (j.status == "running" || j.status == "queued")) {
+        for job in self.jobs_of(run_id).await.into_iter().filter(|j| j.status == "running" || j.status == "queued") {
             if let Err(e) = crate::service::cancel_job(scheduler, &job.id).await {
                 tracing::warn!(run = %run_id, job = %job.id, "cannot cancel the Ballista job: {e}");
             }
@@ -464,10 +463,15 @@ impl JobRunner {
     }
 
     /// The Ballista jobs a run submitted: their names carry its run id.
-    async fn ballista_jobs(&self, run_id: &str) -> Vec<String> {
+    async fn jobs_of(&self, run_id: &str) -> Vec<stockyard_proto::JobInfo> {
         let Some(scheduler) = self.ballista.get() else { return Vec::new() };
-        let Ok(jobs) = crate::service::jobs(scheduler).await else { return Vec::new() };
-        let mut ids: Vec<String> = jobs.into_iter().filter(|j| j.name.ends_with(run_id)).map(|j| j.id).collect();
+        let jobs = crate::service::jobs(scheduler).await.unwrap_or_default();
+        jobs.into_iter().filter(|j| j.name.ends_with(run_id)).collect()
+    }
+
+    /// The ids of [`Self::jobs_of`], sorted.
+    pub(crate) async fn ballista_jobs(&self, run_id: &str) -> Vec<String> {
+        let mut ids: Vec<String> = self.jobs_of(run_id).await.into_iter().map(|j| j.id).collect();
         ids.sort();
         ids
     }
@@ -483,10 +487,10 @@ impl JobRunner {
         let schema = stockyard_mongo::CatalogSchema::new(self.targets.catalog.clone(), ScanOptions::default());
         let catalog = session.ctx.catalog("datafusion").expect("the default catalog exists");
         catalog.register_schema("public", Arc::new(schema)).map_err(|e| e.to_string())?;
-        let hint = |e: datafusion::error::DataFusionError| e.strip_backtrace();
+        let text = |e: datafusion::error::DataFusionError| e.strip_backtrace();
         let mut last = None;
         for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-            let plan = session.ctx.state().create_logical_plan(statement).await.map_err(hint)?;
+            let plan = session.ctx.state().create_logical_plan(statement).await.map_err(text)?;
             if !self.targets.allow_local_files
                 && let Some(location) = local_location(&plan) {
                     return Err(format!(
@@ -494,9 +498,9 @@ impl JobRunner {
                          (start the scheduler with --allow-local-files to allow it)"
                     ));
                 }
-            let frame = session.ctx.execute_logical_plan(plan).await.map_err(hint)?;
+            let frame = session.ctx.execute_logical_plan(plan).await.map_err(text)?;
             let schema = frame.schema().as_arrow().clone();
-            let batches = frame.collect().await.map_err(hint)?;
+            let batches = frame.collect().await.map_err(text)?;
             last = Some((schema, batches));
         }
         let Some((schema, batches)) = last else { return Ok(json!({"rows": 0})) };

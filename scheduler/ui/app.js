@@ -106,14 +106,19 @@ async function cancelRun(id) {
 }
 
 // ---- pages ----
+// Each page has `mount(root, arg)` or, for a heading over one data section,
+// `heading(arg)`; then `refresh()`, called every POLL_MS.
 const pages = {};
+
+function mountHeading(root, arg) {
+  this.id = arg;
+  this.el = h("div");
+  root.append(h("h1", {}, this.heading(arg)), this.el);
+}
 
 pages.overview = {
   title: "Overview",
-  mount(root) {
-    this.el = h("div");
-    root.append(h("h1", {}, "Overview"), this.el);
-  },
+  heading: () => "Overview",
   async refresh() {
     const o = await api("/api/overview");
     const kpi = o.kpi || {};
@@ -178,11 +183,7 @@ pages.runs = {
 
 pages.run = {
   title: "Run",
-  mount(root, id) {
-    this.id = id;
-    this.el = h("div");
-    root.append(h("h1", {}, "Run ", h("span", { id: "run-id" }, id)), this.el);
-  },
+  heading: (id) => ["Run ", h("span", { id: "run-id" }, id)],
   async refresh() {
     const r = await api(`/api/runs/${encodeURIComponent(this.id)}`);
     fill(this.el,
@@ -203,11 +204,7 @@ pages.run = {
 
 pages.job = {
   title: "Ballista job",
-  mount(root, id) {
-    this.id = id;
-    this.el = h("div");
-    root.append(h("h1", {}, "Ballista job ", id), this.el);
-  },
+  heading: (id) => ["Ballista job ", id],
   async refresh() {
     fill(this.el, jobView(await api(`/api/jobs/${encodeURIComponent(this.id)}`)));
   },
@@ -342,10 +339,7 @@ pages.schedules = {
 
 pages.kpis = {
   title: "KPIs",
-  mount(root) {
-    this.el = h("div");
-    root.append(h("h1", {}, "Supply-chain KPIs"), this.el);
-  },
+  heading: () => "Supply-chain KPIs",
   async refresh() {
     const k = await api("/api/kpis");
     const any = Object.values(k.kpis).find((v) => v);
@@ -404,10 +398,7 @@ pages.kpis = {
 
 pages.archives = {
   title: "Archives",
-  mount(root) {
-    this.el = h("div");
-    root.append(h("h1", {}, "Archives"), this.el);
-  },
+  heading: () => "Archives",
   async refresh() {
     const runs = await api("/api/archives");
     fill(this.el, table([
@@ -480,7 +471,7 @@ function show() {
   current = page;
   const main = document.getElementById("main");
   main.replaceChildren();
-  page.mount(main, arg);
+  (page.mount || mountHeading).call(page, main, arg);
   document.title = `${page.title} · Stockyard`;
   const section = { run: "runs", job: "runs" }[name] || name;
   document.querySelectorAll("nav a").forEach((a) => a.classList.toggle("current", a.dataset.page === section));
