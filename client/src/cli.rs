@@ -72,6 +72,57 @@ fn parse_host_port(s: &str) -> Result<HostPort, String> {
     Ok(HostPort { host: host.trim_matches(['[', ']']).to_string(), port })
 }
 
+/// Schedulers to reach, `HOST:PORT[,HOST:PORT…]`: any of them tells
+/// where the leader is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schedulers(pub Vec<HostPort>);
+
+impl std::fmt::Display for Schedulers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let all: Vec<String> = self.0.iter().map(HostPort::to_string).collect();
+        f.write_str(&all.join(","))
+    }
+}
+
+fn parse_schedulers(s: &str) -> Result<Schedulers, String> {
+    s.split(',').map(|one| parse_host_port(one.trim())).collect::<Result<Vec<_>, _>>().map(Schedulers)
+}
+
+/// The schedulers a client talks to and the cluster's token, with the
+/// gateway (made on first use) that leads to whichever scheduler leads.
+#[derive(Debug)]
+pub struct Remote {
+    pub schedulers: Schedulers,
+    pub token: Option<String>,
+    gateway: tokio::sync::OnceCell<stockyard_gateway::Gateway>,
+}
+
+impl Remote {
+    pub fn new(schedulers: Schedulers, token: Option<String>) -> Self {
+        Self { schedulers, token, gateway: tokio::sync::OnceCell::new() }
+    }
+
+    /// The gateway's local address, once a leading scheduler is known.
+    pub async fn address(&self, wait: Duration) -> Result<String, String> {
+        let gateway = self
+            .gateway
+            .get_or_try_init(|| {
+                let list = self.schedulers.0.iter().map(HostPort::to_string).collect();
+                stockyard_gateway::Gateway::start(list, self.token.clone())
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        gateway.leader_or_fail(wait).await.map_err(|e| e.to_string())?;
+        Ok(gateway.addr().to_string())
+    }
+}
+
+impl std::fmt::Display for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.schedulers.fmt(f)
+    }
+}
+
 fn parse_port(s: &str) -> Result<u16, String> {
     match s.parse::<u16>() {
         Ok(p) if p > 0 => Ok(p),
@@ -157,9 +208,12 @@ pub struct SchedulerArgs {
 
 #[derive(Debug, Args)]
 pub struct ExecutorArgs {
-    /// Scheduler to register with.
-    #[arg(long, env = "STOCKYARD_SCHEDULER", default_value = "127.0.0.1:50050", value_parser = parse_host_port)]
-    pub scheduler: HostPort,
+    /// Schedulers to serve, `H:P[,H:P…]`: the executor registers with
+    /// whichever leads and follows a new leader.
+    #[arg(long, env = "STOCKYARD_SCHEDULER", default_value = "127.0.0.1:50050", value_parser = parse_schedulers)]
+    pub scheduler: Schedulers,
+    #[command(flatten)]
+    pub token: TokenArgs,
     /// Address to listen on.
     #[arg(long, env = "STOCKYARD_BIND_HOST", default_value = "127.0.0.1")]
     pub bind_host: String,
@@ -236,9 +290,11 @@ pub struct SqlArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
-    /// Scheduler to run on.
-    #[arg(long, env = "STOCKYARD_SCHEDULER", default_value = "127.0.0.1:50050", value_parser = parse_host_port)]
-    pub scheduler: HostPort,
+    /// Schedulers to run on, `H:P[,H:P…]`: work goes to the leader.
+    #[arg(long, env = "STOCKYARD_SCHEDULER", default_value = "127.0.0.1:50050", value_parser = parse_schedulers)]
+    pub scheduler: Schedulers,
+    #[command(flatten)]
+    pub token: TokenArgs,
     /// Start a scheduler and two executors in this process instead.
     #[arg(long)]
     pub standalone: bool,
@@ -272,9 +328,11 @@ pub enum RunCommand {
 /// Where a job runs.
 #[derive(Debug, Args)]
 pub struct Target {
-    /// Scheduler to run on.
-    #[arg(long, env = "STOCKYARD_SCHEDULER", default_value = "127.0.0.1:50050", value_parser = parse_host_port)]
-    pub scheduler: HostPort,
+    /// Schedulers to run on, `H:P[,H:P…]`: work goes to the leader.
+    #[arg(long, env = "STOCKYARD_SCHEDULER", default_value = "127.0.0.1:50050", value_parser = parse_schedulers)]
+    pub scheduler: Schedulers,
+    #[command(flatten)]
+    pub token: TokenArgs,
     /// Start a scheduler and two executors in this process instead.
     #[arg(long)]
     pub standalone: bool,
@@ -351,9 +409,18 @@ pub struct ListArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
-    /// Scheduler to ask.
-    #[arg(long, env = "STOCKYARD_SCHEDULER", default_value = "127.0.0.1:50050", value_parser = parse_host_port)]
-    pub scheduler: HostPort,
+    /// Schedulers to ask, `H:P[,H:P…]`: the leader answers.
+    #[arg(long, env = "STOCKYARD_SCHEDULER", default_value = "127.0.0.1:50050", value_parser = parse_schedulers)]
+    pub scheduler: Schedulers,
+    #[command(flatten)]
+    pub token: TokenArgs,
+}
+
+impl ListArgs {
+    /// The schedulers to ask, with the token.
+    pub fn remote(&self) -> Result<Remote, crate::Failure> {
+        Ok(Remote::new(self.scheduler.clone(), self.token.token().map_err(crate::Failure::new)?))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -436,8 +503,9 @@ pub struct LocalFilesArgs {
 /// The HTTP port's access token.
 #[derive(Debug, Args)]
 pub struct TokenArgs {
-    /// File holding the token the HTTP port (REST API, /metrics, web UI)
-    /// requires; STOCKYARD_TOKEN gives it directly. None: the port is open.
+    /// File holding the cluster's access token: a scheduler requires it on
+    /// both ports, executors and clients send it; STOCKYARD_TOKEN gives it
+    /// directly. None: the ports are open.
     #[arg(long, env = "STOCKYARD_TOKEN_FILE")]
     pub token_file: Option<std::path::PathBuf>,
 }

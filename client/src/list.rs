@@ -13,17 +13,21 @@ use stockyard_proto::{
 use tonic::transport::Channel;
 
 use crate::Failure;
-use crate::cli::{Format, HostPort, ScheduleAction};
+use crate::cli::{Format, Remote, ScheduleAction};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A client of the scheduler's job API, or a clear error when it cannot be
 /// reached in time.
-pub async fn connect(scheduler: &HostPort) -> Result<StockyardClient<Channel>, Failure> {
+pub async fn connect(scheduler: &Remote) -> Result<StockyardClient<Channel>, Failure> {
     let unreachable = |e: &dyn std::fmt::Display| {
         Failure::new(format!("cannot reach the scheduler at {scheduler}: {e} (is `stockyard scheduler` running there?)"))
     };
-    let endpoint = Channel::from_shared(format!("http://{scheduler}"))
+    let address = scheduler.address(CONNECT_TIMEOUT).await.map_err(|e| match e.strip_prefix("refused by the scheduler: ") {
+        Some(why) => Failure::new(format!("the scheduler refused this client: {why}")),
+        None => unreachable(&e),
+    })?;
+    let endpoint = Channel::from_shared(format!("http://{address}"))
         .map_err(|e| unreachable(&e))?
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(Duration::from_secs(30));
@@ -33,7 +37,7 @@ pub async fn connect(scheduler: &HostPort) -> Result<StockyardClient<Channel>, F
 
 /// A job-API client, once the scheduler is known to be up with an
 /// executor: without one a query would wait forever.
-pub async fn require_executors(scheduler: &HostPort) -> Result<StockyardClient<Channel>, Failure> {
+pub async fn require_executors(scheduler: &Remote) -> Result<StockyardClient<Channel>, Failure> {
     let mut client = connect(scheduler).await?;
     let executors = client
         .list_executors(ListExecutorsRequest {})
@@ -90,7 +94,7 @@ fn print(format: Format, header: &[&str], rows: Vec<Vec<String>>, objects: Vec<V
 }
 
 /// `stockyard executors`.
-pub async fn executors(scheduler: &HostPort, format: Format) -> Result<(), Failure> {
+pub async fn executors(scheduler: &Remote, format: Format) -> Result<(), Failure> {
     let mut client = connect(scheduler).await?;
     let list: Vec<ExecutorInfo> = client
         .list_executors(ListExecutorsRequest {})
@@ -125,7 +129,7 @@ pub async fn executors(scheduler: &HostPort, format: Format) -> Result<(), Failu
 }
 
 /// `stockyard jobs`.
-pub async fn jobs(scheduler: &HostPort, format: Format) -> Result<(), Failure> {
+pub async fn jobs(scheduler: &Remote, format: Format) -> Result<(), Failure> {
     let mut client = connect(scheduler).await?;
     let list: Vec<JobInfo> = client
         .list_jobs(ListJobsRequest {})
@@ -167,12 +171,12 @@ fn time_ms(ms: u64) -> String {
     humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + Duration::from_millis(ms)).to_string()
 }
 
-fn failed(scheduler: &HostPort, e: tonic::Status) -> Failure {
+fn failed(scheduler: &Remote, e: tonic::Status) -> Failure {
     Failure::new(format!("the scheduler at {scheduler} failed: {}", e.message()))
 }
 
 /// `stockyard jobs`: the run history, newest first.
-pub async fn runs(scheduler: &HostPort, format: Format) -> Result<(), Failure> {
+pub async fn runs(scheduler: &Remote, format: Format) -> Result<(), Failure> {
     let mut client = connect(scheduler).await?;
     let runs = client.list_runs(ListRunsRequest {}).await.map_err(|e| failed(scheduler, e))?.into_inner().runs;
     let header = ["run", "job", "status", "trigger", "started", "ended", "summary", "error"];
@@ -197,7 +201,8 @@ pub async fn runs(scheduler: &HostPort, format: Format) -> Result<(), Failure> {
             let summary: Value = serde_json::from_str(&r.summary_json).unwrap_or(Value::Null);
             json!({"run_id": r.run_id, "job": r.job, "status": r.status, "trigger": r.trigger, "params": r.params,
                    "started_at": time_ms(r.started_at_ms), "ended_at": time_ms(r.ended_at_ms), "summary": summary,
-                   "error": r.error, "ballista_jobs": r.ballista_jobs})
+                   "error": r.error, "ballista_jobs": r.ballista_jobs, "scheduler": r.scheduler,
+                   "rerun_of": r.rerun_of, "rerun_as": r.rerun_as})
         })
         .collect();
     print(format, &header, rows, objects);
@@ -212,7 +217,7 @@ fn schedule_json(s: &ScheduleInfo) -> Value {
 }
 
 /// `stockyard schedules`: every schedule with its next and last run.
-pub async fn schedules(scheduler: &HostPort, format: Format) -> Result<(), Failure> {
+pub async fn schedules(scheduler: &Remote, format: Format) -> Result<(), Failure> {
     let mut client = connect(scheduler).await?;
     let list = client.list_schedules(ListSchedulesRequest {}).await.map_err(|e| failed(scheduler, e))?.into_inner().schedules;
     let header = ["name", "job", "when", "params", "state", "next run", "last run", "last status", "skipped ticks"];
@@ -240,7 +245,7 @@ pub async fn schedules(scheduler: &HostPort, format: Format) -> Result<(), Failu
 
 /// `stockyard schedules add|pause|resume|trigger|remove`: prints the
 /// schedule as it is afterwards (one JSON line).
-pub async fn change_schedule(scheduler: &HostPort, action: ScheduleAction) -> Result<(), Failure> {
+pub async fn change_schedule(scheduler: &Remote, action: ScheduleAction) -> Result<(), Failure> {
     let mut client = connect(scheduler).await?;
     let (name, verb, schedule) = match action {
         ScheduleAction::Add(a) => {

@@ -96,8 +96,8 @@ async fn run(command: Command) -> Result<(), Failure> {
         }
         Command::Executor(a) => {
             let settings = ExecutorSettings {
-                scheduler_host: a.scheduler.host,
-                scheduler_port: a.scheduler.port,
+                schedulers: a.scheduler.0.iter().map(ToString::to_string).collect(),
+                token: a.token.token().map_err(Failure::new)?,
                 bind_host: a.bind_host,
                 external_host: a.external_host,
                 port: a.port,
@@ -153,9 +153,9 @@ async fn run(command: Command) -> Result<(), Failure> {
                     token: None,
                 })
                 .await?
-                .scheduler
+                .remote()
             } else {
-                a.scheduler
+                cli::Remote::new(a.scheduler, a.token.token().map_err(Failure::new)?)
             };
             let mongo = ScanOptions { partitions: a.mongo_partitions, partition_field: a.mongo_partition_field, share: None };
             sql::run(&a.sql, &scheduler, a.format, mongo).await
@@ -183,22 +183,25 @@ async fn run(command: Command) -> Result<(), Failure> {
             let scheduler = target(a.target).await?;
             run::run(&scheduler, "archive", params).await
         }
-        Command::Executors(a) => list::executors(&a.scheduler, a.format).await,
-        Command::Jobs(a) if a.ballista => list::jobs(&a.list.scheduler, a.list.format).await,
-        Command::Jobs(a) => list::runs(&a.list.scheduler, a.list.format).await,
-        Command::Schedules(a) => match a.action {
-            None => list::schedules(&a.list.scheduler, a.list.format).await,
-            Some(action) => list::change_schedule(&a.list.scheduler, action).await,
-        },
+        Command::Executors(a) => list::executors(&a.remote()?, a.format).await,
+        Command::Jobs(a) if a.ballista => list::jobs(&a.list.remote()?, a.list.format).await,
+        Command::Jobs(a) => list::runs(&a.list.remote()?, a.list.format).await,
+        Command::Schedules(a) => {
+            let remote = a.list.remote()?;
+            match a.action {
+                None => list::schedules(&remote, a.list.format).await,
+                Some(action) => list::change_schedule(&remote, action).await,
+            }
+        }
         Command::Generate(a) => generate::run(a).await,
     }
 }
 
 /// The scheduler a job runs on: the given one, or a fresh in-process
 /// cluster with `--standalone`.
-async fn target(t: cli::Target) -> Result<cli::HostPort, Failure> {
+async fn target(t: cli::Target) -> Result<cli::Remote, Failure> {
     if !t.standalone {
-        return Ok(t.scheduler);
+        return Ok(cli::Remote::new(t.scheduler, t.token.token().map_err(Failure::new)?));
     }
     let cluster = standalone::start(standalone::StandaloneSpec {
         bind_host: "127.0.0.1".into(),
@@ -216,7 +219,7 @@ async fn target(t: cli::Target) -> Result<cli::HostPort, Failure> {
         token: None,
     })
     .await?;
-    Ok(cluster.scheduler)
+    Ok(cluster.remote())
 }
 
 /// Ctrl-C or SIGTERM.

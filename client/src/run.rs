@@ -2,41 +2,67 @@
 //! and prints a one-line JSON summary last.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
-use stockyard_proto::{RunJobRequest, job_event};
+use stockyard_proto::{ListRunsRequest, RunInfo, RunJobRequest, job_event};
 
 use crate::Failure;
-use crate::cli::HostPort;
+use crate::cli::Remote;
 
 /// Runs `job` with `params` on the scheduler and waits for it to end.
-pub async fn run(scheduler: &HostPort, job: &str, params: HashMap<String, String>) -> Result<(), Failure> {
-    let mut client = crate::list::require_executors(scheduler).await?;
+pub async fn run(scheduler: &Remote, job: &str, params: HashMap<String, String>) -> Result<(), Failure> {
+    let mut client = crate::list::connect(scheduler).await?;
+    let run_id = stockyard_scheduler::runner::new_run_id(job);
     let spinner = ProgressBar::new_spinner();
     spinner.set_style(ProgressStyle::with_template("{spinner} {elapsed} {msg}").expect("valid template"));
     spinner.enable_steady_tick(Duration::from_millis(120));
     spinner.set_message(format!("starting the {job} job"));
-    let mut events = client
-        .run_job(RunJobRequest { job: job.to_string(), params, trigger: "cli".into() })
-        .await
-        .map_err(|e| Failure::new(format!("the scheduler refused the {job} job: {}", e.message())))?
-        .into_inner();
+    let events = client
+        .run_job(RunJobRequest { job: job.to_string(), params, trigger: "cli".into(), run_id: run_id.clone() })
+        .await;
+    // With one scheduler there is no other to finish the run: a lost
+    // connection ends the command. With several, the next leader reruns it.
+    let standby = scheduler.schedulers.0.len() > 1;
+    let mut events = match events {
+        Ok(events) => events.into_inner(),
+        // Lost before the answer came: the run may have started all the same.
+        Err(e) if standby && lost_in_transit(&e) => {
+            spinner.set_message(format!("lost the scheduler; following run {run_id}"));
+            let lost = format!("lost the scheduler while starting the {job} job: {}", e.message());
+            let run = follow(scheduler, run_id, &spinner).await.map_err(|why| Failure::new(format!("{lost}; {why}")))?;
+            return report(job, spinner, run);
+        }
+        Err(e) => return Err(Failure::new(format!("the scheduler refused the {job} job: {}", e.message()))),
+    };
     let mut result = None;
-    while let Some(event) = events
-        .message()
-        .await
-        .map_err(|e| Failure::new(format!("lost the scheduler while the {job} job ran: {}", e.message())))?
-    {
-        match event.event {
-            Some(job_event::Event::Progress(message)) => spinner.set_message(message),
-            Some(job_event::Event::Result(run)) => result = Some(run),
-            None => {}
+    loop {
+        match events.message().await {
+            Ok(Some(event)) => match event.event {
+                Some(job_event::Event::Progress(message)) => spinner.set_message(message),
+                Some(job_event::Event::Result(run)) => result = Some(run),
+                Some(job_event::Event::RunId(_)) | None => {}
+            },
+            Ok(None) => break,
+            Err(e) => {
+                let lost = format!("lost the scheduler while the {job} job ran: {}", e.message());
+                if !standby {
+                    return Err(Failure::new(lost));
+                }
+                spinner.set_message(format!("lost the scheduler; following run {run_id}"));
+                let run = follow(scheduler, run_id, &spinner).await.map_err(|why| Failure::new(format!("{lost}; {why}")))?;
+                return report(job, spinner, run);
+            }
         }
     }
-    spinner.finish_and_clear();
     let run = result.ok_or_else(|| Failure::new(format!("the scheduler ended the {job} job without a result")))?;
+    report(job, spinner, run)
+}
+
+/// Prints `run`'s summary line; an error when it did not succeed.
+fn report(job: &str, spinner: ProgressBar, run: RunInfo) -> Result<(), Failure> {
+    spinner.finish_and_clear();
     let mut summary = json!({"job": run.job, "run_id": run.run_id, "status": run.status});
     if let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(&run.summary_json) {
         for (k, v) in fields {
@@ -48,7 +74,61 @@ pub async fn run(scheduler: &HostPort, job: &str, params: HashMap<String, String
     }
     println!("{summary}");
     match run.status.as_str() {
-        "failed" => Err(Failure::new(format!("the {job} job failed: {}", run.error))),
+        "failed" | "interrupted" => Err(Failure::new(format!("the {job} job {}: {}", run.status, run.error))),
         _ => Ok(()),
+    }
+}
+
+/// Whether `e` says the connection broke rather than that the scheduler
+/// refused: its own refusals are invalid-argument, failed-precondition,
+/// unauthenticated or a standby's unavailable.
+fn lost_in_transit(e: &tonic::Status) -> bool {
+    use tonic::Code;
+    match e.code() {
+        Code::Unknown | Code::Internal | Code::Cancelled => true,
+        Code::Unavailable => !e.message().contains("standby"),
+        _ => false,
+    }
+}
+
+/// How long the schedulers may stay out of reach while a run is followed.
+const FOLLOW_PATIENCE: Duration = Duration::from_secs(60);
+
+/// Waits for run `id` to end, through the run history of whichever
+/// scheduler leads: when its scheduler died and the next leader reran it,
+/// the rerun is followed instead.
+async fn follow(scheduler: &Remote, mut id: String, spinner: &ProgressBar) -> Result<RunInfo, String> {
+    let mut last_contact = Instant::now();
+    let mut interrupted: Option<Instant> = None;
+    let mut unseen: Option<Instant> = None;
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let runs = match crate::list::connect(scheduler).await {
+            Ok(mut client) => client.list_runs(ListRunsRequest {}).await.map_err(|e| e.message().to_string()),
+            Err(e) => Err(e.0),
+        };
+        let runs = match runs {
+            Ok(r) => r.into_inner().runs,
+            Err(why) if last_contact.elapsed() > FOLLOW_PATIENCE => return Err(why),
+            Err(_) => continue,
+        };
+        last_contact = Instant::now();
+        match runs.into_iter().find(|r| r.run_id == id) {
+            Some(r) if r.status == "interrupted" && !r.rerun_as.is_empty() => {
+                spinner.set_message(format!("run {id} was interrupted; following its rerun {}", r.rerun_as));
+                id = r.rerun_as;
+            }
+            // The new leader has not taken it over yet.
+            Some(r) if r.status == "running" => {}
+            // A scheduler on its own store does not rerun (the next run of
+            // the job picks up after it): give the leader a while first.
+            Some(r) if r.status == "interrupted" && interrupted.get_or_insert_with(Instant::now).elapsed() < FOLLOW_PATIENCE / 2 => {}
+            Some(r) => return Ok(r),
+            // Its scheduler died before recording it: it never started.
+            None if unseen.get_or_insert_with(Instant::now).elapsed() > FOLLOW_PATIENCE / 2 => {
+                return Err(format!("run {id} never started; start it again"));
+            }
+            None => {}
+        }
     }
 }

@@ -12,15 +12,16 @@ use indicatif::{ProgressBar, ProgressStyle};
 use stockyard_mongo::ScanOptions;
 
 use crate::Failure;
-use crate::cli::{Format, HostPort};
+use crate::cli::{Format, Remote};
 
 /// Runs `sql` (one or more statements) on the scheduler and prints the rows
 /// of the last statement to stdout.
-pub async fn run(sql: &str, scheduler: &HostPort, format: Format, mongo: ScanOptions) -> Result<(), Failure> {
+pub async fn run(sql: &str, scheduler: &Remote, format: Format, mongo: ScanOptions) -> Result<(), Failure> {
     let client = crate::list::require_executors(scheduler).await?;
     let job_name = format!("sql: {}", sql.split_whitespace().collect::<Vec<_>>().join(" "));
     let job_name: String = job_name.chars().take(120).collect();
-    let session = stockyard_plan::session::remote_context(&scheduler.to_string(), &job_name, Some(client), mongo)
+    let address = scheduler.address(Duration::from_secs(5)).await.map_err(Failure::new)?;
+    let session = stockyard_plan::session::remote_context(&address, &job_name, Some(client), mongo)
         .await
         .map_err(|e| Failure::new(format!("cannot set up a session: {e}")))?;
     let ctx = session.ctx;

@@ -8,7 +8,7 @@ use stockyard_executor::ExecutorSettings;
 use stockyard_scheduler::{BoundScheduler, MongoSettings, SchedulerSettings};
 
 use crate::Failure;
-use crate::cli::HostPort;
+use crate::cli::{HostPort, Remote, Schedulers};
 
 /// A running in-process cluster.
 pub struct Cluster {
@@ -16,6 +16,13 @@ pub struct Cluster {
     pub scheduler: HostPort,
     /// The scheduler's HTTP address.
     pub http: SocketAddr,
+}
+
+impl Cluster {
+    /// How a client in this process reaches it (no token: it is ours).
+    pub fn remote(&self) -> Remote {
+        Remote::new(Schedulers(vec![self.scheduler.clone()]), None)
+    }
 }
 
 /// What to start.
@@ -73,8 +80,8 @@ pub async fn start(spec: StandaloneSpec) -> Result<Cluster, Failure> {
     });
     for _ in 0..spec.executors {
         let settings = ExecutorSettings {
-            scheduler_host: spec.bind_host.clone(),
-            scheduler_port: grpc.port(),
+            schedulers: vec![format!("{}:{}", spec.bind_host, grpc.port())],
+            token: spec.token.clone(),
             bind_host: spec.bind_host.clone(),
             port: free_port(&spec.bind_host)?,
             grpc_port: free_port(&spec.bind_host)?,

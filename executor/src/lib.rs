@@ -1,6 +1,8 @@
 //! A Stockyard executor: Ballista's executor process with our extension
-//! codecs. It registers with the scheduler, heartbeats, runs tasks and serves
-//! its shuffle output to other executors over Arrow Flight.
+//! codecs. It registers with the leading scheduler, heartbeats, runs tasks
+//! and serves its shuffle output to other executors over Arrow Flight. It
+//! reaches the schedulers through a gateway that follows the leader and
+//! sends the cluster's token.
 
 pub mod engine;
 pub mod metrics;
@@ -15,10 +17,10 @@ use stockyard_plan::{LogicalCodec, PhysicalCodec};
 /// Where an executor listens and which scheduler it serves.
 #[derive(Debug, Clone)]
 pub struct ExecutorSettings {
-    /// Scheduler host to register with.
-    pub scheduler_host: String,
-    /// Scheduler gRPC port.
-    pub scheduler_port: u16,
+    /// Schedulers (`HOST:PORT`, gRPC); the executor serves whichever leads.
+    pub schedulers: Vec<String>,
+    /// The cluster's token, sent on every call to the scheduler.
+    pub token: Option<String>,
     /// Address the executor's servers bind to.
     pub bind_host: String,
     /// Host name other executors use to fetch this one's shuffle data.
@@ -49,8 +51,8 @@ pub struct ExecutorSettings {
 impl Default for ExecutorSettings {
     fn default() -> Self {
         Self {
-            scheduler_host: "127.0.0.1".into(),
-            scheduler_port: 50050,
+            schedulers: vec!["127.0.0.1:50050".into()],
+            token: None,
             bind_host: "127.0.0.1".into(),
             external_host: None,
             port: 50051,
@@ -69,8 +71,14 @@ impl Default for ExecutorSettings {
 
 /// Why an executor stopped with an error.
 #[derive(Debug, thiserror::Error)]
-#[error("executor: {0}")]
-pub struct ExecutorError(#[from] ballista_core::error::BallistaError);
+pub enum ExecutorError {
+    /// Ballista's executor failed.
+    #[error("executor: {0}")]
+    Ballista(#[from] ballista_core::error::BallistaError),
+    /// No scheduler could be reached or none leads.
+    #[error("executor: {0}")]
+    Scheduler(#[from] stockyard_gateway::GatewayError),
+}
 
 /// Runs an executor until it is told to stop (SIGTERM or Ctrl-C: it then
 /// tells the scheduler, drains its running tasks and exits) or fails.
@@ -102,14 +110,18 @@ pub async fn run(settings: ExecutorSettings) -> Result<(), ExecutorError> {
     if let Some(port) = settings.metrics_port {
         serve_metrics(&settings.bind_host, port, metrics.clone()).await?;
     }
+    let gateway = stockyard_gateway::Gateway::start(settings.schedulers.clone(), settings.token.clone()).await?;
+    let leader = gateway.leader(settings.connect_timeout).await?;
+    tracing::info!(%leader, "found the leading scheduler");
+    let via = format!("http://{}", gateway.addr());
     let mongo = Arc::new(MongoSource::new(settings.mongo_uri, settings.mongo_database));
     let config = ExecutorProcessConfig {
         bind_host: settings.bind_host,
         external_host: settings.external_host,
         port: settings.port,
         grpc_port: settings.grpc_port,
-        scheduler_host: settings.scheduler_host,
-        scheduler_port: settings.scheduler_port,
+        scheduler_host: gateway.addr().ip().to_string(),
+        scheduler_port: gateway.addr().port(),
         scheduler_connect_timeout_seconds: settings.connect_timeout.as_secs().clamp(1, u16::MAX as u64) as u16,
         concurrent_tasks,
         work_dir: Some(work_dir),
@@ -120,6 +132,15 @@ pub async fn run(settings: ExecutorSettings) -> Result<(), ExecutorError> {
         override_logical_codec: Some(Arc::new(LogicalCodec::new(Some(mongo.clone())))),
         override_physical_codec: Some(Arc::new(PhysicalCodec::new(Some(mongo)))),
         override_execution_engine: Some(Arc::new(engine::TaskEngine { allow_local_files: settings.allow_local_files, metrics: metrics.clone() })),
+        // With push scheduling, Ballista sends task status and heartbeats to
+        // the address the scheduler names in each task, not to the one it
+        // was given: every connection to "a scheduler" goes to the gateway,
+        // so it reaches the leader, with the token.
+        override_create_grpc_client_endpoint: Some(Arc::new(move |_named| {
+            Ok(tonic::transport::Endpoint::from_shared(via.clone())?
+                .connect_timeout(Duration::from_secs(20))
+                .tcp_nodelay(true))
+        })),
         ..Default::default()
     };
     let config = Arc::new(config);

@@ -30,10 +30,10 @@ pub(crate) struct Api {
     pub schedules: Arc<Schedules>,
     pub catalog: Arc<MongoCatalog>,
     pub redis_url: String,
-    /// This scheduler's gRPC address, as executors and clients reach it.
-    pub address: String,
     /// The HTTP port's access token, if one is required.
     pub token: Option<String>,
+    /// Whether this scheduler leads, and which one does.
+    pub leadership: Arc<crate::leader::Leadership>,
 }
 
 type Answer = Result<Json<Value>, (StatusCode, Json<Value>)>;
@@ -51,6 +51,7 @@ pub(crate) fn run_view(r: &RunInfo) -> Value {
         "params": r.params, "started_at_ms": r.started_at_ms, "ended_at_ms": ended,
         "duration_ms": ended.map(|e| e.saturating_sub(r.started_at_ms)),
         "summary": summary, "error": r.error, "ballista_jobs": r.ballista_jobs,
+        "scheduler": r.scheduler, "rerun_of": r.rerun_of, "rerun_as": r.rerun_as,
     })
 }
 
@@ -153,6 +154,9 @@ pub(crate) struct StartRun {
 /// with its id at once; the run goes on whoever waits for it.
 pub(crate) async fn start_run(State(api): State<Api>, Json(req): Json<StartRun>) -> Result<Response, (StatusCode, Json<Value>)> {
     api.runner.validate(&req.job, &req.params).map_err(|e| fail(StatusCode::BAD_REQUEST, e))?;
+    if let Some(why) = api.leadership.not_leading() {
+        return Err(fail(StatusCode::CONFLICT, why));
+    }
     let id = api.runner.new_run_id(&req.job);
     let (progress, _) = tokio::sync::mpsc::channel(1);
     tokio::spawn(api.runner.clone().run_with_id(id.clone(), req.job, req.params, "ui".into(), progress));
@@ -199,6 +203,11 @@ pub(crate) async fn schedules(State(api): State<Api>) -> Answer {
 
 /// `POST /api/schedules/{name}/{action}`: trigger, pause, resume or remove.
 pub(crate) async fn change_schedule(State(api): State<Api>, Path((name, action)): Path<(String, String)>) -> Answer {
+    if action == "trigger"
+        && let Some(why) = api.leadership.not_leading()
+    {
+        return Err(fail(StatusCode::CONFLICT, why));
+    }
     let (schedule, run_id) = match action.as_str() {
         "pause" => (api.schedules.set_paused(&name, true).await, String::new()),
         "resume" => (api.schedules.set_paused(&name, false).await, String::new()),
@@ -250,6 +259,9 @@ pub(crate) async fn overview(State(api): State<Api>) -> Answer {
     if !executors.iter().any(|e| e["state"] == "active") {
         problems.push("no active executor: queries and jobs wait until one registers".to_string());
     }
+    if let Some(why) = api.leadership.not_leading() {
+        problems.push(why);
+    }
     if let Some(e) = api.catalog.recent_failure() {
         problems.push(format!("MongoDB ({}): {e}", api.catalog.source().redacted_uri()));
     }
@@ -268,8 +280,7 @@ pub(crate) async fn overview(State(api): State<Api>) -> Answer {
     Ok(Json(json!({
         "healthy": problems.is_empty(),
         "problems": problems,
-        // One scheduler serves this cluster: it is the leader.
-        "leader": {"address": api.address, "this_scheduler": true},
+        "leader": leader_view(&api),
         "executors": executors,
         "running_runs": running,
         "recent_runs": recent,
@@ -277,4 +288,16 @@ pub(crate) async fn overview(State(api): State<Api>) -> Answer {
         "last_kpi_run": kpi_run,
         "last_archive_run": archive,
     })))
+}
+
+/// Which scheduler leads, as the overview shows it.
+fn leader_view(api: &Api) -> Value {
+    let me = &api.leadership.me;
+    match api.leadership.leader() {
+        Some(l) => json!({
+            "address": l.grpc, "http": l.http, "id": l.id, "this_scheduler": l.id == me.id,
+            "elected": api.leadership.shared, "this_id": me.id,
+        }),
+        None => json!({"address": null, "this_scheduler": false, "elected": api.leadership.shared, "this_id": me.id}),
+    }
 }

@@ -1,8 +1,11 @@
-//! A shared token for the HTTP port, when one is configured: the REST API
+//! A shared token, when one is configured. On the HTTP port the REST API
 //! and `/metrics` want `Authorization: Bearer <token>`, the web UI a login
-//! page that sets a cookie. `/healthz` and `/readyz` stay open for probes.
-//! (The gRPC port is not covered yet: Ballista's executors and clients
-//! cannot send a token.)
+//! page that sets a cookie; `/healthz` and `/readyz` stay open for probes.
+//! On the gRPC port every call wants the header: executors and clients
+//! send it through their gateway (`stockyard-gateway`), since Ballista's
+//! own clients cannot.
+
+use std::sync::Arc;
 
 use axum::extract::{Form, Query, Request, State};
 use axum::http::{StatusCode, header};
@@ -117,4 +120,19 @@ pub(crate) async fn login(State(api): State<Api>, Form(form): Form<Login>) -> Re
         }
         None => Redirect::to(&next).into_response(),
     }
+}
+
+/// The gRPC port's check, when a token is configured: every call (from
+/// executors, clients and this scheduler's own jobs) carries
+/// `authorization: Bearer <token>`, or is refused as unauthenticated.
+pub(crate) async fn require_grpc(State(token): State<Option<Arc<str>>>, request: Request, next: Next) -> Response {
+    let Some(token) = token.as_deref() else { return next.run(request).await };
+    let given = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    let why = match given {
+        Some(given) if same(given.trim(), token) => return next.run(request).await,
+        Some(_) => "the token is wrong",
+        None => "this scheduler requires a token",
+    };
+    let status = tonic::Status::unauthenticated(format!("{why}: give the cluster's token with STOCKYARD_TOKEN or --token-file"));
+    status.into_http()
 }

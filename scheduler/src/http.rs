@@ -48,8 +48,15 @@ async fn metrics(State(api): State<Api>) -> Response {
     }
 }
 
-/// Ready when at least one executor is registered: before that no query runs.
+/// The leader is ready when at least one executor is registered: before
+/// that no query runs. A standby is ready as it is: it answers where the
+/// leader is, and a drain must be able to count it as available.
 async fn readyz(State(api): State<Api>) -> Response {
+    if !api.leadership.is_leader()
+        && let Some(leader) = api.leadership.leader()
+    {
+        return (StatusCode::OK, format!("ready: standby, the leader is at {}\n", leader.grpc)).into_response();
+    }
     match crate::executors(&api.scheduler).await {
         Ok(e) if !e.is_empty() => (StatusCode::OK, format!("ready: {} executors\n", e.len())).into_response(),
         Ok(_) => (StatusCode::SERVICE_UNAVAILABLE, "not ready: no executors registered\n").into_response(),

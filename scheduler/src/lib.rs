@@ -7,6 +7,7 @@ mod auth;
 mod counters;
 mod detail;
 mod http;
+pub mod leader;
 mod metrics;
 pub mod runner;
 pub mod schedules;
@@ -72,7 +73,8 @@ pub struct SchedulerSettings {
     /// Whether `sql` jobs may name this machine's files (`CREATE EXTERNAL
     /// TABLE`, `COPY`); off, they are refused.
     pub allow_local_files: bool,
-    /// Token the HTTP port requires (API, metrics, UI); open when `None`.
+    /// Token both ports require (gRPC calls, API, metrics, UI); open when
+    /// `None`.
     pub token: Option<String>,
 }
 
@@ -146,6 +148,9 @@ pub enum SchedulerError {
     /// The state store cannot be opened.
     #[error("state store: {0}")]
     State(#[from] stockyard_state::StateError),
+    /// The gateway the scheduler's own jobs connect through.
+    #[error("{0}")]
+    Gateway(#[from] stockyard_gateway::GatewayError),
 }
 
 /// A bound, not yet serving scheduler; [`BoundScheduler::serve`] runs it.
@@ -154,6 +159,7 @@ pub struct BoundScheduler {
     catalog: Arc<MongoCatalog>,
     runner: Arc<JobRunner>,
     schedules: Arc<Schedules>,
+    leadership: Arc<leader::Leadership>,
     default_schedules: bool,
     /// Ballista's job store, for the stages and tasks of any job.
     jobs: Arc<dyn ballista_scheduler::cluster::JobState>,
@@ -191,16 +197,27 @@ impl BoundScheduler {
         };
         let store = stockyard_state::open(&settings.state).await?;
         tracing::info!(state = %store.describe(), "state store");
+        let http_port = http.local_addr().map(|a| a.port()).unwrap_or(settings.http_port);
+        let me = leader::Member {
+            id: uuid::Uuid::new_v4().simple().to_string()[..12].to_string(),
+            grpc: format!("{}:{port}", settings.external_host),
+            http: format!("{}:{http_port}", settings.external_host),
+        };
+        tracing::info!(id = %me.id, "scheduler instance");
+        // The scheduler's own jobs are Ballista clients too: with a token,
+        // they must send it like any other.
+        let own = stockyard_gateway::Gateway::fixed(format!("{own_host}:{port}"), settings.token.clone()).await?;
         let targets = JobTargets {
-            scheduler: format!("{own_host}:{port}"),
+            scheduler: own.addr().to_string(),
             mongo: source,
             catalog: catalog.clone(),
             allow_local_files: settings.allow_local_files,
             redis_url: settings.redis_url.clone(),
             archive_dest: runner::absolute_dest(&settings.archive_dest),
         };
-        let runner = Arc::new(JobRunner::new(targets, store.clone(), settings.history_retention));
-        let schedules = Schedules::new(store, runner.clone());
+        let runner = Arc::new(JobRunner::new(targets, store.clone(), settings.history_retention, me.id.clone()));
+        let schedules = Schedules::new(store.clone(), runner.clone());
+        let leadership = leader::Leadership::start(store, me);
         let config = Arc::new(config);
         let cluster = BallistaCluster::new_from_config(&config).await?;
         let jobs = cluster.job_state();
@@ -211,6 +228,7 @@ impl BoundScheduler {
             catalog,
             runner,
             schedules,
+            leadership,
             default_schedules: settings.default_schedules,
             jobs,
             token: settings.token.clone(),
@@ -237,8 +255,7 @@ impl BoundScheduler {
 
     /// Serves until `shutdown` completes or a server fails.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), SchedulerError> {
-        let address = self.grpc_addr().to_string();
-        let Self { scheduler, catalog, runner, schedules, default_schedules, jobs, token, redis_url, grpc, http } = self;
+        let Self { scheduler, catalog, runner, schedules, leadership, default_schedules, jobs, token, redis_url, grpc, http } = self;
         let catalog_for_refresh = catalog.clone();
         let scheduler_for_revive = scheduler.clone();
         let api = api::Api {
@@ -248,8 +265,8 @@ impl BoundScheduler {
             schedules: schedules.clone(),
             catalog: catalog.clone(),
             redis_url,
-            address,
-            token,
+            token: token.clone(),
+            leadership: leadership.clone(),
         };
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -263,17 +280,27 @@ impl BoundScheduler {
                     .max_decoding_message_size(max)
                     .max_encoding_message_size(max),
             )
-            .add_service(StockyardServer::new(service::JobApi::new(scheduler.clone(), catalog, runner, schedules.clone())));
+            .add_service(StockyardServer::new(service::JobApi::new(
+                scheduler.clone(),
+                catalog,
+                runner,
+                schedules.clone(),
+                leadership.clone(),
+            )));
+        let token: Option<Arc<str>> = token.map(Into::into);
+        let grpc_routes = routes
+            .routes()
+            .into_axum_router()
+            .layer(axum::middleware::from_fn_with_state(token, auth::require_grpc));
         // Served through axum with the peer address attached: Ballista's
         // handlers read it as `ConnectInfo<SocketAddr>`.
-        let grpc_server = axum::serve(
-            grpc,
-            routes.routes().into_axum_router().into_make_service_with_connect_info::<SocketAddr>(),
-        )
+        let grpc_server = axum::serve(grpc, grpc_routes.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(stopped(stop_rx.clone()));
         let http_server = axum::serve(http, http::router(api)).with_graceful_shutdown(stopped(stop_rx));
+        let resigning = leadership.clone();
         tokio::spawn(async move {
             shutdown.await;
+            resigning.resign().await;
             let _ = stop_tx.send(true);
         });
         tokio::spawn(refresh_tables(catalog_for_refresh));
@@ -282,7 +309,7 @@ impl BoundScheduler {
         // after start sees them; otherwise the schedule loop keeps trying.
         let seeded = !default_schedules
             || tokio::time::timeout(Duration::from_secs(3), schedules.seed_defaults()).await.is_ok_and(|r| r.is_ok());
-        tokio::spawn(schedules.run(!seeded));
+        tokio::spawn(schedules.run(!seeded, leadership));
         let (g, h) = tokio::join!(grpc_server, http_server);
         g.map_err(|e| SchedulerError::Serve { what: "gRPC", message: e.to_string() })?;
         h.map_err(|e| SchedulerError::Serve { what: "HTTP", message: e.to_string() })?;

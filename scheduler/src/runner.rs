@@ -23,8 +23,21 @@ const RESULTS: usize = 16;
 /// Rows of a `sql` run's result kept for the UI.
 pub const RESULT_ROWS: usize = 1000;
 
-/// Status and error of a run a user cancelled.
+/// Status of a run a user cancelled.
 const CANCELLED: &str = "cancelled";
+
+/// Status of a run its scheduler stopped without finishing (it died, or
+/// lost the leadership); the next leader reruns it.
+pub const INTERRUPTED: &str = "interrupted";
+
+/// Why a run was stopped before its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// A user cancelled it.
+    Cancelled,
+    /// This scheduler lost the leadership.
+    Interrupted,
+}
 
 /// Where jobs read and write.
 #[derive(Debug, Clone)]
@@ -62,8 +75,13 @@ pub struct JobRunner {
     retention: Duration,
     /// The Ballista scheduler, to name the Ballista jobs of a run.
     ballista: OnceLock<crate::Scheduler>,
-    /// Runs going on in this process, each with its cancel switch.
-    active: Mutex<HashMap<String, tokio::sync::watch::Sender<bool>>>,
+    /// Runs going on in this process, each with its stop switch.
+    active: Mutex<HashMap<String, tokio::sync::watch::Sender<Option<Stop>>>>,
+    /// This process's instance id, recorded on its runs.
+    instance: String,
+    /// Held by the archive run going on: two at once would both resume
+    /// the same interrupted run.
+    archiving: tokio::sync::Mutex<()>,
     /// The last `sql` runs' results: run id, then columns and rows as JSON.
     results: Mutex<VecDeque<(String, Value)>>,
     /// What ended runs did, for `/metrics`.
@@ -94,7 +112,8 @@ fn run_json(r: &RunInfo) -> Value {
     json!({
         "run_id": r.run_id, "job": r.job, "status": r.status, "params": r.params, "trigger": r.trigger,
         "started_at_ms": r.started_at_ms, "ended_at_ms": r.ended_at_ms, "summary_json": r.summary_json,
-        "error": r.error, "ballista_jobs": r.ballista_jobs,
+        "error": r.error, "ballista_jobs": r.ballista_jobs, "scheduler": r.scheduler,
+        "rerun_of": r.rerun_of, "rerun_as": r.rerun_as,
     })
 }
 
@@ -118,7 +137,17 @@ fn run_from_json(v: &Value) -> RunInfo {
         summary_json: s("summary_json"),
         error: s("error"),
         ballista_jobs: jobs.unwrap_or_default(),
+        scheduler: s("scheduler"),
+        rerun_of: s("rerun_of"),
+        rerun_as: s("rerun_as"),
     }
+}
+
+/// A fresh run id for `job`: unique across schedulers and restarts, since
+/// the history outlives a process.
+pub fn new_run_id(job: &str) -> String {
+    let id = &uuid::Uuid::new_v4().simple().to_string()[..8];
+    format!("{job}-{}-{id}", Utc::now().format("%Y%m%dT%H%M%S"))
 }
 
 /// Parameters that do not parse: the run is refused before it starts.
@@ -191,9 +220,11 @@ pub fn archive_params(params: &HashMap<String, String>, default_dest: &str) -> R
 
 impl JobRunner {
     /// A runner for jobs on `targets` that keeps runs in `store` for
-    /// `retention`.
-    pub fn new(targets: JobTargets, store: Arc<dyn StateStore>, retention: Duration) -> Self {
+    /// `retention`, marking them as run by `instance`.
+    pub fn new(targets: JobTargets, store: Arc<dyn StateStore>, retention: Duration, instance: String) -> Self {
         Self {
+            instance,
+            archiving: tokio::sync::Mutex::new(()),
             targets,
             runs: Mutex::default(),
             store,
@@ -267,8 +298,44 @@ impl JobRunner {
                 None => Err(CancelError::Unknown(run_id.to_string())),
             };
         };
-        let _ = switch.send(true);
+        let _ = switch.send(Some(Stop::Cancelled));
         Ok(())
+    }
+
+    /// Stops every run going on here, recording them as interrupted: this
+    /// scheduler lost the leadership, and the new leader reruns them.
+    pub fn interrupt_all(&self) {
+        for switch in self.active.lock().expect("active lock").values() {
+            let _ = switch.send(Some(Stop::Interrupted));
+        }
+    }
+
+    /// Runs the store records as running, or interrupted and not yet
+    /// rerun, that no run in this process carries on: their scheduler died
+    /// or lost the leadership. Each is recorded as interrupted; with
+    /// `rerun`, it gets the id of its rerun, which the caller starts.
+    pub async fn orphans(&self, rerun: bool) -> Result<Vec<RunInfo>, stockyard_state::StateError> {
+        let stored = self.store.list(RUNS).await?;
+        let mut out = Vec::new();
+        for (_, value) in stored {
+            let Ok(v) = serde_json::from_slice::<Value>(&value) else { continue };
+            let mut run = run_from_json(&v);
+            let open = run.status == "running" || (run.status == INTERRUPTED && run.rerun_as.is_empty() && rerun);
+            if !open || self.active.lock().expect("active lock").contains_key(&run.run_id) {
+                continue;
+            }
+            if run.status == "running" {
+                run.status = INTERRUPTED.into();
+                run.error = format!("its scheduler ({}) stopped during the run", if run.scheduler.is_empty() { "unknown" } else { &run.scheduler });
+                run.ended_at_ms = now_ms();
+            }
+            if rerun {
+                run.rerun_as = self.new_run_id(&run.job);
+            }
+            self.record(&run).await;
+            out.push(run);
+        }
+        Ok(out)
     }
 
     /// Cancels the run's Ballista jobs that have not ended.
@@ -314,11 +381,21 @@ impl JobRunner {
         }
     }
 
-    /// A fresh run id for `job`: unique across schedulers and restarts,
-    /// since the history outlives a process.
+    /// A fresh run id for `job` (see [`new_run_id`]).
     pub fn new_run_id(&self, job: &str) -> String {
-        let id = &uuid::Uuid::new_v4().simple().to_string()[..8];
-        format!("{job}-{}-{id}", Utc::now().format("%Y%m%dT%H%M%S"))
+        new_run_id(job)
+    }
+
+    /// Checks a run id a client chose: plain characters, and no run has it.
+    pub async fn check_run_id(&self, run_id: &str) -> Result<(), BadRequest> {
+        let plain = !run_id.is_empty() && run_id.len() <= 100 && run_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !plain {
+            return Err(BadRequest(format!("'{run_id}' is not a run id (up to 100 letters, digits, - and _)")));
+        }
+        if self.run_info(run_id).await.is_some() {
+            return Err(BadRequest(format!("a run with id '{run_id}' already exists")));
+        }
+        Ok(())
     }
 
     /// Checks a request, so a bad one is refused before anything runs.
@@ -353,16 +430,25 @@ impl JobRunner {
         trigger: String,
         progress: mpsc::Sender<String>,
     ) -> RunInfo {
-        let mut run = RunInfo {
-            run_id,
-            job: job.clone(),
-            status: "running".into(),
-            params: params.clone(),
-            trigger,
-            started_at_ms: now_ms(),
-            ..Default::default()
-        };
-        let (switch, mut cancelled) = tokio::sync::watch::channel(false);
+        let run = RunInfo { run_id, job, params, trigger, ..Default::default() };
+        self.execute(run, progress).await
+    }
+
+    /// Runs `run` (its id, job, parameters, trigger and `rerun_of` set)
+    /// to its end.
+    pub async fn execute(self: Arc<Self>, run: RunInfo, progress: mpsc::Sender<String>) -> RunInfo {
+        use tracing::Instrument;
+        // Every line logged while the run goes on carries its id and job.
+        let span = tracing::info_span!("run", run = %run.run_id, job = %run.job);
+        self.execute_here(run, progress).instrument(span).await
+    }
+
+    async fn execute_here(self: Arc<Self>, mut run: RunInfo, progress: mpsc::Sender<String>) -> RunInfo {
+        run.status = "running".into();
+        run.started_at_ms = now_ms();
+        run.scheduler = self.instance.clone();
+        let (job, params) = (run.job.clone(), run.params.clone());
+        let (switch, mut stopped) = tokio::sync::watch::channel(None);
         self.active.lock().expect("active lock").insert(run.run_id.clone(), switch);
         self.record(&run).await;
         tracing::info!(run = %run.run_id, "job run started");
@@ -376,13 +462,13 @@ impl JobRunner {
             }
         };
         let result = tokio::select! {
-            result = work => Some(result),
-            _ = cancelled.wait_for(|c| *c) => None,
+            result = work => Ok(result),
+            stop = stopped.wait_for(Option::is_some) => Err(stop.map(|s| *s).ok().flatten().unwrap_or(Stop::Cancelled)),
         };
         self.active.lock().expect("active lock").remove(&run.run_id);
         run.ended_at_ms = now_ms();
         match result {
-            None => {
+            Err(stop) => {
                 self.cancel_ballista_jobs(&run.run_id).await;
                 // A job whose submission was on its way when the run was
                 // dropped reaches the scheduler a moment later.
@@ -391,23 +477,26 @@ impl JobRunner {
                     tokio::time::sleep(Duration::from_secs(2)).await;
                     runner.cancel_ballista_jobs(&id).await;
                 });
-                run.status = CANCELLED.into();
-                run.error = "cancelled by a user".into();
+                (run.status, run.error) = match stop {
+                    Stop::Cancelled => (CANCELLED.into(), "cancelled by a user".into()),
+                    Stop::Interrupted => (INTERRUPTED.into(), "this scheduler lost the leadership; the new leader reruns it".into()),
+                };
                 run.summary_json = json!({"duration_ms": started.elapsed().as_millis() as u64}).to_string();
             }
-            Some(Ok(mut summary)) => {
+            Ok(Ok(mut summary)) => {
                 summary["duration_ms"] = json!(started.elapsed().as_millis() as u64);
                 run.status = summary.get("status").and_then(Value::as_str).unwrap_or("succeeded").into();
                 run.summary_json = summary.to_string();
             }
-            Some(Err(e)) => {
+            Ok(Err(e)) => {
                 run.status = "failed".into();
                 run.error = e;
                 run.summary_json = json!({"duration_ms": started.elapsed().as_millis() as u64}).to_string();
             }
         }
-        tracing::info!(run = %run.run_id, status = %run.status, error = %run.error, "job run ended");
         run.ballista_jobs = self.ballista_jobs(&run.run_id).await;
+        let ballista_jobs = run.ballista_jobs.join(",");
+        tracing::info!(run = %run.run_id, status = %run.status, error = %run.error, %ballista_jobs, "job run ended");
         self.counters.ended(&run);
         self.record(&run).await;
         run
@@ -455,6 +544,13 @@ impl JobRunner {
         let params = archive_params(params, &self.targets.archive_dest).map_err(|e| e.0)?;
         let say = |m: String| {
             let _ = progress.try_send(m);
+        };
+        let _one_at_a_time = match self.archiving.try_lock() {
+            Ok(guard) => guard,
+            Err(_) => {
+                say("waiting for the archive run going on to end".into());
+                self.archiving.lock().await
+            }
         };
         let session = stockyard_plan::session::remote_context(&self.targets.scheduler, &format!("archive {run_id}"), None, ScanOptions::default())
             .await

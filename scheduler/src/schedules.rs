@@ -10,10 +10,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use stockyard_proto::ScheduleInfo;
+use stockyard_proto::{RunInfo, ScheduleInfo};
 use stockyard_state::StateStore;
 use tokio::sync::mpsc;
 
+use crate::leader::Leadership;
 use crate::runner::{BadRequest, JobRunner};
 
 /// How often due schedules are looked for.
@@ -239,18 +240,29 @@ impl Schedules {
 
     /// Starts a run of `s` in the background and records it on `s`.
     fn start(self: &Arc<Self>, s: Schedule, why: &str) -> Result<String, ScheduleError> {
+        let run = RunInfo {
+            run_id: self.runner.new_run_id(&s.job),
+            job: s.job.clone(),
+            params: s.params.clone().into_iter().collect(),
+            trigger: format!("schedule:{} ({why})", s.name),
+            ..Default::default()
+        };
+        self.launch(s.name, run)
+    }
+
+    /// Starts `run` in the background as schedule `name`'s run, unless
+    /// that schedule's last run still runs.
+    fn launch(self: &Arc<Self>, name: String, run: RunInfo) -> Result<String, ScheduleError> {
         let mut running = self.running.lock().expect("running lock");
-        if let Some(run) = running.get(&s.name) {
-            return Err(ScheduleError::Running(s.name.clone(), run.clone()));
+        if let Some(other) = running.get(&name) {
+            return Err(ScheduleError::Running(name, other.clone()));
         }
-        let run_id = self.runner.new_run_id(&s.job);
-        running.insert(s.name.clone(), run_id.clone());
+        let run_id = run.run_id.clone();
+        running.insert(name.clone(), run_id.clone());
         drop(running);
         let this = self.clone();
-        let id = run_id.clone();
-        let trigger = format!("schedule:{} ({why})", s.name);
         tokio::spawn(async move {
-            let name = s.name.clone();
+            let id = run.run_id.clone();
             this.update(&name, |t| {
                 t.last_run_id = id.clone();
                 t.last_status = "running".into();
@@ -258,8 +270,7 @@ impl Schedules {
             })
             .await;
             let (progress, _) = mpsc::channel(1);
-            let params = s.params.into_iter().collect();
-            let run = this.runner.clone().run_with_id(id, s.job, params, trigger, progress).await;
+            let run = this.runner.clone().execute(run, progress).await;
             this.running.lock().expect("running lock").remove(&name);
             this.update(&name, |t| {
                 if t.last_run_id == run.run_id {
@@ -269,6 +280,38 @@ impl Schedules {
             .await;
         });
         Ok(run_id)
+    }
+
+    /// Deals with the runs a scheduler that died or stepped down left
+    /// unfinished: recorded as interrupted and, when schedulers share the
+    /// store, rerun here. A rerun of a schedule's run counts as that
+    /// schedule's run, so the schedule does not start another beside it.
+    pub async fn take_over(self: &Arc<Self>, rerun: bool) -> Result<(), ScheduleError> {
+        for orphan in self.runner.orphans(rerun).await? {
+            if !rerun {
+                tracing::warn!(run = %orphan.run_id, "a run was interrupted by the scheduler's stop; the next run of its job picks up after it");
+                continue;
+            }
+            let schedule = orphan.trigger.strip_prefix("schedule:").and_then(|t| t.split(' ').next()).map(str::to_string);
+            let run = RunInfo {
+                run_id: orphan.rerun_as.clone(),
+                job: orphan.job.clone(),
+                params: orphan.params.clone(),
+                trigger: match &schedule {
+                    Some(name) => format!("schedule:{name} (takeover)"),
+                    None => "takeover".into(),
+                },
+                rerun_of: orphan.run_id.clone(),
+                ..Default::default()
+            };
+            tracing::info!(run = %orphan.run_id, rerun = %run.run_id, "rerunning a run its scheduler left unfinished");
+            // Not a schedule's: keyed by the run, which no schedule is named.
+            let key = schedule.unwrap_or_else(|| format!("run {}", orphan.run_id));
+            if let Err(e) = self.launch(key, run) {
+                tracing::warn!(run = %orphan.run_id, "cannot rerun: {e}");
+            }
+        }
+        Ok(())
     }
 
     /// Changes schedule `name` in the store, if it still exists.
@@ -333,17 +376,42 @@ impl Schedules {
         }
     }
 
-    /// Runs [`Self::tick`] forever; with `seed`, first creates the default
-    /// schedules (retried until the store answers).
-    pub async fn run(self: Arc<Self>, mut seed: bool) {
+    /// Runs [`Self::tick`] forever while this scheduler leads; with
+    /// `seed`, first creates the default schedules (retried until the
+    /// store answers). On becoming the leader it takes over the runs left
+    /// unfinished; on losing the leadership it interrupts its own.
+    pub async fn run(self: Arc<Self>, mut seed: bool, leadership: Arc<Leadership>) {
+        let mut leading = false;
+        let mut taken_over = false;
         loop {
-            if seed {
-                match self.seed_defaults().await {
-                    Ok(()) => seed = false,
-                    Err(e) => tracing::debug!("default schedules not created yet: {e}"),
+            match (leading, leadership.is_leader()) {
+                (false, true) => {
+                    tracing::info!("this scheduler leads: it runs the schedules");
+                    leading = true;
+                    taken_over = false;
                 }
+                (true, false) => {
+                    tracing::warn!("this scheduler no longer leads: its runs stop and the new leader reruns them");
+                    self.runner.interrupt_all();
+                    leading = false;
+                }
+                _ => {}
             }
-            self.tick().await;
+            if leading {
+                if !taken_over {
+                    match self.take_over(leadership.shared).await {
+                        Ok(()) => taken_over = true,
+                        Err(e) => tracing::debug!("unfinished runs not checked yet: {e}"),
+                    }
+                }
+                if seed {
+                    match self.seed_defaults().await {
+                        Ok(()) => seed = false,
+                        Err(e) => tracing::debug!("default schedules not created yet: {e}"),
+                    }
+                }
+                self.tick().await;
+            }
             tokio::time::sleep(TICK).await;
         }
     }

@@ -22,6 +22,8 @@ use stockyard_proto::{DescribeTableRequest, DescribeTableResponse, ListTablesReq
 use tonic::{Request, Response, Status};
 
 use crate::Scheduler;
+use crate::leader::Leadership;
+use stockyard_proto::{GetLeaderRequest, GetLeaderResponse};
 
 /// The gRPC service.
 pub(crate) struct JobApi {
@@ -29,6 +31,7 @@ pub(crate) struct JobApi {
     catalog: Arc<MongoCatalog>,
     runner: Arc<JobRunner>,
     schedules: Arc<Schedules>,
+    leadership: Arc<Leadership>,
 }
 
 fn schedule_status(e: ScheduleError) -> Status {
@@ -41,8 +44,22 @@ fn schedule_status(e: ScheduleError) -> Status {
 }
 
 impl JobApi {
-    pub(crate) fn new(scheduler: Scheduler, catalog: Arc<MongoCatalog>, runner: Arc<JobRunner>, schedules: Arc<Schedules>) -> Self {
-        Self { scheduler, catalog, runner, schedules }
+    pub(crate) fn new(
+        scheduler: Scheduler,
+        catalog: Arc<MongoCatalog>,
+        runner: Arc<JobRunner>,
+        schedules: Arc<Schedules>,
+        leadership: Arc<Leadership>,
+    ) -> Self {
+        Self { scheduler, catalog, runner, schedules, leadership }
+    }
+
+    /// Refuses work only the leader runs, naming the leader.
+    fn require_leader(&self) -> Result<(), Status> {
+        match self.leadership.not_leading() {
+            Some(why) => Err(Status::unavailable(why)),
+            None => Ok(()),
+        }
     }
 }
 
@@ -118,12 +135,29 @@ impl Stockyard for JobApi {
         self.runner
             .validate(&request.job, &request.params)
             .map_err(|e| Status::invalid_argument(e.0))?;
+        self.require_leader()?;
+        // Without an executor the run would wait for one forever.
+        let active = executors(&self.scheduler).await.map_err(Status::internal)?.iter().any(|e| e.state == "active");
+        if !active {
+            return Err(Status::failed_precondition(format!(
+                "the scheduler has no executors; start one with `stockyard executor --scheduler {}`",
+                self.leadership.me.grpc
+            )));
+        }
         let (events, stream) = tokio::sync::mpsc::channel(64);
         let (progress_tx, mut progress_rx) = tokio::sync::mpsc::channel::<String>(64);
         let runner = self.runner.clone();
         let trigger = if request.trigger.is_empty() { "cli".to_string() } else { request.trigger };
         // The run goes on if the client goes away: it is recorded either way.
-        let job = tokio::spawn(runner.run(request.job, request.params, trigger, progress_tx));
+        let run_id = match request.run_id.as_str() {
+            "" => runner.new_run_id(&request.job),
+            chosen => {
+                runner.check_run_id(chosen).await.map_err(|e| Status::invalid_argument(e.0))?;
+                chosen.to_string()
+            }
+        };
+        let _ = events.send(Ok(JobEvent { event: Some(job_event::Event::RunId(run_id.clone())) })).await;
+        let job = tokio::spawn(runner.run_with_id(run_id, request.job, request.params, trigger, progress_tx));
         tokio::spawn(async move {
             while let Some(message) = progress_rx.recv().await {
                 let _ = events.send(Ok(JobEvent { event: Some(job_event::Event::Progress(message)) })).await;
@@ -155,6 +189,9 @@ impl Stockyard for JobApi {
     ) -> Result<Response<ChangeScheduleResponse>, Status> {
         let request = request.into_inner();
         let name = request.name.as_str();
+        if request.action == "trigger" {
+            self.require_leader()?;
+        }
         let (schedule, run_id) = match request.action.as_str() {
             "add" => {
                 let mut info = request.schedule.unwrap_or_default();
@@ -176,6 +213,16 @@ impl Stockyard for JobApi {
         };
         let schedule = schedule.map_err(schedule_status)?;
         Ok(Response::new(ChangeScheduleResponse { schedule: Some(schedule.info()), run_id }))
+    }
+
+    async fn get_leader(&self, _request: Request<GetLeaderRequest>) -> Result<Response<GetLeaderResponse>, Status> {
+        let leader = self.leadership.leader();
+        Ok(Response::new(GetLeaderResponse {
+            is_leader: self.leadership.is_leader(),
+            leader_grpc: leader.as_ref().map(|l| l.grpc.clone()).unwrap_or_default(),
+            leader_http: leader.as_ref().map(|l| l.http.clone()).unwrap_or_default(),
+            leader_id: leader.map(|l| l.id).unwrap_or_default(),
+        }))
     }
 
     async fn list_executors(

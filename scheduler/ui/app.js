@@ -6,6 +6,13 @@
 const POLL_MS = 2000;
 
 // Builds an element; strings become text nodes, so nothing is parsed as HTML.
+// "leader: H:P (this scheduler)", or where the leader is from a standby.
+function leaderText(l) {
+  if (!l.address) return "no leader elected (is etcd reachable?)";
+  if (l.this_scheduler) return `leader: ${l.address} (this scheduler${l.elected ? ", elected" : ""})`;
+  return `standby · leader: ${l.address}`;
+}
+
 function h(tag, attrs, ...children) {
   const el = document.createElementNS(tag === "svg" || attrs?.svg ? "http://www.w3.org/2000/svg" : "http://www.w3.org/1999/xhtml", tag);
   for (const [k, v] of Object.entries(attrs || {})) {
@@ -128,7 +135,7 @@ pages.overview = {
       h("div", { class: "cards" },
         h("div", { class: "card", id: "health" }, h("div", { class: "muted" }, "Cluster"),
           h("div", { class: "big " + (o.healthy ? "ok" : "status failed") }, o.healthy ? "healthy" : `${o.problems.length} problem(s)`),
-          h("div", { class: "muted" }, `leader: ${o.leader.address}`)),
+          h("div", { class: "muted", id: "leader" }, leaderText(o.leader))),
         h("div", { class: "card" }, h("div", { class: "muted" }, "Executors"),
           h("div", { class: "big" }, `${o.executors.filter((e) => e.state === "active").length} active`),
           h("div", { class: "muted" }, `${o.executors.reduce((a, e) => a + e.task_slots, 0)} task slots, ${o.executors.reduce((a, e) => a + e.running_tasks, 0)} tasks running`)),

@@ -105,4 +105,17 @@ impl StateStore for EtcdStore {
     fn describe(&self) -> String {
         format!("etcd://{}", self.endpoints.join(","))
     }
+
+    fn shared(&self) -> bool {
+        true
+    }
+
+    fn campaign(&self, me: String, role: std::sync::Arc<tokio::sync::watch::Sender<crate::Role>>) {
+        role.send_replace(crate::Role::Follower(None));
+        tokio::spawn(crate::election::campaign(self.endpoints.clone(), me, role));
+    }
+
+    async fn resign(&self, me: String) -> Result<(), StateError> {
+        crate::election::resign(self.endpoints.clone(), me).await.map_err(|e| self.error("resigning", e))
+    }
 }

@@ -6,11 +6,14 @@
 //! Keys are `/`-separated paths (`schedules/kpi`, `runs/…`); values are
 //! bytes (the scheduler writes JSON).
 
+mod election;
 mod etcd;
 mod file;
 mod memory;
 
 use std::sync::Arc;
+
+pub use election::{LEASE_TTL, Role};
 
 pub use etcd::EtcdStore;
 pub use file::FileStore;
@@ -40,6 +43,24 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
     async fn list(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StateError>;
     /// What the store is, for logs and errors (no credentials).
     fn describe(&self) -> String;
+    /// Whether several schedulers can share this store, and so must elect
+    /// a leader.
+    fn shared(&self) -> bool {
+        false
+    }
+    /// Campaigns for the leadership with `me` (unique to this process) in
+    /// the background, keeping `role` up to date. A store only one
+    /// scheduler uses makes it the leader at once.
+    fn campaign(&self, me: String, role: Arc<tokio::sync::watch::Sender<Role>>) {
+        let _ = me;
+        role.send_replace(Role::Leader);
+    }
+    /// Gives up the leadership `me` holds, if any, so another scheduler
+    /// takes over at once.
+    async fn resign(&self, me: String) -> Result<(), StateError> {
+        let _ = me;
+        Ok(())
+    }
 }
 
 /// Opens the store `spec` names: `memory`, `file:DIR` or

@@ -14,9 +14,9 @@ use serde_json::{Value, json};
 use stockyard_mongo::rest::{ARCHIVE_MARK, documents};
 use stockyard_tests::{Cluster, Mongo, S3};
 
-const DB: &str = "supply_chain";
-const NOW: &str = "2026-01-05T12:00:00Z";
-const FACTS: [&str; 3] = ["orders_fact", "shipments_fact", "inventory_fact"];
+pub(crate) const DB: &str = "supply_chain";
+pub(crate) const NOW: &str = "2026-01-05T12:00:00Z";
+pub(crate) const FACTS: [&str; 3] = ["orders_fact", "shipments_fact", "inventory_fact"];
 
 fn at(t: &str) -> DateTime {
     DateTime::parse_rfc3339_str(t).unwrap()
@@ -24,7 +24,7 @@ fn at(t: &str) -> DateTime {
 
 /// The cutoff is 10:00 (12:00 minus 120 minutes); `selected` marks the
 /// documents earlier than it.
-fn load(mongo: &Mongo) {
+pub(crate) fn load(mongo: &Mongo) {
     let order = |id: &str, t: Bson| doc! {"order_id": id, "sku_id": "SKU-1", "dc_id": "DC-1", "quantity": 5, "unit_price": 2.5, "status": "FULFILLED", "order_ts": t};
     let mut o3 = order("O3", Bson::DateTime(at("2026-01-05T08:00:00Z")));
     o3.insert("quantity", "5");
@@ -57,7 +57,7 @@ fn load(mongo: &Mongo) {
 }
 
 /// A fact's business id, or its `_id` when it has none.
-fn id(d: &Document) -> String {
+pub(crate) fn id(d: &Document) -> String {
     ["order_id", "shipment_id"]
         .iter()
         .find_map(|k| d.get_str(k).ok().map(str::to_string))
@@ -71,7 +71,7 @@ fn sorted(d: &Document) -> Vec<(String, Bson)> {
     fields
 }
 
-fn all(mongo: &Mongo, collection: &str) -> Vec<Document> {
+pub(crate) fn all(mongo: &Mongo, collection: &str) -> Vec<Document> {
     mongo.with_client(async |c| {
         use futures::TryStreamExt;
         c.database(DB).collection::<Document>(collection).find(doc! {}).await.unwrap().try_collect().await.unwrap()
@@ -122,14 +122,14 @@ fn archive(cluster: &Cluster, dest: &str) -> (i32, Value, String) {
 }
 
 /// What the selected originals were, per collection, before any run.
-fn selected(mongo: &Mongo) -> BTreeMap<&'static str, Vec<Document>> {
+pub(crate) fn selected(mongo: &Mongo) -> BTreeMap<&'static str, Vec<Document>> {
     FACTS.iter().map(|c| (*c, all(mongo, c).into_iter().filter(selected_time).collect())).collect()
 }
 
 /// Every selected document is in the archive exactly once, equal to its
 /// original, and gone from MongoDB; every other document is still there
 /// and unmarked.
-fn assert_exactly_once(mongo: &Mongo, dest: &Path, before: &BTreeMap<&str, Vec<Document>>, everything: &BTreeMap<&str, Vec<Document>>) {
+pub(crate) fn assert_exactly_once(mongo: &Mongo, dest: &Path, before: &BTreeMap<&str, Vec<Document>>, everything: &BTreeMap<&str, Vec<Document>>) {
     for c in FACTS {
         let archived: Vec<Document> = archived(dest, c).into_values().flatten().collect();
         let mut got: Vec<_> = archived.iter().map(sorted).collect();

@@ -79,8 +79,14 @@ fn json_logs_are_one_object_per_line_with_the_run_id() {
         assert!(lines.iter().all(|l| l["level"].is_string() && l["timestamp"].is_string()), "{log}");
         let ended = lines
             .iter()
-            .any(|l| l["fields"]["message"] == "job run ended" && l["fields"]["run"] == run_id.as_str() && l["fields"]["status"] == "succeeded");
-        if ended {
+            .find(|l| l["fields"]["message"] == "job run ended" && l["fields"]["run"] == run_id.as_str() && l["fields"]["status"] == "succeeded");
+        // In the run's span, and naming the Ballista job the run submitted.
+        if let Some(l) = ended {
+            assert_eq!((&l["span"]["name"], &l["span"]["run"], &l["span"]["job"]), (&"run".into(), &run_id.as_str().into(), &"sql".into()), "{l}");
+            let jobs = l["fields"]["ballista_jobs"].as_str().unwrap_or_default();
+            assert!(jobs.len() >= 7 && !jobs.contains(','), "one Ballista job: {l}");
+        }
+        if ended.is_some() {
             break;
         }
         assert!(std::time::Instant::now() < deadline, "no 'job run ended' line for {run_id}:\n{log}");

@@ -3,6 +3,7 @@
 
 mod archive;
 mod cli;
+mod ha;
 mod generate;
 mod kpi;
 mod cluster;

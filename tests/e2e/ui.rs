@@ -577,6 +577,36 @@ fn a_token_guards_the_api_the_metrics_and_the_ui() {
     assert_eq!(b.script("return location.pathname", json!([])), json!("/schedules"));
     b.screenshot("logged-in");
     assert!(!b.text("body").contains(token));
-    // The gRPC side is not guarded yet: the CLI still works without it.
+    // The gRPC port wants it too. The cluster's processes have it: the
+    // executor registered, and the CLI runs queries and jobs.
     assert_eq!(cluster.sql_csv("SELECT 1 AS x"), "x\n1\n");
+    let listed = cluster.stockyard(&["executors", "--format", "json"]).ok();
+    assert_eq!(listed.stdout.matches(r#""state":"active""#).count(), 1, "{}", listed.stdout);
+    // A client without it, or with a wrong one, is refused and told why.
+    for (given, why) in [(None, "this scheduler requires a token"), (Some("nope"), "the token is wrong")] {
+        let mut cmd = cluster.command(&["sql", "SELECT 1"]);
+        cmd.env_remove("STOCKYARD_TOKEN");
+        if let Some(t) = given {
+            cmd.env("STOCKYARD_TOKEN", t);
+        }
+        let refused = stockyard_tests::cluster::run(cmd);
+        assert_eq!(refused.code, 1, "{}", refused.stdout);
+        assert!(
+            refused.stderr.contains(&format!("the scheduler refused this client: {}: {why}", cluster.scheduler_addr())),
+            "{}",
+            refused.stderr
+        );
+    }
+    // An executor with a wrong token cannot register: it stops and says why.
+    let mut cluster = cluster;
+    cluster.add_executor_with_env(&[("STOCKYARD_TOKEN", "nope")]);
+    let outsider = cluster.executors.last_mut().unwrap();
+    assert!(outsider.wait_exit(Duration::from_secs(20)).is_some_and(|s| s.code() == Some(1)), "{}", outsider.output());
+    assert!(outsider.output().contains("refused by the scheduler"), "{}", outsider.output());
+    assert!(outsider.output().contains("the token is wrong"), "{}", outsider.output());
+    let executors = http_with(port, "GET", "/api/executors", &[("Authorization", &bearer)], None);
+    assert_eq!(executors.body.matches("\"state\":\"active\"").count(), 1, "{}", executors.body);
+    // Raw gRPC calls without it get UNAUTHENTICATED (16), not a crash.
+    let raw = http_with(cluster.port, "POST", "/stockyard.Stockyard/ListRuns", &[("content-type", "application/grpc")], Some(""));
+    assert_eq!(raw.header("grpc-status").as_deref(), Some("16"), "{} {:?}", raw.status, raw.body);
 }

@@ -142,6 +142,7 @@ pub struct Etcd {
     pub proc: Proc,
     pub port: u16,
     pub dir: TempDir,
+    peer: u16,
 }
 
 impl Etcd {
@@ -154,6 +155,18 @@ impl Etcd {
     pub fn start_on(port: u16) -> Etcd {
         let dir = tempfile::tempdir().expect("temp dir");
         let peer = free_port();
+        let proc = Self::spawn(&dir, port, peer);
+        Etcd { proc, port, dir, peer }
+    }
+
+    /// Stops it (SIGTERM) and starts it again on the same ports and data.
+    pub fn restart_after(&mut self, down: Duration) {
+        self.proc.stop(Duration::from_secs(10));
+        std::thread::sleep(down);
+        self.proc = Self::spawn(&self.dir, self.port, self.peer);
+    }
+
+    fn spawn(dir: &TempDir, port: u16, peer: u16) -> Proc {
         let client = format!("http://127.0.0.1:{port}");
         let peer_url = format!("http://127.0.0.1:{peer}");
         let mut cmd = Command::new("etcd");
@@ -164,7 +177,7 @@ impl Etcd {
             .args(["--initial-cluster", &format!("test={peer_url}"), "--log-level", "warn"]);
         let proc = Proc::spawn("etcd", cmd, dir.path().join("etcd.log"));
         ready(&proc, port);
-        Etcd { proc, port, dir }
+        proc
     }
 
     /// Its client endpoint, `127.0.0.1:PORT`.

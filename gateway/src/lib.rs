@@ -1,0 +1,301 @@
+//! How executors and clients reach the schedulers: a gRPC forwarder on a
+//! loopback port that sends every call to the scheduler that leads, with
+//! the cluster's token.
+//!
+//! Ballista's executor and client know one scheduler address and send no
+//! token. Pointed at a [`Gateway`], they follow the leader across
+//! failovers (it asks any scheduler it was given which one leads, see
+//! `GetLeader`) and pass the token check, without a change to Ballista.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), stockyard_gateway::GatewayError> {
+//! let gateway = stockyard_gateway::Gateway::start(
+//!     vec!["sched-a:50050".into(), "sched-b:50050".into()],
+//!     Some("s3cret".into()),
+//! ).await?;
+//! // Ballista connects here; calls go to whichever scheduler leads.
+//! let local = gateway.addr();
+//! # let _ = local; Ok(()) }
+//! ```
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderValue, Request, Response, header::AUTHORIZATION};
+use stockyard_proto::GetLeaderRequest;
+use stockyard_proto::stockyard_client::StockyardClient;
+use tokio::sync::Notify;
+use tonic::transport::{Channel, Endpoint};
+use tower::ServiceExt;
+
+/// How often the leader is looked up again while all is well.
+const RECHECK: Duration = Duration::from_secs(1);
+
+/// How long one scheduler gets to say who leads.
+const ASK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Why a gateway could not start or find a leader.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// The local listener could not be opened.
+    #[error("cannot open the scheduler gateway on 127.0.0.1: {0}")]
+    Listen(std::io::Error),
+    /// An address is not `HOST:PORT`.
+    #[error("'{0}' is not a scheduler address (HOST:PORT)")]
+    Address(String),
+    /// The token cannot be sent as a header.
+    #[error("the token holds characters that cannot be sent in a header")]
+    Token,
+    /// No scheduler answered.
+    #[error("no scheduler answered ({0})")]
+    NoLeader(String),
+    /// A scheduler refused the token (or its absence): retrying won't help.
+    #[error("refused by the scheduler: {0}")]
+    Refused(String),
+}
+
+/// A running gateway; it serves for the life of the process.
+#[derive(Clone)]
+pub struct Gateway {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway").field("addr", &self.addr).field("schedulers", &self.shared.schedulers).finish()
+    }
+}
+
+struct Shared {
+    /// Addresses as given; asked in turn who leads.
+    schedulers: Vec<String>,
+    /// `Bearer <token>`, added to every call.
+    token: Option<HeaderValue>,
+    /// The leader's address and a channel to it.
+    leader: Mutex<Option<(String, Channel)>>,
+    /// Why no leader is known, for the error a caller gets meanwhile.
+    problem: Mutex<String>,
+    /// Set when a scheduler refused our token.
+    refused: Mutex<Option<String>>,
+    /// Set when a forwarded call failed: look the leader up now.
+    wake: Notify,
+    /// Set when a leader is first known, or a lookup failed.
+    found: Notify,
+    /// Lookups that found no scheduler to use.
+    failed_rounds: std::sync::atomic::AtomicU64,
+}
+
+impl Gateway {
+    /// Starts a gateway to the leader among `schedulers` (`HOST:PORT`).
+    pub async fn start(schedulers: Vec<String>, token: Option<String>) -> Result<Self, GatewayError> {
+        Self::open(schedulers, token, true).await
+    }
+
+    /// Starts a gateway to `scheduler` only, without asking who leads: for
+    /// a scheduler's own jobs, which run where they are started.
+    pub async fn fixed(scheduler: String, token: Option<String>) -> Result<Self, GatewayError> {
+        Self::open(vec![scheduler], token, false).await
+    }
+
+    async fn open(schedulers: Vec<String>, token: Option<String>, follow: bool) -> Result<Self, GatewayError> {
+        for s in &schedulers {
+            endpoint(s)?;
+        }
+        let token = match token {
+            Some(t) => Some(HeaderValue::from_str(&format!("Bearer {t}")).map_err(|_| GatewayError::Token)?),
+            None => None,
+        };
+        let shared = Arc::new(Shared {
+            leader: Mutex::new(None),
+            problem: Mutex::new("no scheduler asked yet".into()),
+            refused: Mutex::new(None),
+            schedulers,
+            token,
+            wake: Notify::new(),
+            found: Notify::new(),
+            failed_rounds: Default::default(),
+        });
+        if !follow {
+            let addr = shared.schedulers[0].clone();
+            let channel = endpoint(&addr)?.connect_lazy();
+            *shared.leader.lock().expect("leader lock") = Some((addr, channel));
+        } else {
+            tokio::spawn(follow_leader(shared.clone()));
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(GatewayError::Listen)?;
+        let addr = listener.local_addr().map_err(GatewayError::Listen)?;
+        let app = axum::Router::new().fallback(forward).with_state(shared.clone());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!("the scheduler gateway stopped: {e}");
+            }
+        });
+        Ok(Self { addr, shared })
+    }
+
+    /// The loopback address Ballista and our clients connect to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The leader's address, waiting up to `wait` for one to be known:
+    /// for executors, which may start before any scheduler.
+    pub async fn leader(&self, wait: Duration) -> Result<String, GatewayError> {
+        self.resolve(wait, false).await
+    }
+
+    /// Like [`Self::leader`], but fails as soon as one lookup found no
+    /// scheduler answering: for a command a person waits on.
+    pub async fn leader_or_fail(&self, wait: Duration) -> Result<String, GatewayError> {
+        self.resolve(wait, true).await
+    }
+
+    async fn resolve(&self, wait: Duration, fail_fast: bool) -> Result<String, GatewayError> {
+        use std::sync::atomic::Ordering;
+        let deadline = tokio::time::Instant::now() + wait;
+        let failed_before = self.shared.failed_rounds.load(Ordering::SeqCst);
+        loop {
+            let found = self.shared.found.notified();
+            if let Some((addr, _)) = self.shared.leader.lock().expect("leader lock").as_ref() {
+                return Ok(addr.clone());
+            }
+            if let Some(why) = self.shared.refused.lock().expect("refused lock").clone() {
+                return Err(GatewayError::Refused(why));
+            }
+            if fail_fast && self.shared.failed_rounds.load(Ordering::SeqCst) > failed_before {
+                return Err(GatewayError::NoLeader(self.shared.problem.lock().expect("problem lock").clone()));
+            }
+            if tokio::time::timeout_at(deadline, found).await.is_err() {
+                return Err(GatewayError::NoLeader(self.shared.problem.lock().expect("problem lock").clone()));
+            }
+        }
+    }
+}
+
+fn endpoint(addr: &str) -> Result<Endpoint, GatewayError> {
+    let bad = || GatewayError::Address(addr.to_string());
+    let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
+    if host.is_empty() || port.parse::<u16>().map_or(true, |p| p == 0) {
+        return Err(bad());
+    }
+    Ok(Endpoint::from_shared(format!("http://{addr}")).map_err(|_| bad())?.connect_timeout(ASK_TIMEOUT))
+}
+
+/// Keeps `shared.leader` on the scheduler that leads.
+async fn follow_leader(shared: Arc<Shared>) {
+    loop {
+        match find_leader(&shared).await {
+            Ok(addr) => {
+                let mut leader = shared.leader.lock().expect("leader lock");
+                if leader.as_ref().map(|(a, _)| a) != Some(&addr) {
+                    match endpoint(&addr) {
+                        Ok(e) => {
+                            tracing::info!(leader = %addr, "following the leading scheduler");
+                            *leader = Some((addr, e.connect_lazy()));
+                            shared.found.notify_waiters();
+                        }
+                        Err(e) => *shared.problem.lock().expect("problem lock") = e.to_string(),
+                    }
+                }
+            }
+            Err(problem) => {
+                // Calls fail fast with the reason until a leader is back.
+                if shared.leader.lock().expect("leader lock").take().is_some() {
+                    tracing::warn!("lost the leading scheduler: {problem}");
+                }
+                *shared.problem.lock().expect("problem lock") = problem;
+                shared.failed_rounds.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                shared.found.notify_waiters();
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(RECHECK) => {}
+            _ = shared.wake.notified() => {}
+        }
+    }
+}
+
+/// Asks each scheduler in turn who leads. While none knows (etcd is
+/// away), the first that answers serves: queries need no leader, and it
+/// refuses job runs itself.
+async fn find_leader(shared: &Shared) -> Result<String, String> {
+    let mut problems = Vec::new();
+    let mut answered = None;
+    for addr in &shared.schedulers {
+        let asked = async {
+            let channel = endpoint(addr).map_err(|e| e.to_string())?.connect().await.map_err(|e| format!("unreachable ({e})"))?;
+            let mut request = tonic::Request::new(GetLeaderRequest {});
+            if let Some(token) = &shared.token {
+                request.metadata_mut().insert("authorization", token.to_str().unwrap_or_default().parse().map_err(|_| "bad token")?);
+            }
+            let answer = StockyardClient::new(channel).get_leader(request).await.map_err(|s| {
+                if s.code() == tonic::Code::Unauthenticated {
+                    *shared.refused.lock().expect("refused lock") = Some(format!("{addr}: {}", s.message()));
+                    shared.found.notify_waiters();
+                }
+                s.message().to_string()
+            })?.into_inner();
+            Ok::<_, String>(answer)
+        };
+        match tokio::time::timeout(ASK_TIMEOUT * 2, asked).await {
+            Ok(Ok(a)) if a.is_leader => {
+                *shared.refused.lock().expect("refused lock") = None;
+                return Ok(addr.clone());
+            }
+            Ok(Ok(a)) if !a.leader_grpc.is_empty() => return Ok(a.leader_grpc),
+            Ok(Ok(_)) => {
+                answered.get_or_insert_with(|| addr.clone());
+            }
+            Ok(Err(e)) => problems.push(format!("{addr}: {e}")),
+            Err(_) => problems.push(format!("{addr}: no answer")),
+        }
+    }
+    answered.ok_or_else(|| problems.join("; "))
+}
+
+/// Sends one call to the leader, with the token.
+async fn forward(State(shared): State<Arc<Shared>>, request: Request<Body>) -> Response<Body> {
+    let leader = shared.leader.lock().expect("leader lock").clone();
+    let Some((addr, channel)) = leader else {
+        let problem = shared.problem.lock().expect("problem lock").clone();
+        return tonic::Status::unavailable(format!("no leading scheduler: {problem}")).into_http();
+    };
+    let (mut parts, body) = request.into_parts();
+    if let Some(token) = &shared.token {
+        parts.headers.insert(AUTHORIZATION, token.clone());
+    }
+    let request = Request::from_parts(parts, tonic::body::Body::new(body));
+    match channel.oneshot(request).await {
+        Ok(response) => response.map(Body::new),
+        Err(e) => {
+            shared.wake.notify_one();
+            tonic::Status::unavailable(format!("the scheduler at {addr} is unreachable: {e}")).into_http()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn bad_addresses_are_named() {
+        let e = Gateway::start(vec!["nohost".into()], None).await.err().unwrap();
+        assert_eq!(e.to_string(), "'nohost' is not a scheduler address (HOST:PORT)");
+        let e = Gateway::start(vec!["h:0".into()], None).await.err().unwrap();
+        assert_eq!(e.to_string(), "'h:0' is not a scheduler address (HOST:PORT)");
+    }
+
+    #[tokio::test]
+    async fn no_scheduler_is_a_clear_error() {
+        // A port nothing listens on.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let gateway = Gateway::start(vec![format!("127.0.0.1:{port}")], None).await.unwrap();
+        let e = gateway.leader(Duration::from_secs(3)).await.unwrap_err().to_string();
+        assert!(e.starts_with(&format!("no scheduler answered (127.0.0.1:{port}: unreachable")), "{e}");
+    }
+}

@@ -1,0 +1,81 @@
+//! Which scheduler leads. Schedulers that share an etcd store elect one
+//! leader, which alone runs schedules and jobs; the others stand by,
+//! answer where the leader is, and take over when its lease lapses. With
+//! a store only one scheduler uses, that scheduler leads from the start.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use stockyard_state::{Role, StateStore};
+use tokio::sync::watch;
+
+/// A scheduler as the election knows it: the value it campaigns with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// Unique to the process, so a restarted scheduler is a new member.
+    pub id: String,
+    /// gRPC `HOST:PORT` executors and clients use.
+    pub grpc: String,
+    /// HTTP `HOST:PORT` of the web UI and REST API.
+    pub http: String,
+}
+
+/// This scheduler's part in the election.
+#[derive(Debug)]
+pub struct Leadership {
+    /// This scheduler.
+    pub me: Member,
+    /// Whether other schedulers may share the store (etcd).
+    pub shared: bool,
+    role: watch::Receiver<Role>,
+    store: Arc<dyn StateStore>,
+    _sender: Arc<watch::Sender<Role>>,
+}
+
+impl Leadership {
+    /// Starts campaigning as `me` on `store`.
+    pub fn start(store: Arc<dyn StateStore>, me: Member) -> Arc<Self> {
+        let (sender, role) = watch::channel(Role::Follower(None));
+        let sender = Arc::new(sender);
+        let value = serde_json::to_string(&me).expect("a member is JSON");
+        store.campaign(value, sender.clone());
+        Arc::new(Self { me, shared: store.shared(), role, store, _sender: sender })
+    }
+
+    /// Whether this scheduler leads now.
+    pub fn is_leader(&self) -> bool {
+        *self.role.borrow() == Role::Leader
+    }
+
+    /// The leader, when one is known.
+    pub fn leader(&self) -> Option<Member> {
+        match &*self.role.borrow() {
+            Role::Leader => Some(self.me.clone()),
+            Role::Follower(Some(value)) => serde_json::from_str(value).ok(),
+            Role::Follower(None) => None,
+        }
+    }
+
+    /// Why this scheduler refuses work it would run as the leader.
+    pub fn not_leading(&self) -> Option<String> {
+        if self.is_leader() {
+            return None;
+        }
+        Some(match self.leader() {
+            Some(l) => format!("this scheduler is a standby; the leader is at {} (web UI at http://{})", l.grpc, l.http),
+            None => "this scheduler is a standby and no leader is elected yet (is etcd reachable?)".to_string(),
+        })
+    }
+
+    /// Gives up the leadership at once (on shutdown), so a standby takes
+    /// over without waiting for the lease to lapse.
+    pub async fn resign(&self) {
+        if self.shared && self.is_leader() {
+            let value = serde_json::to_string(&self.me).expect("a member is JSON");
+            match self.store.resign(value).await {
+                Ok(()) => tracing::info!("resigned the leadership"),
+                Err(e) => tracing::warn!("cannot resign the leadership (a standby takes over when the lease lapses): {e}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! Leader election on etcd: the schedulers sharing a store race to create
+//! one key bound to a lease; the one that holds it leads until its lease
+//! lapses. A scheduler that cannot renew its lease steps down before the
+//! lease can expire, so two never lead at once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use etcd_client::{Client, Compare, CompareOp, ConnectOptions, PutOptions, Txn, TxnOp, TxnOpResponse};
+use tokio::sync::watch;
+
+/// What this scheduler is, as far as the election knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    /// It runs the schedules and the jobs.
+    Leader,
+    /// Another scheduler leads (its campaign value, when known), or nobody
+    /// can be known to lead because the store is unreachable (`None`).
+    Follower(Option<String>),
+}
+
+/// How long a leader's lease lives without a renewal: a dead leader is
+/// replaced within this time.
+pub const LEASE_TTL: Duration = Duration::from_secs(5);
+
+/// Key the leader holds, under the store's prefix.
+const KEY: &str = "stockyard/leader";
+
+/// Campaigns on `endpoints` with `me` (a value unique to this process)
+/// forever, telling `role` what this process is.
+pub(crate) async fn campaign(endpoints: Vec<String>, me: String, role: Arc<watch::Sender<Role>>) {
+    let mut last = String::new();
+    loop {
+        let error = term(&endpoints, &me, &role).await;
+        // Out of contact: another scheduler may take over once the lease
+        // lapses, so this one must not act as leader any more.
+        role.send_if_modified(|r| set(r, Role::Follower(None)));
+        if error != last {
+            tracing::warn!("leader election on etcd at {} failed: {error} (retrying every second)", endpoints.join(","));
+            last = error;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+fn set(current: &mut Role, new: Role) -> bool {
+    let changed = *current != new;
+    *current = new;
+    changed
+}
+
+/// Every etcd step gets at most this long, so that a hung etcd makes a
+/// leader step down well before its lease can expire.
+const STEP: Duration = Duration::from_millis(1500);
+
+async fn step<T>(what: &str, f: impl Future<Output = Result<T, etcd_client::Error>>) -> Result<T, String> {
+    match tokio::time::timeout(STEP, f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(format!("{what}: {e}")),
+        Err(_) => Err(format!("{what}: no answer in {} ms", STEP.as_millis())),
+    }
+}
+
+/// One lease's life: returns why it ended.
+async fn term(endpoints: &[String], me: &str, role: &watch::Sender<Role>) -> String {
+    let options = ConnectOptions::new().with_connect_timeout(Duration::from_secs(2)).with_timeout(STEP);
+    let result: Result<(), String> = async {
+        let mut client = step("connecting", Client::connect(endpoints.to_vec(), Some(options))).await?;
+        let lease = step("granting a lease", client.lease_grant(LEASE_TTL.as_secs() as i64, None)).await?.id();
+        let (mut keeper, mut answers) = step("keeping the lease", client.lease_keep_alive(lease)).await?;
+        loop {
+            let claim = Txn::new()
+                .when(vec![Compare::create_revision(KEY, CompareOp::Equal, 0)])
+                .and_then(vec![TxnOp::put(KEY, me, Some(PutOptions::new().with_lease(lease)))])
+                .or_else(vec![TxnOp::get(KEY, None)]);
+            let answer = step("claiming the leadership", client.txn(claim)).await?;
+            let now = if answer.succeeded() {
+                Role::Leader
+            } else {
+                let held = answer.op_responses().into_iter().find_map(|op| match op {
+                    TxnOpResponse::Get(get) => get.kvs().first().map(|kv| (kv.lease(), kv.mod_revision(), kv.value().to_vec())),
+                    _ => None,
+                });
+                match held {
+                    Some((holder, _, _)) if holder == lease => Role::Leader,
+                    // Our own claim from a lease this process lost (etcd
+                    // was away): clear it rather than wait for it to lapse.
+                    Some((_, revision, value)) if value == me.as_bytes() => {
+                        let clear = Txn::new()
+                            .when(vec![Compare::mod_revision(KEY, CompareOp::Equal, revision)])
+                            .and_then(vec![TxnOp::delete(KEY, None)]);
+                        step("clearing an old claim", client.txn(clear)).await?;
+                        continue;
+                    }
+                    Some((_, _, value)) => Role::Follower(Some(String::from_utf8_lossy(&value).into_owned())),
+                    None => continue,
+                }
+            };
+            if role.send_if_modified(|r| set(r, now.clone())) {
+                tracing::info!(leader = matches!(now, Role::Leader), "leadership changed");
+            }
+            tokio::time::sleep(LEASE_TTL / 5).await;
+            step("renewing the lease", keeper.keep_alive()).await?;
+            match step("renewing the lease", answers.message()).await? {
+                Some(a) if a.ttl() > 0 => {}
+                _ => return Err("the lease expired".to_string()),
+            }
+        }
+    }
+    .await;
+    match result {
+        Ok(()) => "the campaign ended".into(),
+        Err(e) => e,
+    }
+}
+
+/// Gives up the leadership at once if this process holds it, so a
+/// standby takes over without waiting for the lease to lapse.
+pub(crate) async fn resign(endpoints: Vec<String>, me: String) -> Result<(), String> {
+    let options = ConnectOptions::new().with_connect_timeout(Duration::from_secs(2)).with_timeout(STEP);
+    let mut client = step("connecting", Client::connect(endpoints, Some(options))).await?;
+    let drop_ours = Txn::new()
+        .when(vec![Compare::value(KEY, CompareOp::Equal, me)])
+        .and_then(vec![TxnOp::delete(KEY, None)]);
+    step("resigning", client.txn(drop_ours)).await?;
+    Ok(())
+}

@@ -1,0 +1,275 @@
+//! Scheduler high availability on a real etcd: two schedulers elect a
+//! leader; executors and the CLI, given both addresses, follow it. The
+//! leader dies in the middle of an archive run: the standby takes over,
+//! reruns the run (still exactly once), the executors re-register and the
+//! schedules go on. etcd going away stops every schedule until it is back,
+//! and nothing fires twice.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use stockyard_tests::cluster::{base_command, run};
+use stockyard_tests::process::wait_for_port;
+use stockyard_tests::{Etcd, Mongo, Proc, Run, free_port, http, http_get};
+use tempfile::TempDir;
+
+use crate::archive::{DB, FACTS, NOW, all, assert_exactly_once, load, selected};
+
+/// A scheduler process with its ports.
+struct Scheduler {
+    proc: Proc,
+    port: u16,
+    http: u16,
+}
+
+impl Scheduler {
+    fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn get(&self, path: &str) -> Value {
+        let (status, body) = http_get(self.http, path);
+        assert_eq!(status, 200, "GET {path}: {body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    fn leads(&self) -> bool {
+        let (status, body) = http_get(self.http, "/api/overview");
+        status == 200 && serde_json::from_str::<Value>(&body).is_ok_and(|o| o["leader"]["this_scheduler"] == true)
+    }
+}
+
+/// Two schedulers on one etcd and the executors serving them.
+struct Ha {
+    dir: TempDir,
+    env: Vec<(String, String)>,
+    /// Both schedulers' `(gRPC, HTTP)` ports, fixed before either starts.
+    ports: [(u16, u16); 2],
+    executors: Vec<Proc>,
+}
+
+impl Ha {
+    fn new(etcd: &Etcd, mongo: &Mongo) -> Ha {
+        let env = vec![
+            ("STOCKYARD_STATE".to_string(), format!("etcd://{}", etcd.endpoint())),
+            ("STOCKYARD_DEFAULT_SCHEDULES".to_string(), "false".to_string()),
+            ("STOCKYARD_ALLOW_LOCAL_FILES".to_string(), "true".to_string()),
+            ("STOCKYARD_MONGO_URI".to_string(), mongo.uri()),
+            ("STOCKYARD_MONGO_DB".to_string(), DB.to_string()),
+        ];
+        let ports = [(free_port(), free_port()), (free_port(), free_port())];
+        Ha { dir: tempfile::tempdir().unwrap(), env, ports, executors: Vec::new() }
+    }
+
+    /// `127.0.0.1:A,127.0.0.1:B`: what executors and the CLI are given.
+    fn addresses(&self) -> String {
+        self.ports.map(|(p, _)| format!("127.0.0.1:{p}")).join(",")
+    }
+
+    fn scheduler(&self, i: usize, log: &str, extra: &[(&str, &str)]) -> Scheduler {
+        let (port, http) = self.ports[i];
+        let mut cmd = base_command(&self.env);
+        cmd.envs(extra.iter().copied())
+            .args(["scheduler", "--port", &port.to_string(), "--http-port", &http.to_string()])
+            .args(["--executor-timeout", "6s"]);
+        let proc = Proc::spawn(log, cmd, self.dir.path().join(format!("{log}.log")));
+        assert!(wait_for_port(port, Duration::from_secs(30)), "{log} did not listen:\n{}", proc.output());
+        Scheduler { proc, port, http }
+    }
+
+    fn executor(&mut self) {
+        let i = self.executors.len();
+        let mut cmd = base_command(&self.env);
+        cmd.args(["executor", "--scheduler", &self.addresses()])
+            .args(["--port", &free_port().to_string(), "--grpc-port", &free_port().to_string()])
+            .args(["--concurrent-tasks", "2", "--heartbeat-interval", "1s"]);
+        self.executors.push(Proc::spawn(&format!("executor-{i}"), cmd, self.dir.path().join(format!("executor-{i}.log"))));
+    }
+
+    /// `stockyard ARGS` given both schedulers.
+    fn stockyard(&self, args: &[&str]) -> Run {
+        let mut cmd = base_command(&self.env);
+        cmd.env("STOCKYARD_SCHEDULER", self.addresses()).args(args);
+        run(cmd)
+    }
+
+    fn logs(&self) -> String {
+        let mut out = String::new();
+        for entry in std::fs::read_dir(self.dir.path()).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "log") {
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                let lines: Vec<&str> = text.lines().collect();
+                out += &format!("--- {}\n{}\n", path.display(), lines[lines.len().saturating_sub(30)..].join("\n"));
+            }
+        }
+        out
+    }
+}
+
+fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    start.elapsed()
+}
+
+fn json_lines(s: &str) -> Vec<Value> {
+    s.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+}
+
+/// Runs of schedule `name` in `runs` (newest first in), oldest first.
+fn runs_of<'a>(runs: &'a [Value], name: &str) -> Vec<&'a Value> {
+    let prefix = format!("schedule:{name} ");
+    let mut out: Vec<&Value> = runs.iter().filter(|r| r["trigger"].as_str().is_some_and(|t| t.starts_with(&prefix))).collect();
+    out.reverse();
+    out
+}
+
+fn millis(t: &Value) -> i64 {
+    t.as_str().and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok()).map(|t| t.timestamp_millis()).unwrap_or(i64::MAX)
+}
+
+/// No two runs of a schedule ever overlapped, on whichever scheduler.
+fn never_twice_at_once(runs: &[&Value]) {
+    for pair in runs.windows(2) {
+        let ended = millis(&pair[0]["ended_at"]);
+        let started = millis(&pair[1]["started_at"]);
+        assert!(ended <= started, "two runs of one schedule overlapped: {} and {}", pair[0], pair[1]);
+    }
+}
+
+#[test]
+fn the_standby_takes_over_a_dead_leaders_run_its_executors_and_its_schedules() {
+    let etcd = Etcd::start();
+    let mongo = Mongo::start();
+    load(&mongo);
+    let before = selected(&mongo);
+    let everything: BTreeMap<_, _> = FACTS.iter().map(|c| (*c, all(&mongo, c))).collect();
+    let dest = tempfile::tempdir().unwrap();
+    let mut ha = Ha::new(&etcd, &mongo);
+
+    // A leads; it will die right after its archive run marks the documents.
+    let mut a = ha.scheduler(0, "scheduler-a", &[("STOCKYARD_FAULT", "archive-after-mark")]);
+    wait_until("a to lead", Duration::from_secs(20), || a.leads());
+    let b = ha.scheduler(1, "scheduler-b", &[]);
+    wait_until("b to know the leader", Duration::from_secs(20), || b.get("/api/overview")["leader"]["address"] == a.addr());
+    let overview = b.get("/api/overview");
+    assert_eq!(overview["leader"]["this_scheduler"], false);
+    assert!(overview["problems"].to_string().contains(&format!("this scheduler is a standby; the leader is at {}", a.addr())), "{overview}");
+    // A standby refuses runs and says where to go.
+    let (status, body) = http(b.http, "POST", "/api/runs", Some(r#"{"job":"sql","params":{"sql":"SELECT 1"}}"#));
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains(&format!("the leader is at {}", a.addr())), "{body}");
+
+    // Executors given both addresses register with the leader only.
+    ha.executor();
+    ha.executor();
+    wait_until("two executors on a", Duration::from_secs(60), || {
+        a.get("/api/executors").as_array().is_some_and(|e| e.iter().filter(|e| e["state"] == "active").count() == 2)
+    });
+    assert_eq!(b.get("/api/executors"), serde_json::json!([]));
+
+    // A schedule that fires every second, on whichever scheduler leads.
+    ha.stockyard(&["schedules", "add", "tick", "--job", "sql", "--every", "1s", "--sql", "SELECT 1"]).ok();
+    wait_until("tick to run on a", Duration::from_secs(20), || {
+        runs_of(&json_lines(&ha.stockyard(&["jobs", "--format", "json"]).stdout), "tick").iter().any(|r| r["status"] == "succeeded")
+    });
+
+    // The archive run: a marks, then dies. The CLI follows the run to the
+    // new leader and prints the rerun's summary.
+    let archive = ha.stockyard(&[
+        "run", "archive", "--now", NOW, "--threshold-mb", "0", "--older-than", "120m", "--dest", dest.path().to_str().unwrap(),
+    ]);
+    assert!(a.proc.wait_exit(Duration::from_secs(10)).is_some(), "a died at the fault point");
+    assert_eq!(archive.code, 0, "{}\n{}\n{}", archive.stdout, archive.stderr, ha.logs());
+    let summary: Value = serde_json::from_str(archive.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["status"], "succeeded", "{summary}");
+    assert!(b.leads(), "b leads now");
+
+    // The history tells the story: the interrupted run, its rerun on b,
+    // which finished what a had marked.
+    let runs = json_lines(&ha.stockyard(&["jobs", "--format", "json"]).ok().stdout);
+    let b_id = b.get("/api/overview")["leader"]["id"].as_str().unwrap().to_string();
+    let rerun = runs.iter().find(|r| r["run_id"] == summary["run_id"]).unwrap();
+    let first = runs.iter().find(|r| r["run_id"] == rerun["rerun_of"]).unwrap_or_else(|| panic!("no rerun_of in {rerun}"));
+    assert_eq!(first["status"], "interrupted", "{first}");
+    assert_eq!(first["rerun_as"], rerun["run_id"]);
+    assert_ne!(first["scheduler"], b_id.as_str());
+    assert_eq!(rerun["scheduler"], b_id.as_str());
+    assert_eq!(rerun["trigger"], "takeover");
+    // The rerun finished the archive a had started (by its archive id).
+    let resumed = summary["resumed_runs"].as_array().unwrap_or_else(|| panic!("{summary}"));
+    assert_eq!(resumed.len(), 1, "{summary}");
+    assert_ne!(resumed[0], summary["archive_id"]);
+    assert_exactly_once(&mongo, dest.path(), &before, &everything);
+
+    // The executors re-registered with b, and the schedule goes on there.
+    wait_until("two executors on b", Duration::from_secs(30), || {
+        b.get("/api/executors").as_array().is_some_and(|e| e.iter().filter(|e| e["state"] == "active").count() == 2)
+    });
+    wait_until("tick to run on b", Duration::from_secs(20), || {
+        let runs = json_lines(&ha.stockyard(&["jobs", "--format", "json"]).stdout);
+        runs_of(&runs, "tick").iter().any(|r| r["scheduler"] == b_id.as_str() && r["status"] == "succeeded")
+    });
+    assert_eq!(ha.stockyard(&["sql", "--format", "csv", "SELECT count(*) AS n FROM orders_fact"]).ok().stdout, "n\n3\n");
+
+    // a comes back and stands by.
+    let a_again = ha.scheduler(0, "scheduler-a-again", &[]);
+    wait_until("a to stand by", Duration::from_secs(20), || a_again.get("/api/overview")["leader"]["id"] == b_id.as_str());
+    assert!(!a_again.leads());
+    let runs = json_lines(&ha.stockyard(&["jobs", "--format", "json"]).ok().stdout);
+    never_twice_at_once(&runs_of(&runs, "tick"));
+}
+
+#[test]
+fn without_etcd_no_schedule_fires_and_when_it_returns_none_fires_twice() {
+    let mut etcd = Etcd::start();
+    let mongo = Mongo::start();
+    let mut ha = Ha::new(&etcd, &mongo);
+    let a = ha.scheduler(0, "scheduler-a", &[]);
+    let b = ha.scheduler(1, "scheduler-b", &[]);
+    ha.executor();
+    ha.executor();
+    wait_until("a leader", Duration::from_secs(20), || a.leads() || b.leads());
+    ha.stockyard(&["schedules", "add", "tick", "--job", "sql", "--every", "1s", "--sql", "SELECT 1"]).ok();
+    wait_until("two executors on the leader", Duration::from_secs(60), || {
+        let leader = if a.leads() { &a } else { &b };
+        leader.get("/api/executors").as_array().is_some_and(|e| e.iter().filter(|e| e["state"] == "active").count() == 2)
+    });
+
+    // etcd goes away for 8 s: both step down within a lease, and neither
+    // fires a schedule meanwhile.
+    etcd.proc.stop(Duration::from_secs(10));
+    wait_until("both to step down", Duration::from_secs(10), || !a.leads() && !b.leads());
+    let stepped_down = chrono::Utc::now().timestamp_millis();
+    // Queries go on meanwhile; job runs are refused with the reason.
+    assert_eq!(ha.stockyard(&["sql", "--format", "csv", "SELECT 1 AS one"]).ok().stdout, "one\n1\n");
+    let refused = ha.stockyard(&["run", "kpi"]);
+    assert_eq!(refused.code, 1, "{}", refused.stdout);
+    assert!(refused.stderr.contains("no leader is elected yet (is etcd reachable?)"), "{}", refused.stderr);
+    std::thread::sleep(Duration::from_secs(6));
+    let back_at = chrono::Utc::now().timestamp_millis();
+    etcd.restart_after(Duration::ZERO);
+    wait_until("a leader again", Duration::from_secs(30), || a.leads() || b.leads());
+    wait_until("tick to run again", Duration::from_secs(20), || {
+        let runs = json_lines(&ha.stockyard(&["jobs", "--format", "json"]).stdout);
+        runs_of(&runs, "tick").iter().any(|r| millis(&r["started_at"]) > back_at)
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let runs = json_lines(&ha.stockyard(&["jobs", "--format", "json"]).ok().stdout);
+    let ticks = runs_of(&runs, "tick");
+    // None started while nobody led.
+    let quiet: Vec<_> = ticks.iter().filter(|r| (stepped_down..back_at).contains(&millis(&r["started_at"]))).collect();
+    assert!(quiet.is_empty(), "runs fired while etcd was down: {quiet:?}");
+    // The ticks missed meanwhile are not made up in a burst: about one a
+    // second after etcd is back.
+    let after: Vec<i64> = ticks.iter().map(|r| millis(&r["started_at"])).filter(|t| *t > back_at).collect();
+    for pair in after.windows(2) {
+        assert!(pair[1] - pair[0] >= 700, "ticks fired in a burst after etcd came back: {after:?}");
+    }
+    never_twice_at_once(&ticks);
+}
