@@ -93,13 +93,13 @@ fn parse_schedulers(s: &str) -> Result<Schedulers, String> {
 #[derive(Debug)]
 pub struct Remote {
     pub schedulers: Schedulers,
-    pub token: Option<String>,
+    pub access: stockyard_gateway::Access,
     gateway: tokio::sync::OnceCell<stockyard_gateway::Gateway>,
 }
 
 impl Remote {
-    pub fn new(schedulers: Schedulers, token: Option<String>) -> Self {
-        Self { schedulers, token, gateway: tokio::sync::OnceCell::new() }
+    pub fn new(schedulers: Schedulers, access: stockyard_gateway::Access) -> Self {
+        Self { schedulers, access, gateway: tokio::sync::OnceCell::new() }
     }
 
     /// The gateway's local address, once a leading scheduler is known.
@@ -108,7 +108,7 @@ impl Remote {
             .gateway
             .get_or_try_init(|| {
                 let list = self.schedulers.0.iter().map(HostPort::to_string).collect();
-                stockyard_gateway::Gateway::start(list, self.token.clone())
+                stockyard_gateway::Gateway::start(list, self.access.clone())
             })
             .await
             .map_err(|e| e.to_string())?;
@@ -204,6 +204,19 @@ pub struct SchedulerArgs {
     pub local_files: LocalFilesArgs,
     #[command(flatten)]
     pub token: TokenArgs,
+    /// PEM certificate chain: with --tls-key, both ports speak only TLS.
+    #[arg(long, env = "STOCKYARD_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "STOCKYARD_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+}
+
+impl SchedulerArgs {
+    /// The certificate and key, when both are given.
+    pub fn tls(&self) -> Option<stockyard_scheduler::tls::TlsFiles> {
+        Some(stockyard_scheduler::tls::TlsFiles { cert: self.tls_cert.clone()?, key: self.tls_key.clone()? })
+    }
 }
 
 #[derive(Debug, Args)]
@@ -419,7 +432,7 @@ pub struct ListArgs {
 impl ListArgs {
     /// The schedulers to ask, with the token.
     pub fn remote(&self) -> Result<Remote, crate::Failure> {
-        Ok(Remote::new(self.scheduler.clone(), self.token.token().map_err(crate::Failure::new)?))
+        Ok(Remote::new(self.scheduler.clone(), self.token.access().map_err(crate::Failure::new)?))
     }
 }
 
@@ -508,9 +521,29 @@ pub struct TokenArgs {
     /// directly. None: the ports are open.
     #[arg(long, env = "STOCKYARD_TOKEN_FILE")]
     pub token_file: Option<std::path::PathBuf>,
+    /// PEM certificate(s) of the authority that signed the schedulers'
+    /// certificates: connect to them over TLS, checking it.
+    #[arg(long, env = "STOCKYARD_TLS_CA")]
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// The name the schedulers' certificates carry [default: the host of
+    /// each scheduler address].
+    #[arg(long, env = "STOCKYARD_TLS_DOMAIN")]
+    pub tls_domain: Option<String>,
 }
 
 impl TokenArgs {
+    /// The token and TLS settings for reaching the schedulers.
+    pub fn access(&self) -> Result<stockyard_gateway::Access, String> {
+        let tls = match &self.tls_ca {
+            None => None,
+            Some(path) => Some(stockyard_gateway::ClientTls {
+                ca: std::fs::read(path).map_err(|e| format!("cannot read the TLS authority {}: {e}", path.display()))?,
+                domain: self.tls_domain.clone(),
+            }),
+        };
+        Ok(stockyard_gateway::Access { token: self.token()?, tls })
+    }
+
     /// The token, from the file or STOCKYARD_TOKEN.
     pub fn token(&self) -> Result<Option<String>, String> {
         let token = match &self.token_file {

@@ -21,7 +21,7 @@ pub struct Cluster {
 impl Cluster {
     /// How a client in this process reaches it (no token: it is ours).
     pub fn remote(&self) -> Remote {
-        Remote::new(Schedulers(vec![self.scheduler.clone()]), None)
+        Remote::new(Schedulers(vec![self.scheduler.clone()]), Default::default())
     }
 }
 
@@ -81,7 +81,7 @@ pub async fn start(spec: StandaloneSpec) -> Result<Cluster, Failure> {
     for _ in 0..spec.executors {
         let settings = ExecutorSettings {
             schedulers: vec![format!("{}:{}", spec.bind_host, grpc.port())],
-            token: spec.token.clone(),
+            access: stockyard_gateway::Access { token: spec.token.clone(), tls: None },
             bind_host: spec.bind_host.clone(),
             port: free_port(&spec.bind_host)?,
             grpc_port: free_port(&spec.bind_host)?,

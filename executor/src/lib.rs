@@ -19,8 +19,9 @@ use stockyard_plan::{LogicalCodec, PhysicalCodec};
 pub struct ExecutorSettings {
     /// Schedulers (`HOST:PORT`, gRPC); the executor serves whichever leads.
     pub schedulers: Vec<String>,
-    /// The cluster's token, sent on every call to the scheduler.
-    pub token: Option<String>,
+    /// The cluster's token, sent on every call to the scheduler, and TLS
+    /// to the schedulers when they serve it.
+    pub access: stockyard_gateway::Access,
     /// Address the executor's servers bind to.
     pub bind_host: String,
     /// Host name other executors use to fetch this one's shuffle data.
@@ -52,7 +53,7 @@ impl Default for ExecutorSettings {
     fn default() -> Self {
         Self {
             schedulers: vec!["127.0.0.1:50050".into()],
-            token: None,
+            access: Default::default(),
             bind_host: "127.0.0.1".into(),
             external_host: None,
             port: 50051,
@@ -110,7 +111,7 @@ pub async fn run(settings: ExecutorSettings) -> Result<(), ExecutorError> {
     if let Some(port) = settings.metrics_port {
         serve_metrics(&settings.bind_host, port, metrics.clone()).await?;
     }
-    let gateway = stockyard_gateway::Gateway::start(settings.schedulers.clone(), settings.token.clone()).await?;
+    let gateway = stockyard_gateway::Gateway::start(settings.schedulers.clone(), settings.access.clone()).await?;
     let leader = gateway.leader(settings.connect_timeout).await?;
     tracing::info!(%leader, "found the leading scheduler");
     let via = format!("http://{}", gateway.addr());

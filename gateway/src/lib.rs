@@ -9,9 +9,10 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), stockyard_gateway::GatewayError> {
+//! let access = stockyard_gateway::Access { token: Some("s3cret".into()), tls: None };
 //! let gateway = stockyard_gateway::Gateway::start(
 //!     vec!["sched-a:50050".into(), "sched-b:50050".into()],
-//!     Some("s3cret".into()),
+//!     access,
 //! ).await?;
 //! // Ballista connects here; calls go to whichever scheduler leads.
 //! let local = gateway.addr();
@@ -28,7 +29,7 @@ use axum::http::{HeaderValue, Request, Response, header::AUTHORIZATION};
 use stockyard_proto::GetLeaderRequest;
 use stockyard_proto::stockyard_client::StockyardClient;
 use tokio::sync::Notify;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tower::ServiceExt;
 
 /// How often the leader is looked up again while all is well.
@@ -36,6 +37,31 @@ const RECHECK: Duration = Duration::from_secs(1);
 
 /// How long one scheduler gets to say who leads.
 const ASK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What reaching the schedulers takes besides their addresses.
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    /// The cluster's token, sent on every call.
+    pub token: Option<String>,
+    /// TLS to the schedulers, when they serve it.
+    pub tls: Option<ClientTls>,
+}
+
+/// How to check the schedulers' certificates.
+#[derive(Clone)]
+pub struct ClientTls {
+    /// PEM certificates of the authority that signed them.
+    pub ca: Vec<u8>,
+    /// The name their certificates carry; by default the host each address
+    /// names.
+    pub domain: Option<String>,
+}
+
+impl std::fmt::Debug for ClientTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientTls").field("ca_bytes", &self.ca.len()).field("domain", &self.domain).finish()
+    }
+}
 
 /// Why a gateway could not start or find a leader.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +75,9 @@ pub enum GatewayError {
     /// The token cannot be sent as a header.
     #[error("the token holds characters that cannot be sent in a header")]
     Token,
+    /// The TLS settings are not usable.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// No scheduler answered.
     #[error("no scheduler answered ({0})")]
     NoLeader(String),
@@ -75,6 +104,7 @@ struct Shared {
     schedulers: Vec<String>,
     /// `Bearer <token>`, added to every call.
     token: Option<HeaderValue>,
+    tls: Option<ClientTls>,
     /// The leader's address and a channel to it.
     leader: Mutex<Option<(String, Channel)>>,
     /// Why no leader is known, for the error a caller gets meanwhile.
@@ -91,20 +121,21 @@ struct Shared {
 
 impl Gateway {
     /// Starts a gateway to the leader among `schedulers` (`HOST:PORT`).
-    pub async fn start(schedulers: Vec<String>, token: Option<String>) -> Result<Self, GatewayError> {
-        Self::open(schedulers, token, true).await
+    pub async fn start(schedulers: Vec<String>, access: Access) -> Result<Self, GatewayError> {
+        Self::open(schedulers, access, true).await
     }
 
     /// Starts a gateway to `scheduler` only, without asking who leads: for
     /// a scheduler's own jobs, which run where they are started.
-    pub async fn fixed(scheduler: String, token: Option<String>) -> Result<Self, GatewayError> {
-        Self::open(vec![scheduler], token, false).await
+    pub async fn fixed(scheduler: String, access: Access) -> Result<Self, GatewayError> {
+        Self::open(vec![scheduler], access, false).await
     }
 
-    async fn open(schedulers: Vec<String>, token: Option<String>, follow: bool) -> Result<Self, GatewayError> {
+    async fn open(schedulers: Vec<String>, access: Access, follow: bool) -> Result<Self, GatewayError> {
         for s in &schedulers {
-            endpoint(s)?;
+            endpoint(s, &access.tls)?;
         }
+        let Access { token, tls } = access;
         let token = match token {
             Some(t) => Some(HeaderValue::from_str(&format!("Bearer {t}")).map_err(|_| GatewayError::Token)?),
             None => None,
@@ -115,13 +146,14 @@ impl Gateway {
             refused: Mutex::new(None),
             schedulers,
             token,
+            tls,
             wake: Notify::new(),
             found: Notify::new(),
             failed_rounds: Default::default(),
         });
         if !follow {
             let addr = shared.schedulers[0].clone();
-            let channel = endpoint(&addr)?.connect_lazy();
+            let channel = endpoint(&addr, &shared.tls)?.connect_lazy();
             *shared.leader.lock().expect("leader lock") = Some((addr, channel));
         } else {
             tokio::spawn(follow_leader(shared.clone()));
@@ -176,13 +208,20 @@ impl Gateway {
     }
 }
 
-fn endpoint(addr: &str) -> Result<Endpoint, GatewayError> {
+fn endpoint(addr: &str, tls: &Option<ClientTls>) -> Result<Endpoint, GatewayError> {
     let bad = || GatewayError::Address(addr.to_string());
     let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
     if host.is_empty() || port.parse::<u16>().map_or(true, |p| p == 0) {
         return Err(bad());
     }
-    Ok(Endpoint::from_shared(format!("http://{addr}")).map_err(|_| bad())?.connect_timeout(ASK_TIMEOUT))
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let endpoint = Endpoint::from_shared(format!("{scheme}://{addr}")).map_err(|_| bad())?.connect_timeout(ASK_TIMEOUT);
+    let Some(tls) = tls else { return Ok(endpoint) };
+    let host = host.trim_matches(['[', ']']);
+    let config = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(&tls.ca))
+        .domain_name(tls.domain.clone().unwrap_or_else(|| host.to_string()));
+    endpoint.tls_config(config).map_err(|e| GatewayError::Tls(e.to_string()))
 }
 
 /// Keeps `shared.leader` on the scheduler that leads.
@@ -192,7 +231,7 @@ async fn follow_leader(shared: Arc<Shared>) {
             Ok(addr) => {
                 let mut leader = shared.leader.lock().expect("leader lock");
                 if leader.as_ref().map(|(a, _)| a) != Some(&addr) {
-                    match endpoint(&addr) {
+                    match endpoint(&addr, &shared.tls) {
                         Ok(e) => {
                             tracing::info!(leader = %addr, "following the leading scheduler");
                             *leader = Some((addr, e.connect_lazy()));
@@ -227,7 +266,7 @@ async fn find_leader(shared: &Shared) -> Result<String, String> {
     let mut answered = None;
     for addr in &shared.schedulers {
         let asked = async {
-            let channel = endpoint(addr).map_err(|e| e.to_string())?.connect().await.map_err(|e| format!("unreachable ({e})"))?;
+            let channel = endpoint(addr, &shared.tls).map_err(|e| e.to_string())?.connect().await.map_err(|e| format!("unreachable ({})", causes(&e)))?;
             let mut request = tonic::Request::new(GetLeaderRequest {});
             if let Some(token) = &shared.token {
                 request.metadata_mut().insert("authorization", token.to_str().unwrap_or_default().parse().map_err(|_| "bad token")?);
@@ -257,6 +296,18 @@ async fn find_leader(shared: &Shared) -> Result<String, String> {
     answered.ok_or_else(|| problems.join("; "))
 }
 
+/// An error with its causes, `outer: inner: …`: a transport error alone
+/// says only "transport error".
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        out = format!("{out}: {inner}");
+        source = inner.source();
+    }
+    out
+}
+
 /// Sends one call to the leader, with the token.
 async fn forward(State(shared): State<Arc<Shared>>, request: Request<Body>) -> Response<Body> {
     let leader = shared.leader.lock().expect("leader lock").clone();
@@ -284,9 +335,9 @@ mod tests {
 
     #[tokio::test]
     async fn bad_addresses_are_named() {
-        let e = Gateway::start(vec!["nohost".into()], None).await.err().unwrap();
+        let e = Gateway::start(vec!["nohost".into()], Access::default()).await.err().unwrap();
         assert_eq!(e.to_string(), "'nohost' is not a scheduler address (HOST:PORT)");
-        let e = Gateway::start(vec!["h:0".into()], None).await.err().unwrap();
+        let e = Gateway::start(vec!["h:0".into()], Access::default()).await.err().unwrap();
         assert_eq!(e.to_string(), "'h:0' is not a scheduler address (HOST:PORT)");
     }
 
@@ -294,7 +345,7 @@ mod tests {
     async fn no_scheduler_is_a_clear_error() {
         // A port nothing listens on.
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let gateway = Gateway::start(vec![format!("127.0.0.1:{port}")], None).await.unwrap();
+        let gateway = Gateway::start(vec![format!("127.0.0.1:{port}")], Access::default()).await.unwrap();
         let e = gateway.leader(Duration::from_secs(3)).await.unwrap_err().to_string();
         assert!(e.starts_with(&format!("no scheduler answered (127.0.0.1:{port}: unreachable")), "{e}");
     }

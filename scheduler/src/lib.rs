@@ -12,6 +12,7 @@ mod metrics;
 pub mod runner;
 pub mod schedules;
 mod service;
+pub mod tls;
 mod ui;
 
 use std::future::Future;
@@ -31,6 +32,7 @@ use stockyard_mongo::{MongoCatalog, MongoSource};
 use stockyard_plan::{LogicalCodec, PhysicalCodec};
 use stockyard_proto::stockyard_server::StockyardServer;
 use tokio::net::TcpListener;
+use axum::serve::ListenerExt;
 use tonic::service::RoutesBuilder;
 
 pub use service::{executors, jobs};
@@ -76,6 +78,12 @@ pub struct SchedulerSettings {
     /// Token both ports require (gRPC calls, API, metrics, UI); open when
     /// `None`.
     pub token: Option<String>,
+    /// Certificate and key: both ports then speak only TLS.
+    pub tls: Option<tls::TlsFiles>,
+    /// How this scheduler's own jobs check its certificate: the
+    /// authority (default: the certificate itself) and the name in it
+    /// (default: the bind host).
+    pub tls_client: Option<stockyard_gateway::ClientTls>,
 }
 
 /// Where MongoDB tables come from.
@@ -122,6 +130,8 @@ impl Default for SchedulerSettings {
             default_schedules: true,
             allow_local_files: false,
             token: None,
+            tls: None,
+            tls_client: None,
         }
     }
 }
@@ -151,6 +161,9 @@ pub enum SchedulerError {
     /// The gateway the scheduler's own jobs connect through.
     #[error("{0}")]
     Gateway(#[from] stockyard_gateway::GatewayError),
+    /// The TLS certificate or key cannot be used.
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 /// A bound, not yet serving scheduler; [`BoundScheduler::serve`] runs it.
@@ -164,6 +177,7 @@ pub struct BoundScheduler {
     /// Ballista's job store, for the stages and tasks of any job.
     jobs: Arc<dyn ballista_scheduler::cluster::JobState>,
     token: Option<String>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     redis_url: String,
     grpc: TcpListener,
     http: TcpListener,
@@ -206,7 +220,17 @@ impl BoundScheduler {
         tracing::info!(id = %me.id, "scheduler instance");
         // The scheduler's own jobs are Ballista clients too: with a token,
         // they must send it like any other.
-        let own = stockyard_gateway::Gateway::fixed(format!("{own_host}:{port}"), settings.token.clone()).await?;
+        let tls = settings.tls.as_ref().map(tls::acceptor).transpose().map_err(SchedulerError::Tls)?;
+        let own_tls = match (&settings.tls, &settings.tls_client) {
+            (None, _) => None,
+            (Some(_), Some(client)) => Some(client.clone()),
+            (Some(files), None) => Some(stockyard_gateway::ClientTls {
+                ca: std::fs::read(&files.cert).map_err(|e| SchedulerError::Tls(format!("{}: {e}", files.cert.display())))?,
+                domain: None,
+            }),
+        };
+        let access = stockyard_gateway::Access { token: settings.token.clone(), tls: own_tls };
+        let own = stockyard_gateway::Gateway::fixed(format!("{own_host}:{port}"), access).await?;
         let targets = JobTargets {
             scheduler: own.addr().to_string(),
             mongo: source,
@@ -232,6 +256,7 @@ impl BoundScheduler {
             default_schedules: settings.default_schedules,
             jobs,
             token: settings.token.clone(),
+            tls,
             redis_url: settings.redis_url.clone(),
             grpc,
             http,
@@ -255,7 +280,7 @@ impl BoundScheduler {
 
     /// Serves until `shutdown` completes or a server fails.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), SchedulerError> {
-        let Self { scheduler, catalog, runner, schedules, leadership, default_schedules, jobs, token, redis_url, grpc, http } = self;
+        let Self { scheduler, catalog, runner, schedules, leadership, default_schedules, jobs, token, tls, redis_url, grpc, http } = self;
         let catalog_for_refresh = catalog.clone();
         let scheduler_for_revive = scheduler.clone();
         let api = api::Api {
@@ -294,9 +319,28 @@ impl BoundScheduler {
             .layer(axum::middleware::from_fn_with_state(token, auth::require_grpc));
         // Served through axum with the peer address attached: Ballista's
         // handlers read it as `ConnectInfo<SocketAddr>`.
-        let grpc_server = axum::serve(grpc, grpc_routes.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(stopped(stop_rx.clone()));
-        let http_server = axum::serve(http, http::router(api)).with_graceful_shutdown(stopped(stop_rx));
+        let grpc_app = grpc_routes.into_make_service_with_connect_info::<SocketAddr>();
+        let http_app = http::router(api);
+        let (grpc_stop, http_stop) = (stopped(stop_rx.clone()), stopped(stop_rx));
+        let grpc_server = async {
+            match &tls {
+                // `tap_io` makes axum attach the peer address for any listener.
+                Some(acceptor) => {
+                    let listener = tls::TlsListener::new(grpc, acceptor.clone()).tap_io(|_| ());
+                    axum::serve(listener, grpc_app).with_graceful_shutdown(grpc_stop).await
+                }
+                None => axum::serve(grpc, grpc_app).with_graceful_shutdown(grpc_stop).await,
+            }
+        };
+        let http_server = async {
+            match &tls {
+                Some(acceptor) => {
+                    let listener = tls::TlsListener::new(http, acceptor.clone());
+                    axum::serve(listener, http_app).with_graceful_shutdown(http_stop).await
+                }
+                None => axum::serve(http, http_app).with_graceful_shutdown(http_stop).await,
+            }
+        };
         let resigning = leadership.clone();
         tokio::spawn(async move {
             shutdown.await;

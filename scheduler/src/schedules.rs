@@ -55,10 +55,12 @@ impl Schedule {
         if self.every_ms > 0 {
             // On the interval's grid from the last planned time, so runs do
             // not drift; ticks missed while nobody ran schedules are not
-            // made up.
+            // made up, and a late run is not followed by another at once:
+            // the next is at least half an interval away.
             let base = self.next_run_ms.min(now_ms);
             let behind = (now_ms - base) / self.every_ms + 1;
-            return base + behind * self.every_ms;
+            let next = base + behind * self.every_ms;
+            return if next - now_ms < self.every_ms / 2 { next + self.every_ms } else { next };
         }
         croner::Cron::from_str(&self.cron)
             .ok()
@@ -446,6 +448,9 @@ mod tests {
         assert_eq!(schedule(60_000, "", ms - 10_000).next_after(now), ms + 50_000);
         // Long overdue: the next grid point after now, no burst.
         assert_eq!(schedule(60_000, "", ms - 3_600_000 - 10_000).next_after(now), ms + 50_000);
+        // Fired 50 s late: the grid point 10 s on is skipped, not run right
+        // after this one.
+        assert_eq!(schedule(60_000, "", ms - 50_000).next_after(now), ms + 70_000);
         let next = schedule(0, "*/5 * * * *", 0).next_after(now);
         assert_eq!(next, DateTime::parse_from_rfc3339("2026-01-05T12:05:00Z").unwrap().timestamp_millis() as u64);
     }

@@ -160,7 +160,8 @@ fn the_standby_takes_over_a_dead_leaders_run_its_executors_and_its_schedules() {
     let overview = b.get("/api/overview");
     assert_eq!(overview["leader"]["this_scheduler"], false);
     assert!(overview["problems"].to_string().contains(&format!("this scheduler is a standby; the leader is at {}", a.addr())), "{overview}");
-    // A standby refuses runs and says where to go.
+    // A standby is ready (it answers where the leader is) and refuses runs.
+    assert_eq!(http_get(b.http, "/readyz"), (200, format!("ready: standby, the leader is at {}\n", a.addr())));
     let (status, body) = http(b.http, "POST", "/api/runs", Some(r#"{"job":"sql","params":{"sql":"SELECT 1"}}"#));
     assert_eq!(status, 409, "{body}");
     assert!(body.contains(&format!("the leader is at {}", a.addr())), "{body}");
@@ -265,11 +266,11 @@ fn without_etcd_no_schedule_fires_and_when_it_returns_none_fires_twice() {
     // None started while nobody led.
     let quiet: Vec<_> = ticks.iter().filter(|r| (stepped_down..back_at).contains(&millis(&r["started_at"]))).collect();
     assert!(quiet.is_empty(), "runs fired while etcd was down: {quiet:?}");
-    // The ticks missed meanwhile are not made up in a burst: about one a
-    // second after etcd is back.
+    // The ticks missed meanwhile are not made up in a burst: after one
+    // late run, the next is at least half an interval later.
     let after: Vec<i64> = ticks.iter().map(|r| millis(&r["started_at"])).filter(|t| *t > back_at).collect();
     for pair in after.windows(2) {
-        assert!(pair[1] - pair[0] >= 700, "ticks fired in a burst after etcd came back: {after:?}");
+        assert!(pair[1] - pair[0] >= 500, "ticks fired in a burst after etcd came back: {after:?}");
     }
     never_twice_at_once(&ticks);
 }

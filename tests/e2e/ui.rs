@@ -610,3 +610,86 @@ fn a_token_guards_the_api_the_metrics_and_the_ui() {
     let raw = http_with(cluster.port, "POST", "/stockyard.Stockyard/ListRuns", &[("content-type", "application/grpc")], Some(""));
     assert_eq!(raw.header("grpc-status").as_deref(), Some("16"), "{} {:?}", raw.status, raw.body);
 }
+
+/// A test authority and a certificate it signed for `localhost` and
+/// 127.0.0.1, made with the openssl command line: `(ca, cert, key)`.
+fn certificates(dir: &std::path::Path) -> (PathBuf, PathBuf, PathBuf) {
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl").args(args).current_dir(dir).output().expect("openssl");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    openssl(&[&["req", "-x509"], &ec[..], &["-days", "2", "-subj", "/CN=stockyard test CA", "-keyout", "ca.key", "-out", "ca.pem"]].concat());
+    openssl(&[&["req"], &ec[..], &["-subj", "/CN=localhost", "-keyout", "key.pem", "-out", "cert.csr"]].concat());
+    std::fs::write(dir.join("ext.cnf"), "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n").unwrap();
+    openssl(&[
+        "x509", "-req", "-in", "cert.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2", "-extfile", "ext.cnf", "-out",
+        "cert.pem",
+    ]);
+    (dir.join("ca.pem"), dir.join("cert.pem"), dir.join("key.pem"))
+}
+
+fn curl(args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new("curl").args(["-s", "--max-time", "10"]).args(args).output().expect("curl");
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn with_a_certificate_both_ports_speak_only_tls() {
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = certificates(certs.path());
+    let path = |p: &PathBuf| p.display().to_string();
+    // Every process gets the authority: executors and the CLI check the
+    // scheduler with it, the scheduler's own jobs too.
+    let cluster = Cluster::start_with_env(2, vec![
+        ("STOCKYARD_TLS_CERT".into(), path(&cert)),
+        ("STOCKYARD_TLS_KEY".into(), path(&key)),
+        ("STOCKYARD_TLS_CA".into(), path(&ca)),
+    ]);
+    // Queries (Ballista's client and executors through TLS) and a job the
+    // scheduler runs itself.
+    assert_eq!(cluster.sql_csv("SELECT count(*) AS n FROM partitioned_range(10, 2)"), "n\n10\n");
+    cluster.stockyard(&["schedules", "add", "once", "--job", "sql", "--every", "1h", "--sql", "SELECT 1"]).ok();
+    let trigger = cluster.stockyard(&["schedules", "trigger", "once"]).ok();
+    let run_id = trigger.stdout.split("\"run_id\":\"").nth(1).and_then(|s| s.split('"').next()).unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let jobs = cluster.stockyard(&["jobs", "--format", "json"]).ok().stdout;
+        let run: Value = jobs.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).find(|r| r["run_id"] == run_id.as_str()).unwrap();
+        if run["status"] == "succeeded" {
+            break;
+        }
+        assert!(run["status"] == "running" && Instant::now() < deadline, "{run}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // HTTPS on the HTTP port, checked against the authority; plain HTTP
+    // gets nothing.
+    let base = format!("127.0.0.1:{}", cluster.http_port);
+    let (code, body) = curl(&["--cacert", &path(&ca), &format!("https://{base}/api/overview")]);
+    assert_eq!(code, 0, "{body}");
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["executors"].as_array().map(Vec::len), Some(2), "{body}");
+    assert_eq!(curl(&["--cacert", &path(&ca), &format!("https://localhost:{}/healthz", cluster.http_port)]), (0, "ok\n".into()));
+    assert_ne!(curl(&[&format!("http://{base}/healthz")]).0, 0);
+    // A client that does not know the authority, or expects another name,
+    // is refused by its own check, and says so.
+    for (drop_ca, domain, why) in [(true, None, "cannot reach the scheduler at"), (false, Some("other.example"), "certificate")] {
+        let mut cmd = cluster.command(&["executors"]);
+        if drop_ca {
+            cmd.env_remove("STOCKYARD_TLS_CA");
+        }
+        if let Some(d) = domain {
+            cmd.env("STOCKYARD_TLS_DOMAIN", d);
+        }
+        let refused = stockyard_tests::cluster::run(cmd);
+        assert_eq!(refused.code, 1, "{}", refused.stdout);
+        assert!(refused.stderr.contains(why), "{why}: {}", refused.stderr);
+    }
+    // A certificate that does not go with the key stops the scheduler at
+    // once, naming both files.
+    let mut cmd = stockyard_tests::cluster::base_command(&[]);
+    cmd.args(["scheduler", "--port", &free_port().to_string(), "--http-port", &free_port().to_string()])
+        .args(["--state", "memory", "--tls-cert", &path(&ca), "--tls-key", &path(&key)]);
+    let bad = stockyard_tests::cluster::run(cmd);
+    assert_eq!(bad.code, 1, "{}", bad.stderr);
+    assert!(bad.stderr.contains(&format!("{} and {} do not make a certificate and its key", path(&ca), path(&key))), "{}", bad.stderr);
+}
