@@ -117,6 +117,18 @@ fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) -> 
     start.elapsed()
 }
 
+/// Whether `done` came true within `timeout`.
+fn within(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while !done() {
+        if start.elapsed() > timeout {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    true
+}
+
 fn json_lines(s: &str) -> Vec<Value> {
     s.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
 }
@@ -237,10 +249,12 @@ fn without_etcd_no_schedule_fires_and_when_it_returns_none_fires_twice() {
     ha.executor();
     wait_until("a leader", Duration::from_secs(20), || a.leads() || b.leads());
     ha.stockyard(&["schedules", "add", "tick", "--job", "sql", "--every", "1s", "--sql", "SELECT 1"]).ok();
-    wait_until("two executors on the leader", Duration::from_secs(60), || {
+    // Executors started while the election ran find the leader.
+    let on_leader = within(Duration::from_secs(60), || {
         let leader = if a.leads() { &a } else { &b };
         leader.get("/api/executors").as_array().is_some_and(|e| e.iter().filter(|e| e["state"] == "active").count() == 2)
     });
+    assert!(on_leader, "the executors did not reach the leader:\n{}", ha.logs());
 
     // etcd goes away for 8 s: both step down within a lease, and neither
     // fires a schedule meanwhile.
