@@ -107,6 +107,8 @@ struct Shared {
     tls: Option<ClientTls>,
     /// The leader's address and a channel to it.
     leader: Mutex<Option<(String, Channel)>>,
+    /// A channel to each scheduler asked who leads, kept between lookups.
+    asking: Mutex<std::collections::HashMap<String, Channel>>,
     /// Why no leader is known, for the error a caller gets meanwhile.
     problem: Mutex<String>,
     /// Set when a scheduler refused our token.
@@ -142,6 +144,7 @@ impl Gateway {
         };
         let shared = Arc::new(Shared {
             leader: Mutex::new(None),
+            asking: Mutex::default(),
             problem: Mutex::new("no scheduler asked yet".into()),
             refused: Mutex::new(None),
             schedulers,
@@ -224,6 +227,19 @@ fn endpoint(addr: &str, tls: &Option<ClientTls>) -> Result<Endpoint, GatewayErro
     endpoint.tls_config(config).map_err(|e| GatewayError::Tls(e.to_string()))
 }
 
+impl Shared {
+    /// The kept channel to `addr`; it reconnects by itself after a failure.
+    fn channel_to(&self, addr: &str) -> Result<Channel, GatewayError> {
+        let mut asking = self.asking.lock().expect("asking lock");
+        if let Some(c) = asking.get(addr) {
+            return Ok(c.clone());
+        }
+        let channel = endpoint(addr, &self.tls)?.connect_lazy();
+        asking.insert(addr.to_string(), channel.clone());
+        Ok(channel)
+    }
+}
+
 /// Keeps `shared.leader` on the scheduler that leads.
 async fn follow_leader(shared: Arc<Shared>) {
     loop {
@@ -266,17 +282,24 @@ async fn find_leader(shared: &Shared) -> Result<String, String> {
     let mut answered = None;
     for addr in &shared.schedulers {
         let asked = async {
-            let channel = endpoint(addr, &shared.tls).map_err(|e| e.to_string())?.connect().await.map_err(|e| format!("unreachable ({})", causes(&e)))?;
+            let channel = shared.channel_to(addr).map_err(|e| e.to_string())?;
             let mut request = tonic::Request::new(GetLeaderRequest {});
             if let Some(token) = &shared.token {
                 request.metadata_mut().insert("authorization", token.to_str().unwrap_or_default().parse().map_err(|_| "bad token")?);
             }
             let answer = StockyardClient::new(channel).get_leader(request).await.map_err(|s| {
-                if s.code() == tonic::Code::Unauthenticated {
-                    *shared.refused.lock().expect("refused lock") = Some(format!("{addr}: {}", s.message()));
-                    shared.found.notify_waiters();
+                match s.code() {
+                    tonic::Code::Unauthenticated => {
+                        *shared.refused.lock().expect("refused lock") = Some(format!("{addr}: {}", s.message()));
+                        shared.found.notify_waiters();
+                        s.message().to_string()
+                    }
+                    tonic::Code::Unavailable | tonic::Code::Unknown => match std::error::Error::source(&s) {
+                        Some(inner) => format!("unreachable ({}: {})", s.message(), causes(inner)),
+                        None => format!("unreachable ({})", s.message()),
+                    },
+                    _ => s.message().to_string(),
                 }
-                s.message().to_string()
             })?.into_inner();
             Ok::<_, String>(answer)
         };
