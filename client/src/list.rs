@@ -21,7 +21,16 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// reached in time.
 pub async fn connect(scheduler: &Remote) -> Result<StockyardClient<Channel>, Failure> {
     let unreachable = |e: &dyn std::fmt::Display| {
-        Failure::new(format!("cannot reach the scheduler at {scheduler}: {e} (is `stockyard scheduler` running there?)"))
+        let e = e.to_string();
+        // Something listens but does not speak plain HTTP/2 with us: most
+        // likely a scheduler serving TLS.
+        let nobody = ["Connection refused", "no answer", "dns error", "failed to lookup"].iter().any(|m| e.contains(m));
+        let hint = if scheduler.access.tls.is_none() && !nobody {
+            "is it serving TLS? then give its authority with --tls-ca"
+        } else {
+            "is `stockyard scheduler` running there?"
+        };
+        Failure::new(format!("cannot reach the scheduler at {scheduler}: {e} ({hint})"))
     };
     let address = scheduler.address(CONNECT_TIMEOUT).await.map_err(|e| match e.strip_prefix("refused by the scheduler: ") {
         Some(why) => Failure::new(format!("the scheduler refused this client: {why}")),

@@ -294,10 +294,7 @@ async fn find_leader(shared: &Shared) -> Result<String, String> {
                         shared.found.notify_waiters();
                         s.message().to_string()
                     }
-                    tonic::Code::Unavailable | tonic::Code::Unknown => match std::error::Error::source(&s) {
-                        Some(inner) => format!("unreachable ({}: {})", s.message(), causes(inner)),
-                        None => format!("unreachable ({})", s.message()),
-                    },
+                    tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Internal => format!("unreachable ({})", root_cause(&s)),
                     _ => s.message().to_string(),
                 }
             })?.into_inner();
@@ -319,16 +316,16 @@ async fn find_leader(shared: &Shared) -> Result<String, String> {
     answered.ok_or_else(|| problems.join("; "))
 }
 
-/// An error with its causes, `outer: inner: …`: a transport error alone
-/// says only "transport error".
-fn causes(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        out = format!("{out}: {inner}");
-        source = inner.source();
+/// The innermost cause of a failed call ("Connection refused", "invalid
+/// peer certificate: …"): the layers above it repeat "transport error".
+fn root_cause(status: &tonic::Status) -> String {
+    let mut cause: Option<&dyn std::error::Error> = std::error::Error::source(status);
+    let mut deepest = None;
+    while let Some(e) = cause {
+        deepest = Some(e.to_string());
+        cause = e.source();
     }
-    out
+    deepest.unwrap_or_else(|| status.message().to_string())
 }
 
 /// Sends one call to the leader, with the token.
