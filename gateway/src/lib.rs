@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::State;
+use axum::serve::ListenerExt;
 use axum::http::{HeaderValue, Request, Response, header::AUTHORIZATION};
 use stockyard_proto::GetLeaderRequest;
 use stockyard_proto::stockyard_client::StockyardClient;
@@ -165,6 +166,11 @@ impl Gateway {
         let addr = listener.local_addr().map_err(GatewayError::Listen)?;
         let app = axum::Router::new().fallback(forward).with_state(shared.clone());
         tokio::spawn(async move {
+            // Nagle's algorithm would hold each small answer for the
+            // caller's delayed ACK: 40 ms a call.
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!("the scheduler gateway stopped: {e}");
             }

@@ -7,6 +7,7 @@
 //! keep working unchanged.
 
 pub mod archive;
+pub mod build_side;
 pub mod codec;
 pub mod fault;
 pub mod range;

@@ -204,6 +204,12 @@ impl BoundScheduler {
         let source = settings.mongo.source();
         config.override_logical_codec = Some(Arc::new(LogicalCodec::new(Some(source.clone()))));
         config.override_physical_codec = Some(Arc::new(PhysicalCodec::new(Some(source.clone()))));
+        // Ballista's sessions, plus our rule that keeps a join's output off
+        // the build side of the next join (a broadcast of the fact stream).
+        config.override_session_builder = Some(Arc::new(|session| {
+            let state = ballista_core::utils::default_session_builder(session)?;
+            Ok(stockyard_plan::build_side::install(state))
+        }));
         let catalog = Arc::new(MongoCatalog::new(source.clone(), settings.mongo.sample_size, CATALOG_TTL));
         let own_host = match settings.bind_host.as_str() {
             "0.0.0.0" | "::" | "[::]" => "127.0.0.1",
@@ -329,7 +335,7 @@ impl BoundScheduler {
                     let listener = tls::TlsListener::new(grpc, acceptor.clone()).tap_io(|_| ());
                     axum::serve(listener, grpc_app).with_graceful_shutdown(grpc_stop).await
                 }
-                None => axum::serve(grpc, grpc_app).with_graceful_shutdown(grpc_stop).await,
+                None => axum::serve(grpc.tap_io(no_delay), grpc_app).with_graceful_shutdown(grpc_stop).await,
             }
         };
         let http_server = async {
@@ -338,7 +344,7 @@ impl BoundScheduler {
                     let listener = tls::TlsListener::new(http, acceptor.clone());
                     axum::serve(listener, http_app).with_graceful_shutdown(http_stop).await
                 }
-                None => axum::serve(http, http_app).with_graceful_shutdown(http_stop).await,
+                None => axum::serve(http.tap_io(no_delay), http_app).with_graceful_shutdown(http_stop).await,
             }
         };
         let resigning = leadership.clone();
@@ -359,6 +365,12 @@ impl BoundScheduler {
         h.map_err(|e| SchedulerError::Serve { what: "HTTP", message: e.to_string() })?;
         Ok(())
     }
+}
+
+/// Sends small answers at once: with Nagle's algorithm on, a gRPC answer
+/// written in pieces waits for the client's delayed ACK, 40 ms a call.
+fn no_delay(tcp: &mut tokio::net::TcpStream) {
+    let _ = tcp.set_nodelay(true);
 }
 
 /// Ballista 54 resets the tasks of an executor it declares lost but offers

@@ -72,6 +72,8 @@ impl TlsListener {
                         continue;
                     }
                 };
+                // Small answers go out at once (see `no_delay` in lib.rs).
+                let _ = stream.set_nodelay(true);
                 let (acceptor, tx) = (acceptor.clone(), tx.clone());
                 tokio::spawn(async move {
                     match tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)).await {
