@@ -203,7 +203,7 @@ pub struct SchedulerArgs {
     #[command(flatten)]
     pub local_files: LocalFilesArgs,
     #[command(flatten)]
-    pub token: TokenArgs,
+    pub access: AccessArgs,
     /// PEM certificate chain: with --tls-key, both ports speak only TLS.
     #[arg(long, env = "STOCKYARD_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<std::path::PathBuf>,
@@ -226,7 +226,7 @@ pub struct ExecutorArgs {
     #[arg(long, env = "STOCKYARD_SCHEDULER", default_value = "127.0.0.1:50050", value_parser = parse_schedulers)]
     pub scheduler: Schedulers,
     #[command(flatten)]
-    pub token: TokenArgs,
+    pub access: AccessArgs,
     /// Address to listen on.
     #[arg(long, env = "STOCKYARD_BIND_HOST", default_value = "127.0.0.1")]
     pub bind_host: String,
@@ -284,7 +284,7 @@ pub struct StandaloneArgs {
     #[command(flatten)]
     pub local_files: LocalFilesArgs,
     #[command(flatten)]
-    pub token: TokenArgs,
+    pub access: AccessArgs,
 }
 
 /// How results are printed.
@@ -307,7 +307,7 @@ pub struct SqlArgs {
     #[arg(long, env = "STOCKYARD_SCHEDULER", default_value = "127.0.0.1:50050", value_parser = parse_schedulers)]
     pub scheduler: Schedulers,
     #[command(flatten)]
-    pub token: TokenArgs,
+    pub access: AccessArgs,
     /// Start a scheduler and two executors in this process instead.
     #[arg(long)]
     pub standalone: bool,
@@ -345,7 +345,7 @@ pub struct Target {
     #[arg(long, env = "STOCKYARD_SCHEDULER", default_value = "127.0.0.1:50050", value_parser = parse_schedulers)]
     pub scheduler: Schedulers,
     #[command(flatten)]
-    pub token: TokenArgs,
+    pub access: AccessArgs,
     /// Start a scheduler and two executors in this process instead.
     #[arg(long)]
     pub standalone: bool,
@@ -426,13 +426,13 @@ pub struct ListArgs {
     #[arg(long, env = "STOCKYARD_SCHEDULER", default_value = "127.0.0.1:50050", value_parser = parse_schedulers)]
     pub scheduler: Schedulers,
     #[command(flatten)]
-    pub token: TokenArgs,
+    pub access: AccessArgs,
 }
 
 impl ListArgs {
     /// The schedulers to ask, with the token.
     pub fn remote(&self) -> Result<Remote, crate::Failure> {
-        Ok(Remote::new(self.scheduler.clone(), self.token.access().map_err(crate::Failure::new)?))
+        Ok(Remote::new(self.scheduler.clone(), self.access.access().map_err(crate::Failure::new)?))
     }
 }
 
@@ -513,9 +513,10 @@ pub struct LocalFilesArgs {
     pub allow_local_files: bool,
 }
 
-/// The HTTP port's access token.
+/// The cluster token and TLS trust: what a scheduler requires, and what
+/// executors and clients present and check.
 #[derive(Debug, Args)]
-pub struct TokenArgs {
+pub struct AccessArgs {
     /// File holding the cluster's access token: a scheduler requires it on
     /// both ports, executors and clients send it; STOCKYARD_TOKEN gives it
     /// directly. None: the ports are open.
@@ -531,7 +532,7 @@ pub struct TokenArgs {
     pub tls_domain: Option<String>,
 }
 
-impl TokenArgs {
+impl AccessArgs {
     /// The token and TLS settings for reaching the schedulers.
     pub fn access(&self) -> Result<stockyard_gateway::Access, String> {
         let tls = match &self.tls_ca {

@@ -89,10 +89,10 @@ async fn run(command: Command) -> Result<(), Failure> {
                 history_retention: a.state.history_retention,
                 default_schedules: a.state.default_schedules,
                 allow_local_files: a.local_files.allow_local_files,
-                token: a.token.token().map_err(Failure::new)?,
+                token: a.access.token().map_err(Failure::new)?,
                 tls,
                 // How its own jobs check its certificate, if not by itself.
-                tls_client: a.token.access().map_err(Failure::new)?.tls,
+                tls_client: a.access.access().map_err(Failure::new)?.tls,
             };
             let bound = BoundScheduler::bind(&settings).await.map_err(Failure::from_error)?;
             tracing::info!(grpc = %bound.grpc_addr(), http = %bound.http_addr(), "scheduler listening");
@@ -101,7 +101,7 @@ async fn run(command: Command) -> Result<(), Failure> {
         Command::Executor(a) => {
             let settings = ExecutorSettings {
                 schedulers: a.scheduler.0.iter().map(ToString::to_string).collect(),
-                access: a.token.access().map_err(Failure::new)?,
+                access: a.access.access().map_err(Failure::new)?,
                 bind_host: a.bind_host,
                 external_host: a.external_host,
                 port: a.port,
@@ -129,7 +129,7 @@ async fn run(command: Command) -> Result<(), Failure> {
                 state: a.state.state,
                 default_schedules: a.state.default_schedules,
                 allow_local_files: a.local_files.allow_local_files,
-                token: a.token.token().map_err(Failure::new)?,
+                token: a.access.token().map_err(Failure::new)?,
             })
             .await?;
             println!(
@@ -159,7 +159,7 @@ async fn run(command: Command) -> Result<(), Failure> {
                 .await?
                 .remote()
             } else {
-                cli::Remote::new(a.scheduler, a.token.access().map_err(Failure::new)?)
+                cli::Remote::new(a.scheduler, a.access.access().map_err(Failure::new)?)
             };
             let mongo = ScanOptions { partitions: a.mongo_partitions, partition_field: a.mongo_partition_field, share: None };
             sql::run(&a.sql, &scheduler, a.format, mongo).await
@@ -205,7 +205,7 @@ async fn run(command: Command) -> Result<(), Failure> {
 /// cluster with `--standalone`.
 async fn target(t: cli::Target) -> Result<cli::Remote, Failure> {
     if !t.standalone {
-        return Ok(cli::Remote::new(t.scheduler, t.token.access().map_err(Failure::new)?));
+        return Ok(cli::Remote::new(t.scheduler, t.access.access().map_err(Failure::new)?));
     }
     let cluster = standalone::start(standalone::StandaloneSpec {
         bind_host: "127.0.0.1".into(),

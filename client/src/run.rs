@@ -25,39 +25,38 @@ pub async fn run(scheduler: &Remote, job: &str, params: HashMap<String, String>)
     // With one scheduler there is no other to finish the run: a lost
     // connection ends the command. With several, the next leader reruns it.
     let standby = scheduler.schedulers.0.len() > 1;
-    let mut events = match events {
-        Ok(events) => events.into_inner(),
-        // Lost before the answer came: the run may have started all the same.
-        Err(e) if standby && lost_in_transit(&e) => {
-            spinner.set_message(format!("lost the scheduler; following run {run_id}"));
-            let lost = format!("lost the scheduler while starting the {job} job: {}", e.message());
-            let run = follow(scheduler, run_id, &spinner).await.map_err(|why| Failure::new(format!("{lost}; {why}")))?;
-            return report(job, spinner, run);
-        }
-        Err(e) => return Err(Failure::new(format!("the scheduler refused the {job} job: {}", e.message()))),
-    };
-    let mut result = None;
-    loop {
-        match events.message().await {
-            Ok(Some(event)) => match event.event {
-                Some(job_event::Event::Progress(message)) => spinner.set_message(message),
-                Some(job_event::Event::Result(run)) => result = Some(run),
-                Some(job_event::Event::RunId(_)) | None => {}
-            },
-            Ok(None) => break,
+    let lost = match events {
+        Ok(events) => match watch(events.into_inner(), &spinner).await {
+            Ok(Some(run)) => return report(job, spinner, run),
+            Ok(None) => return Err(Failure::new(format!("the scheduler ended the {job} job without a result"))),
             Err(e) => {
                 let lost = format!("lost the scheduler while the {job} job ran: {}", e.message());
                 if !standby {
                     return Err(Failure::new(lost));
                 }
-                spinner.set_message(format!("lost the scheduler; following run {run_id}"));
-                let run = follow(scheduler, run_id, &spinner).await.map_err(|why| Failure::new(format!("{lost}; {why}")))?;
-                return report(job, spinner, run);
+                lost
             }
+        },
+        // Lost before the answer came: the run may have started all the same.
+        Err(e) if standby && lost_in_transit(&e) => format!("lost the scheduler while starting the {job} job: {}", e.message()),
+        Err(e) => return Err(Failure::new(format!("the scheduler refused the {job} job: {}", e.message()))),
+    };
+    spinner.set_message(format!("lost the scheduler; following run {run_id}"));
+    let run = follow(scheduler, run_id, &spinner).await.map_err(|why| Failure::new(format!("{lost}; {why}")))?;
+    report(job, spinner, run)
+}
+
+/// Shows a run's progress until its result, or until the stream breaks.
+async fn watch(mut events: tonic::Streaming<stockyard_proto::JobEvent>, spinner: &ProgressBar) -> Result<Option<RunInfo>, tonic::Status> {
+    let mut result = None;
+    while let Some(event) = events.message().await? {
+        match event.event {
+            Some(job_event::Event::Progress(message)) => spinner.set_message(message),
+            Some(job_event::Event::Result(run)) => result = Some(run),
+            Some(job_event::Event::RunId(_)) | None => {}
         }
     }
-    let run = result.ok_or_else(|| Failure::new(format!("the scheduler ended the {job} job without a result")))?;
-    report(job, spinner, run)
+    Ok(result)
 }
 
 /// Prints `run`'s summary line; an error when it did not succeed.

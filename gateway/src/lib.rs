@@ -108,7 +108,8 @@ struct Shared {
     tls: Option<ClientTls>,
     /// The leader's address and a channel to it.
     leader: Mutex<Option<(String, Channel)>>,
-    /// A channel to each scheduler asked who leads, kept between lookups.
+    /// A channel to each scheduler asked who leads or forwarded to, kept
+    /// between lookups: one connection per scheduler.
     asking: Mutex<std::collections::HashMap<String, Channel>>,
     /// Why no leader is known, for the error a caller gets meanwhile.
     problem: Mutex<String>,
@@ -157,7 +158,7 @@ impl Gateway {
         });
         if !follow {
             let addr = shared.schedulers[0].clone();
-            let channel = endpoint(&addr, &shared.tls)?.connect_lazy();
+            let channel = shared.channel_to(&addr)?;
             *shared.leader.lock().expect("leader lock") = Some((addr, channel));
         } else {
             tokio::spawn(follow_leader(shared.clone()));
@@ -253,10 +254,10 @@ async fn follow_leader(shared: Arc<Shared>) {
             Ok(addr) => {
                 let mut leader = shared.leader.lock().expect("leader lock");
                 if leader.as_ref().map(|(a, _)| a) != Some(&addr) {
-                    match endpoint(&addr, &shared.tls) {
-                        Ok(e) => {
+                    match shared.channel_to(&addr) {
+                        Ok(channel) => {
                             tracing::info!(leader = %addr, "following the leading scheduler");
-                            *leader = Some((addr, e.connect_lazy()));
+                            *leader = Some((addr, channel));
                             shared.found.notify_waiters();
                         }
                         Err(e) => *shared.problem.lock().expect("problem lock") = e.to_string(),

@@ -157,7 +157,7 @@ pub(crate) async fn start_run(State(api): State<Api>, Json(req): Json<StartRun>)
     if let Some(why) = api.leadership.not_leading() {
         return Err(fail(StatusCode::CONFLICT, why));
     }
-    let id = api.runner.new_run_id(&req.job);
+    let id = crate::runner::new_run_id(&req.job);
     let (progress, _) = tokio::sync::mpsc::channel(1);
     tokio::spawn(api.runner.clone().run_with_id(id.clone(), req.job, req.params, "ui".into(), progress));
     Ok((StatusCode::ACCEPTED, Json(json!({"run_id": id}))).into_response())

@@ -224,8 +224,6 @@ impl BoundScheduler {
             http: format!("{}:{http_port}", settings.external_host),
         };
         tracing::info!(id = %me.id, "scheduler instance");
-        // The scheduler's own jobs are Ballista clients too: with a token,
-        // they must send it like any other.
         let tls = settings.tls.as_ref().map(tls::acceptor).transpose().map_err(SchedulerError::Tls)?;
         let own_tls = match (&settings.tls, &settings.tls_client) {
             (None, _) => None,
@@ -235,10 +233,19 @@ impl BoundScheduler {
                 domain: None,
             }),
         };
-        let access = stockyard_gateway::Access { token: settings.token.clone(), tls: own_tls };
-        let own = stockyard_gateway::Gateway::fixed(format!("{own_host}:{port}"), access).await?;
+        // The scheduler's own jobs are Ballista clients too: with a token
+        // or TLS they go through a gateway that adds them, like any client;
+        // with neither, straight to this scheduler.
+        let own = format!("{own_host}:{port}");
+        let own = match (&settings.token, own_tls) {
+            (None, None) => own,
+            (token, tls) => {
+                let access = stockyard_gateway::Access { token: token.clone(), tls };
+                stockyard_gateway::Gateway::fixed(own, access).await?.addr().to_string()
+            }
+        };
         let targets = JobTargets {
-            scheduler: own.addr().to_string(),
+            scheduler: own,
             mongo: source,
             catalog: catalog.clone(),
             allow_local_files: settings.allow_local_files,

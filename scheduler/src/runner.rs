@@ -28,7 +28,7 @@ const CANCELLED: &str = "cancelled";
 
 /// Status of a run its scheduler stopped without finishing (it died, or
 /// lost the leadership); the next leader reruns it.
-pub const INTERRUPTED: &str = "interrupted";
+const INTERRUPTED: &str = "interrupted";
 
 /// Why a run was stopped before its end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +42,8 @@ enum Stop {
 /// Where jobs read and write.
 #[derive(Debug, Clone)]
 pub struct JobTargets {
-    /// This scheduler's own gRPC address, which job sessions connect to.
+    /// Where job sessions reach this scheduler's gRPC API: its own address,
+    /// or the gateway that adds the token and TLS.
     pub scheduler: String,
     /// MongoDB, as this process reads it.
     pub mongo: Arc<MongoSource>,
@@ -330,7 +331,7 @@ impl JobRunner {
                 run.ended_at_ms = now_ms();
             }
             if rerun {
-                run.rerun_as = self.new_run_id(&run.job);
+                run.rerun_as = new_run_id(&run.job);
             }
             self.record(&run).await;
             out.push(run);
@@ -381,11 +382,6 @@ impl JobRunner {
         }
     }
 
-    /// A fresh run id for `job` (see [`new_run_id`]).
-    pub fn new_run_id(&self, job: &str) -> String {
-        new_run_id(job)
-    }
-
     /// Checks a run id a client chose: plain characters, and no run has it.
     pub async fn check_run_id(&self, run_id: &str) -> Result<(), BadRequest> {
         let plain = !run_id.is_empty() && run_id.len() <= 100 && run_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
@@ -417,7 +413,7 @@ impl JobRunner {
         trigger: String,
         progress: mpsc::Sender<String>,
     ) -> RunInfo {
-        let id = self.new_run_id(&job);
+        let id = new_run_id(&job);
         self.run_with_id(id, job, params, trigger, progress).await
     }
 

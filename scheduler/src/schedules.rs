@@ -243,7 +243,7 @@ impl Schedules {
     /// Starts a run of `s` in the background and records it on `s`.
     fn start(self: &Arc<Self>, s: Schedule, why: &str) -> Result<String, ScheduleError> {
         let run = RunInfo {
-            run_id: self.runner.new_run_id(&s.job),
+            run_id: crate::runner::new_run_id(&s.job),
             job: s.job.clone(),
             params: s.params.clone().into_iter().collect(),
             trigger: format!("schedule:{} ({why})", s.name),

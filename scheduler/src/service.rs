@@ -150,7 +150,7 @@ impl Stockyard for JobApi {
         let trigger = if request.trigger.is_empty() { "cli".to_string() } else { request.trigger };
         // The run goes on if the client goes away: it is recorded either way.
         let run_id = match request.run_id.as_str() {
-            "" => runner.new_run_id(&request.job),
+            "" => crate::runner::new_run_id(&request.job),
             chosen => {
                 runner.check_run_id(chosen).await.map_err(|e| Status::invalid_argument(e.0))?;
                 chosen.to_string()

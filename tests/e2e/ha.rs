@@ -6,15 +6,16 @@
 //! and nothing fires twice.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 use stockyard_tests::cluster::{base_command, run};
 use stockyard_tests::process::wait_for_port;
-use stockyard_tests::{Etcd, Mongo, Proc, Run, free_port, http, http_get};
+use stockyard_tests::{Etcd, Mongo, Proc, Run, free_port, http, http_get, within};
 use tempfile::TempDir;
 
 use crate::archive::{DB, FACTS, NOW, all, assert_exactly_once, load, selected};
+use crate::schedules::{json_lines, wait_until};
 
 /// A scheduler process with its ports.
 struct Scheduler {
@@ -106,31 +107,6 @@ impl Ha {
         }
         out
     }
-}
-
-fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    start.elapsed()
-}
-
-/// Whether `done` came true within `timeout`.
-fn within(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while !done() {
-        if start.elapsed() > timeout {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    true
-}
-
-fn json_lines(s: &str) -> Vec<Value> {
-    s.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
 }
 
 /// Runs of schedule `name` in `runs` (newest first in), oldest first.

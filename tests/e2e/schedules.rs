@@ -3,12 +3,12 @@
 //! state that survives a scheduler restart on the file store and on etcd;
 //! an unreachable etcd.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 use stockyard_tests::{Cluster, Etcd, free_port};
 
-fn json_lines(s: &str) -> Vec<Value> {
+pub(crate) fn json_lines(s: &str) -> Vec<Value> {
     s.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
 }
 
@@ -30,12 +30,8 @@ fn runs_of(cluster: &Cluster, name: &str) -> Vec<Value> {
     runs
 }
 
-fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+pub(crate) fn wait_until(what: &str, timeout: Duration, done: impl FnMut() -> bool) {
+    assert!(stockyard_tests::within(timeout, done), "timed out waiting for {what}");
 }
 
 #[test]

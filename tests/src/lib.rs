@@ -10,5 +10,5 @@ pub mod services;
 
 pub use cluster::{Cluster, Run};
 pub use browser::Browser;
-pub use process::{Proc, free_port, http, http_get, http_with, repo_root, stockyard_bin};
+pub use process::{Proc, free_port, http, http_get, http_with, repo_root, stockyard_bin, within};
 pub use services::{Etcd, Mongo, Redis, S3};

@@ -226,3 +226,15 @@ fn dechunk(mut body: &str) -> String {
     }
     out
 }
+
+/// Whether `done` came true within `timeout`, asked every 200 ms.
+pub fn within(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    true
+}
