@@ -11,7 +11,8 @@ use crate::process::{Proc, free_port, stockyard_bin, wait_for_port};
 /// What a finished `stockyard` command did.
 #[derive(Debug)]
 pub struct Run {
-    /// Exit status (-1 when killed by a signal).
+    /// Exit status (-1 when killed by a signal, -2 when killed for taking
+    /// longer than its limit).
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
@@ -193,17 +194,52 @@ pub fn base_command(env: &[(String, String)]) -> Command {
     cmd
 }
 
-/// Runs `cmd` to completion, capturing its output.
-pub fn run(mut cmd: Command) -> Run {
-    let out = cmd
+/// How long any one `stockyard` command may take in a test: far more than
+/// any needs, so that a hang fails naming the command rather than running
+/// into nextest's limit with nothing said.
+pub const COMMAND_LIMIT: Duration = Duration::from_secs(120);
+
+/// Runs `cmd` to completion, capturing its output; a command still running
+/// after [`COMMAND_LIMIT`] is killed and reported as exit code -2.
+pub fn run(cmd: Command) -> Run {
+    run_within(cmd, COMMAND_LIMIT)
+}
+
+/// [`run`] with its own limit.
+pub fn run_within(mut cmd: Command, limit: Duration) -> Run {
+    use std::io::Read;
+    let mut child = cmd
         .stdin(Stdio::null())
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = pipe.read_to_end(&mut buf);
+            String::from_utf8_lossy(&buf).into_owned()
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let deadline = Instant::now() + limit;
+    let code = loop {
+        if let Some(status) = child.try_wait().expect("wait for the command") {
+            break status.code().unwrap_or(-1);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break -2;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = stderr.join().unwrap_or_default();
+    if code == -2 {
+        stderr += &format!("\n[test harness] {cmd:?} was still running after {limit:?} and was killed\n");
     }
+    Run { code, stdout: stdout.join().unwrap_or_default(), stderr }
 }
 
 /// `path` as a SQL string literal.

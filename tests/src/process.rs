@@ -238,3 +238,36 @@ pub fn within(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
     }
     true
 }
+
+/// The last lines of every `*.log` in `dir`, each under its path.
+pub fn log_tails(dir: &Path) -> String {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    paths.retain(|p| p.extension().is_some_and(|e| e == "log"));
+    paths.sort();
+    let mut out = String::new();
+    for path in paths {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        out += &format!("--- {}\n{}\n", path.display(), lines[lines.len().saturating_sub(30)..].join("\n"));
+    }
+    out
+}
+
+/// Prints [`log_tails`] of a directory if the test still runs after a
+/// limit. nextest kills a test that outlives its own limit without a word
+/// from the processes it started; this says where they stood.
+pub struct Watchdog(#[allow(dead_code)] std::sync::mpsc::Sender<()>);
+
+/// Starts a [`Watchdog`] on `dir`; dropping it (the test ending) stops it.
+pub fn watchdog(limit: Duration, dir: &Path) -> Watchdog {
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let dir = dir.to_path_buf();
+    std::thread::spawn(move || {
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(limit) {
+            eprintln!("[test harness] still running after {limit:?}; the processes' logs:\n{}", log_tails(&dir));
+        }
+    });
+    Watchdog(stop)
+}
