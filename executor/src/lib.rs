@@ -133,12 +133,14 @@ pub async fn run(settings: ExecutorSettings) -> Result<(), ExecutorError> {
         override_logical_codec: Some(Arc::new(LogicalCodec::new(Some(mongo.clone())))),
         override_physical_codec: Some(Arc::new(PhysicalCodec::new(Some(mongo)))),
         override_execution_engine: Some(Arc::new(engine::TaskEngine { allow_local_files: settings.allow_local_files, metrics: metrics.clone() })),
-        // With push scheduling, Ballista sends task status and heartbeats to
-        // the address the scheduler names in each task, not to the one it
-        // was given: every connection to "a scheduler" goes to the gateway,
-        // so it reaches the leader, with the token.
-        override_create_grpc_client_endpoint: Some(Arc::new(move |_named| {
+        // With push scheduling, Ballista sends a task's status to the
+        // scheduler that launched it, by the name that scheduler gave. Every
+        // connection goes to the gateway, which adds the token and TLS; the
+        // name rides along as the origin, so the status reaches the
+        // launcher, and calls naming the gateway itself reach the leader.
+        override_create_grpc_client_endpoint: Some(Arc::new(move |named| {
             Ok(tonic::transport::Endpoint::from_shared(via.clone())?
+                .origin(named.uri().clone())
                 .connect_timeout(Duration::from_secs(20))
                 .tcp_nodelay(true))
         })),

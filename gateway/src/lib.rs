@@ -27,7 +27,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::serve::ListenerExt;
 use axum::http::{HeaderValue, Request, Response, header::AUTHORIZATION};
-use stockyard_proto::GetLeaderRequest;
+use stockyard_proto::{GetLeaderRequest, GetLeaderResponse};
 use stockyard_proto::stockyard_client::StockyardClient;
 use tokio::sync::Notify;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
@@ -121,6 +121,8 @@ struct Shared {
     found: Notify,
     /// Lookups that found no scheduler to use.
     failed_rounds: std::sync::atomic::AtomicU64,
+    /// This gateway's own address: calls that name it go to the leader.
+    local: std::sync::OnceLock<String>,
 }
 
 impl Gateway {
@@ -155,6 +157,7 @@ impl Gateway {
             wake: Notify::new(),
             found: Notify::new(),
             failed_rounds: Default::default(),
+            local: Default::default(),
         });
         if !follow {
             let addr = shared.schedulers[0].clone();
@@ -165,6 +168,7 @@ impl Gateway {
         }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(GatewayError::Listen)?;
         let addr = listener.local_addr().map_err(GatewayError::Listen)?;
+        let _ = shared.local.set(addr.to_string());
         let app = axum::Router::new().fallback(forward).with_state(shared.clone());
         tokio::spawn(async move {
             // Nagle's algorithm would hold each small answer for the
@@ -282,45 +286,57 @@ async fn follow_leader(shared: Arc<Shared>) {
 }
 
 /// Asks each scheduler in turn who leads. While none knows (etcd is
-/// away), the first that answers serves: queries need no leader, and it
-/// refuses job runs itself.
+/// away), one that answers serves, since queries need no leader and it
+/// refuses job runs itself: the one that led last, where the executors
+/// are, else the first in the list. Every client given the same list
+/// picks the same one, so queries and executors meet.
 async fn find_leader(shared: &Shared) -> Result<String, String> {
     let mut problems = Vec::new();
-    let mut answered = None;
+    let mut answered: Vec<(String, GetLeaderResponse)> = Vec::new();
     for addr in &shared.schedulers {
-        let asked = async {
-            let channel = shared.channel_to(addr).map_err(|e| e.to_string())?;
-            let mut request = tonic::Request::new(GetLeaderRequest {});
-            if let Some(token) = &shared.token {
-                request.metadata_mut().insert("authorization", token.to_str().unwrap_or_default().parse().map_err(|_| "bad token")?);
-            }
-            let answer = StockyardClient::new(channel).get_leader(request).await.map_err(|s| {
-                match s.code() {
-                    tonic::Code::Unauthenticated => {
-                        *shared.refused.lock().expect("refused lock") = Some(format!("{addr}: {}", s.message()));
-                        shared.found.notify_waiters();
-                        s.message().to_string()
-                    }
-                    tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Internal => format!("unreachable ({})", root_cause(&s)),
-                    _ => s.message().to_string(),
-                }
-            })?.into_inner();
-            Ok::<_, String>(answer)
-        };
-        match tokio::time::timeout(ASK_TIMEOUT * 2, asked).await {
-            Ok(Ok(a)) if a.is_leader => {
+        match ask(shared, addr).await {
+            Ok(a) if a.is_leader => {
                 *shared.refused.lock().expect("refused lock") = None;
                 return Ok(addr.clone());
             }
-            Ok(Ok(a)) if !a.leader_grpc.is_empty() => return Ok(a.leader_grpc),
-            Ok(Ok(_)) => {
-                answered.get_or_insert_with(|| addr.clone());
-            }
-            Ok(Err(e)) => problems.push(format!("{addr}: {e}")),
-            Err(_) => problems.push(format!("{addr}: no answer")),
+            Ok(a) if !a.leader_grpc.is_empty() => return Ok(a.leader_grpc),
+            Ok(a) => answered.push((addr.clone(), a)),
+            Err(e) => problems.push(format!("{addr}: {e}")),
         }
     }
-    answered.ok_or_else(|| problems.join("; "))
+    let last = answered.iter().map(|(_, a)| &a.last_leader_grpc).find(|l| !l.is_empty());
+    if let Some(last) = last {
+        if answered.iter().any(|(addr, _)| addr == last) {
+            return Ok(last.clone());
+        }
+        // Named under an address not in our list: use it if it answers.
+        if !shared.schedulers.contains(last) && ask(shared, last).await.is_ok() {
+            return Ok(last.clone());
+        }
+    }
+    answered.into_iter().next().map(|(addr, _)| addr).ok_or_else(|| problems.join("; "))
+}
+
+/// Asks the scheduler at `addr` who leads.
+async fn ask(shared: &Shared, addr: &str) -> Result<GetLeaderResponse, String> {
+    let asked = async {
+        let channel = shared.channel_to(addr).map_err(|e| e.to_string())?;
+        let mut request = tonic::Request::new(GetLeaderRequest {});
+        if let Some(token) = &shared.token {
+            request.metadata_mut().insert("authorization", token.to_str().unwrap_or_default().parse().map_err(|_| "bad token")?);
+        }
+        let answer = StockyardClient::new(channel).get_leader(request).await.map_err(|s| match s.code() {
+            tonic::Code::Unauthenticated => {
+                *shared.refused.lock().expect("refused lock") = Some(format!("{addr}: {}", s.message()));
+                shared.found.notify_waiters();
+                s.message().to_string()
+            }
+            tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Internal => format!("unreachable ({})", root_cause(&s)),
+            _ => s.message().to_string(),
+        })?;
+        Ok::<_, String>(answer.into_inner())
+    };
+    tokio::time::timeout(ASK_TIMEOUT * 2, asked).await.unwrap_or_else(|_| Err("no answer".into()))
 }
 
 /// The innermost cause of a failed call ("Connection refused", "invalid
@@ -335,12 +351,22 @@ fn root_cause(status: &tonic::Status) -> String {
     deepest.unwrap_or_else(|| status.message().to_string())
 }
 
-/// Sends one call to the leader, with the token.
+/// Sends one call, with the token, to the scheduler it names (its
+/// `:authority`, see [`Gateway::addr`]), or to the leader when it names
+/// this gateway. Ballista's executor reports a task's status to the
+/// scheduler that launched it, which must hear it even if it no longer
+/// leads.
 async fn forward(State(shared): State<Arc<Shared>>, request: Request<Body>) -> Response<Body> {
-    let leader = shared.leader.lock().expect("leader lock").clone();
-    let Some((addr, channel)) = leader else {
-        let problem = shared.problem.lock().expect("problem lock").clone();
-        return tonic::Status::unavailable(format!("no leading scheduler: {problem}")).into_http();
+    let named = request.uri().authority().map(|a| a.as_str().to_string()).filter(|a| Some(a) != shared.local.get());
+    let target = match named {
+        Some(addr) => shared.channel_to(&addr).map(|c| (addr, c)).map_err(|e| e.to_string()),
+        None => shared.leader.lock().expect("leader lock").clone().ok_or_else(|| {
+            format!("no leading scheduler: {}", shared.problem.lock().expect("problem lock"))
+        }),
+    };
+    let (addr, channel) = match target {
+        Ok(t) => t,
+        Err(problem) => return tonic::Status::unavailable(problem).into_http(),
     };
     let (mut parts, body) = request.into_parts();
     if let Some(token) = &shared.token {

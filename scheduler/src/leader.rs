@@ -28,6 +28,8 @@ pub struct Leadership {
     /// Whether other schedulers may share the store (etcd).
     pub shared: bool,
     role: watch::Receiver<Role>,
+    /// The leader known last, kept while none is: see [`Self::last_leader`].
+    last: Arc<std::sync::Mutex<Option<Member>>>,
     store: Arc<dyn StateStore>,
     _sender: Arc<watch::Sender<Role>>,
 }
@@ -39,7 +41,16 @@ impl Leadership {
         let sender = Arc::new(sender);
         let value = serde_json::to_string(&me).expect("a member is JSON");
         store.campaign(value, sender.clone());
-        Arc::new(Self { me, shared: store.shared(), role, store, _sender: sender })
+        let last = Arc::new(std::sync::Mutex::new(None));
+        tokio::spawn(remember_leader(role.clone(), me.clone(), last.clone()));
+        Arc::new(Self { me, shared: store.shared(), role, last, store, _sender: sender })
+    }
+
+    /// The leader now or, while none is elected (etcd is away), the one
+    /// that led last. Clients and executors gather there meanwhile: its
+    /// executors are the ones registered, and a query needs both.
+    pub fn last_leader(&self) -> Option<Member> {
+        self.leader().or_else(|| self.last.lock().expect("last leader lock").clone())
     }
 
     /// Whether this scheduler leads now.
@@ -76,6 +87,23 @@ impl Leadership {
                 Ok(()) => tracing::info!("resigned the leadership"),
                 Err(e) => tracing::warn!("cannot resign the leadership (a standby takes over when the lease lapses): {e}"),
             }
+        }
+    }
+}
+
+/// Keeps `last` on the latest leader `role` named.
+async fn remember_leader(mut role: watch::Receiver<Role>, me: Member, last: Arc<std::sync::Mutex<Option<Member>>>) {
+    loop {
+        let known = match &*role.borrow_and_update() {
+            Role::Leader => Some(me.clone()),
+            Role::Follower(Some(value)) => serde_json::from_str(value).ok(),
+            Role::Follower(None) => None,
+        };
+        if known.is_some() {
+            *last.lock().expect("last leader lock") = known;
+        }
+        if role.changed().await.is_err() {
+            return;
         }
     }
 }

@@ -218,6 +218,7 @@ impl Stockyard for JobApi {
     async fn get_leader(&self, _request: Request<GetLeaderRequest>) -> Result<Response<GetLeaderResponse>, Status> {
         let leader = self.leadership.leader();
         Ok(Response::new(GetLeaderResponse {
+            last_leader_grpc: self.leadership.last_leader().map(|l| l.grpc).unwrap_or_default(),
             is_leader: self.leadership.is_leader(),
             leader_grpc: leader.as_ref().map(|l| l.grpc.clone()).unwrap_or_default(),
             leader_http: leader.as_ref().map(|l| l.http.clone()).unwrap_or_default(),
