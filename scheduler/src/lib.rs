@@ -12,6 +12,7 @@ mod metrics;
 pub mod runner;
 pub mod schedules;
 mod service;
+mod standby;
 pub mod tls;
 mod ui;
 
@@ -174,6 +175,7 @@ pub struct BoundScheduler {
     schedules: Arc<Schedules>,
     leadership: Arc<leader::Leadership>,
     default_schedules: bool,
+    executor_timeout: Duration,
     /// Ballista's job store, for the stages and tasks of any job.
     jobs: Arc<dyn ballista_scheduler::cluster::JobState>,
     token: Option<String>,
@@ -267,6 +269,7 @@ impl BoundScheduler {
             schedules,
             leadership,
             default_schedules: settings.default_schedules,
+            executor_timeout: settings.executor_timeout,
             jobs,
             token: settings.token.clone(),
             tls,
@@ -293,7 +296,7 @@ impl BoundScheduler {
 
     /// Serves until `shutdown` completes or a server fails.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), SchedulerError> {
-        let Self { scheduler, catalog, runner, schedules, leadership, default_schedules, jobs, token, tls, redis_url, grpc, http } = self;
+        let Self { scheduler, catalog, runner, schedules, leadership, default_schedules, executor_timeout, jobs, token, tls, redis_url, grpc, http } = self;
         let catalog_for_refresh = catalog.clone();
         let scheduler_for_revive = scheduler.clone();
         let api = api::Api {
@@ -362,6 +365,7 @@ impl BoundScheduler {
         });
         tokio::spawn(refresh_tables(catalog_for_refresh));
         tokio::spawn(revive_offers(scheduler_for_revive));
+        tokio::spawn(standby::release_departed(scheduler.clone(), leadership.clone(), executor_timeout));
         // Defaults first when the store answers at once, so a client right
         // after start sees them; otherwise the schedule loop keeps trying.
         let seeded = !default_schedules

@@ -10,12 +10,12 @@ use std::time::Duration;
 
 use serde_json::Value;
 use stockyard_tests::cluster::{base_command, run};
-use stockyard_tests::process::wait_for_port;
+use stockyard_tests::process::{Watchdog, log_tails, wait_for_port, watchdog};
 use stockyard_tests::{Etcd, Mongo, Proc, Run, free_port, http, http_get, within};
 use tempfile::TempDir;
 
 use crate::archive::{DB, FACTS, NOW, all, assert_exactly_once, load, selected};
-use crate::schedules::{json_lines, wait_until};
+use crate::schedules::json_lines;
 
 /// A scheduler process with its ports.
 struct Scheduler {
@@ -48,6 +48,9 @@ struct Ha {
     /// Both schedulers' `(gRPC, HTTP)` ports, fixed before either starts.
     ports: [(u16, u16); 2],
     executors: Vec<Proc>,
+    /// `--executor-timeout` of both schedulers.
+    executor_timeout: &'static str,
+    _watchdog: Watchdog,
 }
 
 impl Ha {
@@ -60,7 +63,9 @@ impl Ha {
             ("STOCKYARD_MONGO_DB".to_string(), DB.to_string()),
         ];
         let ports = [(free_port(), free_port()), (free_port(), free_port())];
-        Ha { dir: tempfile::tempdir().unwrap(), env, ports, executors: Vec::new() }
+        let dir = tempfile::tempdir().unwrap();
+        let _watchdog = watchdog(Duration::from_secs(150), dir.path());
+        Ha { dir, env, ports, executors: Vec::new(), executor_timeout: "6s", _watchdog }
     }
 
     /// `127.0.0.1:A,127.0.0.1:B`: what executors and the CLI are given.
@@ -73,7 +78,7 @@ impl Ha {
         let mut cmd = base_command(&self.env);
         cmd.envs(extra.iter().copied())
             .args(["scheduler", "--port", &port.to_string(), "--http-port", &http.to_string()])
-            .args(["--executor-timeout", "6s"]);
+            .args(["--executor-timeout", self.executor_timeout]);
         let proc = Proc::spawn(log, cmd, self.dir.path().join(format!("{log}.log")));
         assert!(wait_for_port(port, Duration::from_secs(30)), "{log} did not listen:\n{}", proc.output());
         Scheduler { proc, port, http }
@@ -92,20 +97,18 @@ impl Ha {
     fn stockyard(&self, args: &[&str]) -> Run {
         let mut cmd = base_command(&self.env);
         cmd.env("STOCKYARD_SCHEDULER", self.addresses()).args(args);
-        run(cmd)
+        let done = run(cmd);
+        assert_ne!(done.code, -2, "stockyard {args:?} hung:\n{}\n{}", done.stderr, self.logs());
+        done
     }
 
     fn logs(&self) -> String {
-        let mut out = String::new();
-        for entry in std::fs::read_dir(self.dir.path()).unwrap() {
-            let path = entry.unwrap().path();
-            if path.extension().is_some_and(|e| e == "log") {
-                let text = std::fs::read_to_string(&path).unwrap_or_default();
-                let lines: Vec<&str> = text.lines().collect();
-                out += &format!("--- {}\n{}\n", path.display(), lines[lines.len().saturating_sub(30)..].join("\n"));
-            }
-        }
-        out
+        log_tails(self.dir.path())
+    }
+
+    /// Waits up to `timeout` for `done`, failing with every process's log.
+    fn wait(&self, what: &str, timeout: Duration, done: impl FnMut() -> bool) {
+        assert!(within(timeout, done), "timed out waiting for {what}:\n{}", self.logs());
     }
 }
 
@@ -142,9 +145,9 @@ fn the_standby_takes_over_a_dead_leaders_run_its_executors_and_its_schedules() {
 
     // A leads; it will die right after its archive run marks the documents.
     let mut a = ha.scheduler(0, "scheduler-a", &[("STOCKYARD_FAULT", "archive-after-mark")]);
-    wait_until("a to lead", Duration::from_secs(20), || a.leads());
+    ha.wait("a to lead", Duration::from_secs(20), || a.leads());
     let b = ha.scheduler(1, "scheduler-b", &[]);
-    wait_until("b to know the leader", Duration::from_secs(20), || b.get("/api/overview")["leader"]["address"] == a.addr());
+    ha.wait("b to know the leader", Duration::from_secs(20), || b.get("/api/overview")["leader"]["address"] == a.addr());
     let overview = b.get("/api/overview");
     assert_eq!(overview["leader"]["this_scheduler"], false);
     assert!(overview["problems"].to_string().contains(&format!("this scheduler is a standby; the leader is at {}", a.addr())), "{overview}");
@@ -157,14 +160,14 @@ fn the_standby_takes_over_a_dead_leaders_run_its_executors_and_its_schedules() {
     // Executors given both addresses register with the leader only.
     ha.executor();
     ha.executor();
-    wait_until("two executors on a", Duration::from_secs(60), || {
+    ha.wait("two executors on a", Duration::from_secs(60), || {
         a.get("/api/executors").as_array().is_some_and(|e| e.iter().filter(|e| e["state"] == "active").count() == 2)
     });
     assert_eq!(b.get("/api/executors"), serde_json::json!([]));
 
     // A schedule that fires every second, on whichever scheduler leads.
     ha.stockyard(&["schedules", "add", "tick", "--job", "sql", "--every", "1s", "--sql", "SELECT 1"]).ok();
-    wait_until("tick to run on a", Duration::from_secs(20), || {
+    ha.wait("tick to run on a", Duration::from_secs(20), || {
         runs_of(&json_lines(&ha.stockyard(&["jobs", "--format", "json"]).stdout), "tick").iter().any(|r| r["status"] == "succeeded")
     });
 
@@ -197,10 +200,10 @@ fn the_standby_takes_over_a_dead_leaders_run_its_executors_and_its_schedules() {
     assert_exactly_once(&mongo, dest.path(), &before, &everything);
 
     // The executors re-registered with b, and the schedule goes on there.
-    wait_until("two executors on b", Duration::from_secs(30), || {
+    ha.wait("two executors on b", Duration::from_secs(30), || {
         b.get("/api/executors").as_array().is_some_and(|e| e.iter().filter(|e| e["state"] == "active").count() == 2)
     });
-    wait_until("tick to run on b", Duration::from_secs(20), || {
+    ha.wait("tick to run on b", Duration::from_secs(20), || {
         let runs = json_lines(&ha.stockyard(&["jobs", "--format", "json"]).stdout);
         runs_of(&runs, "tick").iter().any(|r| r["scheduler"] == b_id.as_str() && r["status"] == "succeeded")
     });
@@ -208,7 +211,7 @@ fn the_standby_takes_over_a_dead_leaders_run_its_executors_and_its_schedules() {
 
     // a comes back and stands by.
     let a_again = ha.scheduler(0, "scheduler-a-again", &[]);
-    wait_until("a to stand by", Duration::from_secs(20), || a_again.get("/api/overview")["leader"]["id"] == b_id.as_str());
+    ha.wait("a to stand by", Duration::from_secs(20), || a_again.get("/api/overview")["leader"]["id"] == b_id.as_str());
     assert!(!a_again.leads());
     let runs = json_lines(&ha.stockyard(&["jobs", "--format", "json"]).ok().stdout);
     never_twice_at_once(&runs_of(&runs, "tick"));
@@ -223,19 +226,18 @@ fn without_etcd_no_schedule_fires_and_when_it_returns_none_fires_twice() {
     let b = ha.scheduler(1, "scheduler-b", &[]);
     ha.executor();
     ha.executor();
-    wait_until("a leader", Duration::from_secs(20), || a.leads() || b.leads());
+    ha.wait("a leader", Duration::from_secs(20), || a.leads() || b.leads());
     ha.stockyard(&["schedules", "add", "tick", "--job", "sql", "--every", "1s", "--sql", "SELECT 1"]).ok();
     // Executors started while the election ran find the leader.
-    let on_leader = within(Duration::from_secs(60), || {
+    ha.wait("the executors to reach the leader", Duration::from_secs(60), || {
         let leader = if a.leads() { &a } else { &b };
         leader.get("/api/executors").as_array().is_some_and(|e| e.iter().filter(|e| e["state"] == "active").count() == 2)
     });
-    assert!(on_leader, "the executors did not reach the leader:\n{}", ha.logs());
 
     // etcd goes away for 8 s: both step down within a lease, and neither
     // fires a schedule meanwhile.
     etcd.proc.stop(Duration::from_secs(10));
-    wait_until("both to step down", Duration::from_secs(10), || !a.leads() && !b.leads());
+    ha.wait("both to step down", Duration::from_secs(10), || !a.leads() && !b.leads());
     let stepped_down = chrono::Utc::now().timestamp_millis();
     // Queries go on meanwhile; job runs are refused with the reason.
     assert_eq!(ha.stockyard(&["sql", "--format", "csv", "SELECT 1 AS one"]).ok().stdout, "one\n1\n");
@@ -245,8 +247,8 @@ fn without_etcd_no_schedule_fires_and_when_it_returns_none_fires_twice() {
     std::thread::sleep(Duration::from_secs(6));
     let back_at = chrono::Utc::now().timestamp_millis();
     etcd.restart_after(Duration::ZERO);
-    wait_until("a leader again", Duration::from_secs(30), || a.leads() || b.leads());
-    wait_until("tick to run again", Duration::from_secs(20), || {
+    ha.wait("a leader again", Duration::from_secs(30), || a.leads() || b.leads());
+    ha.wait("tick to run again", Duration::from_secs(20), || {
         let runs = json_lines(&ha.stockyard(&["jobs", "--format", "json"]).stdout);
         runs_of(&runs, "tick").iter().any(|r| millis(&r["started_at"]) > back_at)
     });
@@ -263,4 +265,41 @@ fn without_etcd_no_schedule_fires_and_when_it_returns_none_fires_twice() {
         assert!(pair[1] - pair[0] >= 500, "ticks fired in a burst after etcd came back: {after:?}");
     }
     never_twice_at_once(&ticks);
+}
+
+#[test]
+fn a_leader_that_lost_its_lease_but_lives_lets_its_executors_go_unharmed() {
+    let etcd = Etcd::start();
+    let mongo = Mongo::start();
+    load(&mongo);
+    let mut ha = Ha::new(&etcd, &mongo);
+    ha.executor_timeout = "12s";
+    let a = ha.scheduler(0, "scheduler-a", &[]);
+    ha.wait("a to lead", Duration::from_secs(20), || a.leads());
+    let b = ha.scheduler(1, "scheduler-b", &[]);
+    ha.executor();
+    ha.executor();
+    let active = |s: &Scheduler| s.get("/api/executors").as_array().map_or(0, |e| e.iter().filter(|e| e["state"] == "active").count());
+    ha.wait("two executors on a", Duration::from_secs(60), || active(&a) == 2);
+
+    // a freezes past its lease: b leads, the executors follow it. a wakes
+    // as a leader no more, its executors silent for 7 s of its 12 s timeout.
+    a.proc.signal(libc::SIGSTOP);
+    ha.wait("b to lead", Duration::from_secs(20), || b.leads());
+    std::thread::sleep(Duration::from_secs(1));
+    a.proc.signal(libc::SIGCONT);
+    ha.wait("two executors on b", Duration::from_secs(30), || active(&b) == 2);
+    ha.wait("a to stand by", Duration::from_secs(10), || !a.leads());
+
+    // Well past a's executor timeout, both executors still run and serve
+    // b: a let them go rather than stop them.
+    std::thread::sleep(Duration::from_secs(16));
+    for e in &mut ha.executors {
+        assert!(e.is_running(), "{} was stopped:\n{}", e.name, e.output());
+    }
+    assert_eq!(active(&a), 0, "{}", a.get("/api/executors"));
+    assert_eq!(active(&b), 2, "{}", b.get("/api/executors"));
+    assert!(a.proc.output().contains("releasing it"), "{}", a.proc.output());
+    let n = ha.stockyard(&["sql", "--format", "csv", "SELECT count(*) AS n FROM orders_fact"]).ok().stdout;
+    assert_eq!(n, format!("n\n{}\n", all(&mongo, "orders_fact").len()));
 }
