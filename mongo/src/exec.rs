@@ -271,6 +271,7 @@ impl MongoScanExec {
             let send_err = |e: crate::source::MongoError| DataFusionError::External(Box::new(e));
             let result: Result<()> = async {
                 let coll = source.database().await.map_err(send_err)?.collection::<RawDocumentBuf>(&collection);
+                tracing::debug!(%collection, %filter, projected = projection.is_some(), "MongoDB find");
                 let mut find = coll.find(filter).batch_size(SERVER_BATCH);
                 if let Some(p) = projection {
                     find = find.projection(p);

@@ -129,6 +129,17 @@ impl MongoTable {
         Ok(MongoScanExec::try_new(spec, source)?.with_estimate(size.docs, size.bytes))
     }
 
+    /// Whether a scan sends `filter` to MongoDB. A shared read serves
+    /// every query of a run, so it sends only what they all have in common,
+    /// the range of the partition field (a KPI window), and each query
+    /// filters the rest itself: one read instead of one per set of filters.
+    fn sent_to_mongodb(&self, filter: &Expr) -> bool {
+        self.options.share.is_none() || {
+            let columns = filter.column_refs();
+            !columns.is_empty() && columns.iter().all(|c| c.name == self.options.partition_field)
+        }
+    }
+
     /// `collStats` size and count, remembered for [`SIZE_TTL`]: they only
     /// size partitions and guide join planning, and some servers compute
     /// them by reading the whole collection.
@@ -185,7 +196,13 @@ impl TableProvider for MongoTable {
     }
 
     fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
-        Ok(filters.iter().map(|f| filter::support(f, &self.schema)).collect())
+        Ok(filters
+            .iter()
+            .map(|f| match filter::support(f, &self.schema) {
+                TableProviderFilterPushDown::Exact if !self.sent_to_mongodb(f) => TableProviderFilterPushDown::Inexact,
+                support => support,
+            })
+            .collect())
     }
 
     async fn scan(
@@ -206,7 +223,7 @@ impl TableProvider for MongoTable {
             collection: self.collection.clone(),
             schema: self.schema.clone(),
             projection: projection.cloned(),
-            filter: filter::combine(filters, &self.schema),
+            filter: filter::combine(&filters.iter().filter(|f| self.sent_to_mongodb(f)).cloned().collect::<Vec<_>>(), &self.schema),
             splits: self.splits(&source, &size).await?,
             limit,
             share: self.options.share.clone(),
