@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use ballista_core::serde::{BallistaLogicalExtensionCodec, BallistaPhysicalExtensionCodec};
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
-use datafusion::catalog::TableProvider;
+use datafusion::arrow::ipc::reader::StreamReader;
+use datafusion::arrow::ipc::writer::StreamWriter;
+use datafusion::catalog::{MemTable, TableProvider};
 use datafusion::common::{TableReference, internal_err};
 use datafusion::datasource::file_format::FileFormatFactory;
 use datafusion::error::{DataFusionError, Result};
@@ -47,6 +49,34 @@ fn decode(buf: &[u8]) -> Result<Option<Node>> {
         Some(node) => Ok(Some(node)),
         None => internal_err!("a Stockyard plan node without a body (written by a newer version?)"),
     }
+}
+
+/// An in-memory table's rows, partition by partition, as Arrow IPC.
+fn memory_to_proto(table: &MemTable) -> Result<stockyard_proto::MemoryTable> {
+    let mut partitions = Vec::with_capacity(table.batches.len());
+    for partition in &table.batches {
+        let Ok(batches) = partition.try_read() else {
+            return internal_err!("an in-memory table is being written while its plan is sent");
+        };
+        let mut buf = Vec::new();
+        let mut writer = StreamWriter::try_new(&mut buf, &table.schema())?;
+        for batch in batches.iter() {
+            writer.write(batch)?;
+        }
+        writer.finish()?;
+        drop(writer);
+        partitions.push(buf);
+    }
+    Ok(stockyard_proto::MemoryTable { partitions })
+}
+
+fn memory_from_proto(table: &stockyard_proto::MemoryTable, schema: SchemaRef) -> Result<MemTable> {
+    let mut partitions = Vec::with_capacity(table.partitions.len());
+    for bytes in &table.partitions {
+        let reader = StreamReader::try_new(std::io::Cursor::new(bytes), None)?;
+        partitions.push(reader.collect::<std::result::Result<Vec<_>, _>>()?);
+    }
+    MemTable::try_new(schema, partitions)
 }
 
 fn range_to_proto(spec: &RangeSpec, projection: Option<&Vec<usize>>) -> PartitionedRange {
@@ -208,6 +238,7 @@ impl LogicalExtensionCodec for LogicalCodec {
                 let (spec, collection_schema) = archive_from_proto(&a)?;
                 Ok(Arc::new(ArchiveTable::new(spec, collection_schema, self.mongo.clone())))
             }
+            Some(Node::MemoryTable(m)) => Ok(Arc::new(memory_from_proto(&m, schema)?)),
             Some(Node::MongoScan(_) | Node::ArchiveWrite(_)) => internal_err!("a plan node where a table was expected"),
             None => self.inner.try_decode_table_provider(buf, table_ref, schema, ctx),
         }
@@ -224,6 +255,9 @@ impl LogicalExtensionCodec for LogicalCodec {
         }
         if let Some(table) = ArchiveTable::from_provider(node.as_ref()) {
             return encode(Node::ArchiveTable(archive_to_proto(&table.spec, Some(&table.collection_schema))?), buf);
+        }
+        if let Some(table) = (node.as_ref() as &dyn std::any::Any).downcast_ref::<MemTable>() {
+            return encode(Node::MemoryTable(memory_to_proto(table)?), buf);
         }
         if let Some(table) = MongoTable::from_provider(node.as_ref()) {
             let proto = stockyard_proto::MongoTable {
@@ -315,7 +349,7 @@ impl PhysicalExtensionCodec for PhysicalCodec {
                 };
                 Ok(Arc::new(ArchiveWriteExec::new(archive_from_proto(&a)?.0, input.clone())))
             }
-            Some(Node::MongoTable(_) | Node::ArchiveTable(_)) => internal_err!("a table where a plan node was expected"),
+            Some(Node::MongoTable(_) | Node::ArchiveTable(_) | Node::MemoryTable(_)) => internal_err!("a table where a plan node was expected"),
             None => self.inner.try_decode(buf, inputs, ctx),
         }
     }
@@ -381,6 +415,28 @@ mod tests {
         assert_eq!(back.spec(), &spec);
         assert_eq!(back.projection(), Some(&vec![1]));
         assert_eq!(back.schema().field(0).name(), "partition");
+    }
+
+    #[tokio::test]
+    async fn an_in_memory_table_travels_with_its_rows() {
+        use datafusion::arrow::array::{Int64Array, StringArray};
+        use datafusion::arrow::datatypes::{DataType, Field, Schema};
+        use datafusion::arrow::record_batch::RecordBatch;
+        let schema = Arc::new(Schema::new(vec![Field::new("dc_id", DataType::Utf8, true), Field::new("capacity", DataType::Int64, true)]));
+        let batch = |ids: Vec<Option<&str>>, caps: Vec<Option<i64>>| {
+            RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(ids)), Arc::new(Int64Array::from(caps))]).unwrap()
+        };
+        let partitions = vec![vec![batch(vec![Some("DC-01"), None], vec![Some(10), Some(20)]), batch(vec![Some("DC-03")], vec![None])], vec![]];
+        let table: Arc<dyn TableProvider> = Arc::new(MemTable::try_new(schema.clone(), partitions.clone()).unwrap());
+        let codec = LogicalCodec::default();
+        let mut buf = Vec::new();
+        codec.try_encode_table_provider(&TableReference::bare("dcs_dim"), table, &mut buf).unwrap();
+        let ctx = SessionContext::new();
+        let back = codec.try_decode_table_provider(&buf, &TableReference::bare("dcs_dim"), schema, &ctx.task_ctx()).unwrap();
+        let back = (back.as_ref() as &dyn std::any::Any).downcast_ref::<MemTable>().expect("an in-memory table comes back");
+        assert_eq!(back.batches.len(), 2);
+        assert_eq!(*back.batches[0].read().await, partitions[0]);
+        assert!(back.batches[1].read().await.is_empty());
     }
 
     #[tokio::test]

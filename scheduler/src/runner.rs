@@ -507,7 +507,7 @@ impl JobRunner {
         let session = stockyard_plan::session::remote_context(&self.targets.scheduler, &format!("kpi {run_id}"), None, ScanOptions::default())
             .await
             .map_err(|e| e.to_string())?;
-        // The eight queries read the same window: each range once per executor.
+        // The queries read the same window: each range once per executor.
         stockyard_jobs::tables::register(&session.ctx, Some(self.targets.mongo.clone()), None, Some(run_id))
             .map_err(|e| e.to_string())?;
         // A window is small: a few shuffle partitions beat Ballista's 16,

@@ -118,8 +118,9 @@ fn the_rest_api_shows_kpi_and_archive_runs_and_schedule_changes() {
     let (_, run) = get(&cluster, &format!("/api/runs/{kpi_id}"));
     assert_eq!(run["status"], "succeeded");
     let jobs = run["jobs"].as_array().unwrap();
-    // Five KPIs and three data-quality counts: eight Ballista jobs.
-    assert_eq!(jobs.len(), 8, "{run}");
+    // Three dimension reads, then five KPIs and three data-quality counts:
+    // eleven Ballista jobs.
+    assert_eq!(jobs.len(), 11, "{run}");
     for job in jobs {
         assert_eq!(job["status"], "succeeded", "{job}");
         assert_eq!(job["completed_stages"], job["stage_count"], "{job}");
@@ -362,7 +363,7 @@ fn every_page_works_in_a_browser() {
     b.wait_text("#run-status", "succeeded", wait);
     b.goto(&format!("{base}/runs/{kpi_id}"));
     b.wait_text("#run-status", "succeeded", wait);
-    assert_eq!(b.texts(".job").len(), 8);
+    assert_eq!(b.texts(".job").len(), 11);
     let nodes = b.script("return document.querySelectorAll('svg [data-stage-node]').length", json!([]));
     assert!(nodes.as_u64().unwrap() >= 8, "{nodes}");
     // Open the first stage's plan and tasks, and show the stage graph.
