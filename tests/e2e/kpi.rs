@@ -159,6 +159,38 @@ fn the_kpi_job_writes_exact_kpis_to_redis_in_one_run() {
         let ttl: i64 = redis.command(&format!("TTL {key}")).trim_start_matches(':').trim().parse().unwrap();
         assert!((290..=300).contains(&ttl), "{key} TTL {ttl}");
     }
+
+    // The run read each dimension from MongoDB in one scan, and every scan
+    // of a fact collection sent MongoDB the same filter, so that the
+    // queries share one read of the window.
+    let (status, body) = stockyard_tests::http_get(cluster.http_port, &format!("/api/runs/{}", summary["run_id"].as_str().unwrap()));
+    assert_eq!(status, 200, "{body}");
+    let record: Value = serde_json::from_str(&body).unwrap();
+    let mut scans: Vec<String> = Vec::new();
+    collect_scans(&record["jobs"], &mut scans);
+    for dimension in ["skus_dim", "dcs_dim", "suppliers_dim"] {
+        let n = scans.iter().filter(|s| s.contains(&format!("collection={dimension},"))).count();
+        assert_eq!(n, 1, "{dimension} scanned {n} times: {scans:#?}");
+    }
+    for fact in ["orders_fact", "shipments_fact", "inventory_fact"] {
+        let filters: std::collections::BTreeSet<&str> =
+            scans.iter().filter(|s| s.contains(&format!("collection={fact},"))).filter_map(|s| s.split(" filter=").nth(1)).collect();
+        assert_eq!(filters.len(), 1, "{fact}: {filters:#?}");
+    }
+}
+
+/// Every `MongoScanExec` line in the stage plans under `v`.
+fn collect_scans(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(map) => {
+            if map.get("name").is_some_and(|n| n == "MongoScanExec") {
+                out.extend(map.get("detail").and_then(Value::as_str).map(str::to_string));
+            }
+            map.values().for_each(|v| collect_scans(v, out));
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_scans(v, out)),
+        _ => {}
+    }
 }
 
 #[test]
