@@ -358,10 +358,15 @@ impl BoundScheduler {
             }
         };
         let resigning = leadership.clone();
+        let (gone_tx, gone_rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
             shutdown.await;
             resigning.resign().await;
             let _ = stop_tx.send(true);
+            // Connections that stay open (a client waiting on a long job,
+            // a run in flight) must not keep a stopped scheduler alive.
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+            let _ = gone_tx.send(());
         });
         tokio::spawn(refresh_tables(catalog_for_refresh));
         tokio::spawn(revive_offers(scheduler_for_revive));
@@ -371,12 +376,21 @@ impl BoundScheduler {
         let seeded = !default_schedules
             || tokio::time::timeout(Duration::from_secs(3), schedules.seed_defaults()).await.is_ok_and(|r| r.is_ok());
         tokio::spawn(schedules.run(!seeded, leadership));
-        let (g, h) = tokio::join!(grpc_server, http_server);
+        let (g, h) = tokio::select! {
+            both = async { tokio::join!(grpc_server, http_server) } => both,
+            _ = gone_rx => {
+                tracing::warn!("connections still open {}s after the stop signal: stopping anyway", SHUTDOWN_GRACE.as_secs());
+                return Ok(());
+            }
+        };
         g.map_err(|e| SchedulerError::Serve { what: "gRPC", message: e.to_string() })?;
         h.map_err(|e| SchedulerError::Serve { what: "HTTP", message: e.to_string() })?;
         Ok(())
     }
 }
+
+/// How long a stopping scheduler waits for its connections to close.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Sends small answers at once: with Nagle's algorithm on, a gRPC answer
 /// written in pieces waits for the client's delayed ACK, 40 ms a call.

@@ -459,3 +459,29 @@ fn executors_count_their_tasks_and_mongodb_reads_in_their_metrics() {
     assert!(pages.iter().all(|p| scrape(p, r#"stockyard_executor_tasks_total{status="succeeded"}"#) > 0.0), "both executors ran tasks: {pages:?}");
     assert_eq!(http_get(ports[0], "/healthz"), (200, "ok\n".to_string()));
 }
+
+/// A scheduler told to stop while a client waits on a long query and a
+/// connection hangs half-open stops within its grace, rather than wait
+/// for every connection to close.
+#[test]
+fn a_stopped_scheduler_exits_even_with_a_query_in_flight() {
+    let mut cluster = Cluster::start(2);
+    // About a minute of batches, one a second.
+    let long = cluster.command(&["sql", "SELECT count(*) FROM partitioned_range(491520, 1, 1000)"]);
+    let client = std::thread::spawn(move || stockyard_tests::cluster::run(long));
+    // And a browser that sent half a request and went quiet.
+    let mut quiet = std::net::TcpStream::connect(("127.0.0.1", cluster.http_port)).unwrap();
+    std::io::Write::write_all(&mut quiet, b"GET /api/overview HTTP/1.1\r\nHost: x\r\n").unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let stopped = std::time::Instant::now();
+    cluster.scheduler.signal(libc::SIGTERM);
+    let exit = cluster.scheduler.wait_exit(std::time::Duration::from_secs(30));
+    assert!(exit.is_some(), "the scheduler still runs 30 s after SIGTERM:\n{}", cluster.logs());
+    assert!(stopped.elapsed() < std::time::Duration::from_secs(25), "{:?}", stopped.elapsed());
+    assert!(cluster.scheduler.output().contains("connections still open 10s after the stop signal: stopping anyway"), "{}", cluster.logs());
+    drop(quiet);
+    // The client is told, not left waiting.
+    let r = client.join().unwrap();
+    assert_ne!(r.code, 0, "{r:?}");
+    assert_ne!(r.code, -2, "the client hung: {r:?}");
+}
