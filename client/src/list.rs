@@ -71,7 +71,11 @@ fn time(secs: u64) -> String {
     humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(secs)).to_string()
 }
 
+/// Writes a listing to stdout. A reader that stops early (`| head`) ends
+/// the output, not the process with a panic: write errors are dropped.
 fn print(format: Format, header: &[&str], rows: Vec<Vec<String>>, objects: Vec<Value>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
     match format {
         Format::Table => {
             let mut table = Table::new();
@@ -81,22 +85,26 @@ fn print(format: Format, header: &[&str], rows: Vec<Vec<String>>, objects: Vec<V
             for row in rows {
                 table.add_row(row);
             }
-            println!("{table}");
-            println!("{n} row{}", if n == 1 { "" } else { "s" });
+            let _ = writeln!(out, "{table}");
+            let _ = writeln!(out, "{n} row{}", if n == 1 { "" } else { "s" });
         }
         Format::Csv => {
-            println!("{}", header.join(","));
+            let _ = writeln!(out, "{}", header.join(","));
             for row in rows {
                 let cells: Vec<String> = row
                     .into_iter()
                     .map(|c| if c.contains([',', '"', '\n']) { format!("\"{}\"", c.replace('"', "\"\"")) } else { c })
                     .collect();
-                println!("{}", cells.join(","));
+                if writeln!(out, "{}", cells.join(",")).is_err() {
+                    return;
+                }
             }
         }
         Format::Json => {
             for o in objects {
-                println!("{o}");
+                if writeln!(out, "{o}").is_err() {
+                    return;
+                }
             }
         }
     }
