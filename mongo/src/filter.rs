@@ -37,17 +37,38 @@ pub fn support(expr: &Expr, schema: &Schema) -> TableProviderFilterPushDown {
 }
 
 /// The conjunction of every translatable filter, `None` when none is.
+/// Plain ranges on one field merge into one `{field: {$gte, $lt}}`: the
+/// shape a server can answer from an index.
 pub fn combine(filters: &[Expr], schema: &Schema) -> Option<Document> {
-    let parts: Vec<Bson> = filters
-        .iter()
-        .filter_map(|f| translate(f, schema))
-        .map(|p| Bson::Document(p.filter))
-        .collect();
+    let mut parts: Vec<Bson> = Vec::new();
+    for filter in filters.iter().filter_map(|f| translate(f, schema)).map(|p| p.filter) {
+        if let Some((field, ops)) = plain_range(&filter) {
+            let fits = |part: &Bson| {
+                part.as_document()
+                    .and_then(plain_range)
+                    .is_some_and(|(f, existing)| f == field && ops.keys().all(|k| !existing.contains_key(k)))
+            };
+            if let Some(Bson::Document(d)) = parts.iter().position(fits).and_then(|i| parts.get_mut(i)) {
+                if let Ok(range) = d.get_document_mut(field) {
+                    range.extend(ops.clone());
+                }
+                continue;
+            }
+        }
+        parts.push(Bson::Document(filter));
+    }
     match parts.len() {
         0 => None,
         1 => parts.into_iter().next().and_then(|b| b.as_document().cloned()),
         _ => Some(doc! {"$and": parts}),
     }
+}
+
+/// `{field: {range ops only}}`: the field and its operators.
+fn plain_range(filter: &Document) -> Option<(&str, &Document)> {
+    let (field, Bson::Document(ops)) = filter.iter().next()? else { return None };
+    let plain = filter.len() == 1 && !field.starts_with('$') && !ops.is_empty() && ops.keys().all(|k| RANGE.contains(&k.as_str()));
+    plain.then_some((field.as_str(), ops))
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -124,10 +145,19 @@ fn flip(op: Operator) -> Option<Operator> {
     })
 }
 
+/// Range operators, which bracket by type in MongoDB.
+const RANGE: [&str; 4] = ["$gt", "$gte", "$lt", "$lte"];
+
 /// `{name: {<op>: value}}` with the guards that make it exact, where any do.
 fn comparison(name: &str, kind: ColumnKind, op: &str, value: Bson) -> Pushed {
     let mut condition = doc! {op: value};
     match kind {
+        // A time window is the filter most worth an index, and a plain
+        // range is what every server can use one for: some scan the whole
+        // collection once guards sit beside it. A range on a date matches
+        // only dates (type bracketing) or arrays holding one, so it is a
+        // superset of SQL's rows, re-checked above the scan.
+        ColumnKind::Date if RANGE.contains(&op) => Pushed { filter: doc! {name: condition}, exact: false },
         ColumnKind::String | ColumnKind::Date | ColumnKind::Bool => {
             let bson_type = match kind {
                 ColumnKind::String => "string",
@@ -271,8 +301,30 @@ mod tests {
     fn timestamps_become_dates() {
         let s = schema();
         let t = lit(ScalarValue::TimestampMillisecond(Some(-1000), Some("UTC".into())));
-        let p = translate(&col("t").lt(t), &s).unwrap();
+        let p = translate(&col("t").lt(t.clone()), &s).unwrap();
+        // Plain, for an index; DataFusion re-checks arrays.
+        assert_eq!(p, Pushed { filter: doc! {"t": {"$lt": DateTime::from_millis(-1000)}}, exact: false });
+        let p = translate(&col("t").eq(t), &s).unwrap();
         assert!(p.exact);
-        assert_eq!(p.filter.get_document("t").unwrap().get("$lt"), Some(&Bson::DateTime(DateTime::from_millis(-1000))));
+    }
+
+    #[test]
+    fn a_window_becomes_one_range() {
+        let s = schema();
+        let at = |ms: i64| lit(ScalarValue::TimestampMillisecond(Some(ms), Some("UTC".into())));
+        let window = [col("t").gt_eq(at(1000)), col("t").lt(at(2000)), col("s").eq(lit("DC-01"))];
+        let f = combine(&window, &s).unwrap();
+        assert_eq!(
+            f,
+            doc! {"$and": [
+                {"t": {"$gte": DateTime::from_millis(1000), "$lt": DateTime::from_millis(2000)}},
+                {"s": {"$eq": "DC-01", "$type": "string", "$not": {"$type": "array"}}},
+            ]}
+        );
+        let f = combine(&window[..2], &s).unwrap();
+        assert_eq!(f, doc! {"t": {"$gte": DateTime::from_millis(1000), "$lt": DateTime::from_millis(2000)}});
+        // Two lower bounds do not overwrite each other.
+        let f = combine(&[col("t").gt_eq(at(1000)), col("t").gt_eq(at(1500))], &s).unwrap();
+        assert_eq!(f, doc! {"$and": [{"t": {"$gte": DateTime::from_millis(1000)}}, {"t": {"$gte": DateTime::from_millis(1500)}}]});
     }
 }

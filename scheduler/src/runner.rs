@@ -507,8 +507,11 @@ impl JobRunner {
         let session = stockyard_plan::session::remote_context(&self.targets.scheduler, &format!("kpi {run_id}"), None, ScanOptions::default())
             .await
             .map_err(|e| e.to_string())?;
-        // The queries read the same window: each range once per executor.
-        stockyard_jobs::tables::register(&session.ctx, Some(self.targets.mongo.clone()), None, Some(run_id))
+        // The queries read the same window: once per executor, in one
+        // cursor per collection, whose plain time range any server can
+        // answer from its event-time index (a split into ranges cannot be
+        // that plain: it must also place arrays and other types).
+        stockyard_jobs::tables::register(&session.ctx, Some(self.targets.mongo.clone()), Some(1), Some(run_id))
             .map_err(|e| e.to_string())?;
         // A window is small: a few shuffle partitions beat Ballista's 16,
         // each of which is a task to schedule; and hash joins let the small
