@@ -60,11 +60,7 @@ impl Leadership {
 
     /// The leader, when one is known.
     pub fn leader(&self) -> Option<Member> {
-        match &*self.role.borrow() {
-            Role::Leader => Some(self.me.clone()),
-            Role::Follower(Some(value)) => serde_json::from_str(value).ok(),
-            Role::Follower(None) => None,
-        }
+        named(&self.role.borrow(), &self.me)
     }
 
     /// Why this scheduler refuses work it would run as the leader.
@@ -94,16 +90,21 @@ impl Leadership {
 /// Keeps `last` on the latest leader `role` named.
 async fn remember_leader(mut role: watch::Receiver<Role>, me: Member, last: Arc<std::sync::Mutex<Option<Member>>>) {
     loop {
-        let known = match &*role.borrow_and_update() {
-            Role::Leader => Some(me.clone()),
-            Role::Follower(Some(value)) => serde_json::from_str(value).ok(),
-            Role::Follower(None) => None,
-        };
+        let known = named(&role.borrow_and_update(), &me);
         if known.is_some() {
             *last.lock().expect("last leader lock") = known;
         }
         if role.changed().await.is_err() {
             return;
         }
+    }
+}
+
+/// The leader `role` names, `me` when this scheduler leads.
+fn named(role: &Role, me: &Member) -> Option<Member> {
+    match role {
+        Role::Leader => Some(me.clone()),
+        Role::Follower(Some(value)) => serde_json::from_str(value).ok(),
+        Role::Follower(None) => None,
     }
 }
