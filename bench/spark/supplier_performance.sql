@@ -12,9 +12,9 @@ SELECT sh.supplier_id, sp.supplier_name,
        avg(CASE WHEN sh.arrival_ts <= sh.expected_arrival_ts THEN 1.0D ELSE 0.0D END) AS on_time_rate,
        sum(CASE WHEN sh.arrival_ts > sh.expected_arrival_ts THEN 1 ELSE 0 END) AS late_shipments
 FROM shipments_fact sh
-JOIN suppliers_dim sp ON sp.supplier_id = sh.supplier_id
 JOIN skus_dim s ON s.sku_id = sh.sku_id
 JOIN dcs_dim d ON d.dc_id = sh.dc_id
+JOIN suppliers_dim sp ON sp.supplier_id = sh.supplier_id
 WHERE sh.arrival_ts >= {start} AND sh.arrival_ts < {end}
   AND sh.quantity IS NOT NULL
 GROUP BY sh.supplier_id, sp.supplier_name, sp.promised_lead_time_days
