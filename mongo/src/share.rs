@@ -5,8 +5,10 @@
 //! dimensions; without sharing, each reads them again. A scan with a share
 //! key reads every column of its partition once, keeps the batches for
 //! [`SHARE_TTL`], and hands each query its own projection of them.
+//! [`Memo`] is the sharing itself, also used for collection sizes.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,16 +24,58 @@ pub const SHARE_TTL: Duration = Duration::from_secs(60);
 /// A read larger than this is not kept; each query reads for itself.
 pub const MAX_SHARED_BYTES: usize = 512 << 20;
 
-/// What a shared read gives: the batches, or why not (the error's text,
-/// since `DataFusionError` is not `Clone`).
-type Batches = std::result::Result<Arc<Vec<RecordBatch>>, Arc<str>>;
-
-struct Entry {
-    created: Instant,
-    read: Shared<BoxFuture<'static, Batches>>,
+/// Answers to MongoDB requests, shared by key: the first caller's request
+/// runs (spawned, so it finishes even if that caller goes away); callers
+/// that come while it runs, or within the TTL after, get its answer. A
+/// failure reaches everyone waiting for it and is then forgotten, so the
+/// next caller asks again. Errors travel as text: `DataFusionError` is not
+/// `Clone`.
+pub struct Memo<K, T> {
+    ttl: Duration,
+    entries: Mutex<HashMap<K, Entry<T>>>,
 }
 
-static READS: LazyLock<Mutex<HashMap<String, Entry>>> = LazyLock::new(Mutex::default);
+struct Entry<T> {
+    created: Instant,
+    answer: Shared<BoxFuture<'static, std::result::Result<T, Arc<str>>>>,
+}
+
+impl<K: Hash + Eq + Clone, T: Clone + Send + Sync + 'static> Memo<K, T> {
+    /// Answers kept for `ttl` from when they were first asked.
+    pub fn new(ttl: Duration) -> Self {
+        Self { ttl, entries: Mutex::default() }
+    }
+
+    /// The answer for `key`: `ask`'s, or the one already asked.
+    pub async fn get<F>(&self, key: K, ask: F) -> std::result::Result<T, Arc<str>>
+    where
+        F: std::future::Future<Output = std::result::Result<T, Arc<str>>> + Send + 'static,
+    {
+        let answer = {
+            let mut entries = self.entries.lock().expect("memo lock");
+            entries.retain(|_, e| e.created.elapsed() < self.ttl);
+            entries
+                .entry(key.clone())
+                .or_insert_with(|| {
+                    let task = tokio::spawn(ask);
+                    let answer = async move {
+                        task.await.unwrap_or_else(|e| Err(Arc::from(format!("a shared MongoDB request stopped: {e}"))))
+                    };
+                    Entry { created: Instant::now(), answer: answer.boxed().shared() }
+                })
+                .answer
+                .clone()
+        };
+        let result = answer.await;
+        if result.is_err() {
+            self.entries.lock().expect("memo lock").remove(&key);
+        }
+        result
+    }
+}
+
+/// Shared reads: the batches, or `None` when over [`MAX_SHARED_BYTES`].
+static READS: LazyLock<Memo<String, Option<Arc<Vec<RecordBatch>>>>> = LazyLock::new(|| Memo::new(SHARE_TTL));
 
 /// Why a shared read gave nothing back.
 #[derive(Debug)]
@@ -42,45 +86,22 @@ pub enum Unshared {
     Failed(DataFusionError),
 }
 
-const TOO_LARGE: &str = "\0too large";
-
-/// The batches for `key`, from the first caller's `read` (spawned, so it
-/// finishes even if that caller goes away) or from one already under way.
+/// The batches for `key`, from the first caller's `read` or from one
+/// already under way.
 pub async fn batches<F>(key: String, read: F) -> std::result::Result<Arc<Vec<RecordBatch>>, Unshared>
 where
     F: std::future::Future<Output = Result<Vec<RecordBatch>>> + Send + 'static,
 {
-    let key_copy = key.clone();
-    let shared = {
-        let mut reads = READS.lock().expect("shared reads lock");
-        reads.retain(|_, e| e.created.elapsed() < SHARE_TTL);
-        reads
-            .entry(key)
-            .or_insert_with(|| {
-                let task = tokio::spawn(read);
-                let read = async move {
-                    match task.await {
-                        Ok(Ok(batches)) => {
-                            let size: usize = batches.iter().map(RecordBatch::get_array_memory_size).sum();
-                            if size > MAX_SHARED_BYTES { Err(Arc::from(TOO_LARGE)) } else { Ok(Arc::new(batches)) }
-                        }
-                        Ok(Err(e)) => Err(Arc::from(e.strip_backtrace())),
-                        Err(e) => Err(Arc::from(format!("a shared MongoDB read stopped: {e}"))),
-                    }
-                };
-                Entry { created: Instant::now(), read: read.boxed().shared() }
-            })
-            .read
-            .clone()
+    let read = async move {
+        let batches = read.await.map_err(|e| Arc::from(e.strip_backtrace()))?;
+        let size: usize = batches.iter().map(RecordBatch::get_array_memory_size).sum();
+        // Kept as an answer, so later queries read directly at once.
+        Ok((size <= MAX_SHARED_BYTES).then(|| Arc::new(batches)))
     };
-    match shared.await {
-        Ok(batches) => Ok(batches),
-        Err(e) if &*e == TOO_LARGE => Err(Unshared::TooLarge),
-        Err(e) => {
-            // A retried task reads again rather than getting the old failure.
-            READS.lock().expect("shared reads lock").remove(&key_copy);
-            Err(Unshared::Failed(DataFusionError::Execution(e.to_string())))
-        }
+    match READS.get(key, read).await {
+        Ok(Some(batches)) => Ok(batches),
+        Ok(None) => Err(Unshared::TooLarge),
+        Err(e) => Err(Unshared::Failed(DataFusionError::Execution(e.to_string()))),
     }
 }
 

@@ -1,9 +1,8 @@
 //! [`MongoTable`]: one collection as a DataFusion table.
 
 use std::any::Any;
-use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
@@ -14,13 +13,13 @@ use datafusion::error::Result;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use futures::TryStreamExt;
-use tokio::sync::OnceCell;
 use mongodb::bson::{Bson, Document, doc};
 
 use crate::exec::{MongoScanExec, MongoScanSpec};
 use crate::partition::{self, Splits};
 use crate::source::MongoSource;
 use crate::filter;
+use crate::share::Memo;
 
 /// How a scan splits its collection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,40 +146,24 @@ impl MongoTable {
     /// time (a KPI run's eight queries) wait for one answer rather than
     /// each asking: on SecantusDB that was 24 whole-collection reads per
     /// run before any document was fetched.
-    async fn size(&self, source: &MongoSource) -> Result<Size> {
+    async fn size(&self, source: &Arc<MongoSource>) -> Result<Size> {
+        static SIZES: LazyLock<Memo<String, Size>> = LazyLock::new(|| Memo::new(SIZE_TTL));
         let key = format!("{}\u{1f}{}\u{1f}{}", source.redacted_uri(), source.database_name(), self.collection);
-        remembered(key, async {
-            let db = source.database().await.map_err(external)?;
-            match db.run_command(doc! {"collStats": &self.collection}).await {
+        let (source, collection) = (source.clone(), self.collection.clone());
+        let ask = async move {
+            let db = source.database().await.map_err(|e| Arc::from(e.to_string()))?;
+            match db.run_command(doc! {"collStats": &collection}).await {
                 Ok(stats) => Ok(Size {
                     bytes: number(stats.get("size")).max(0.0) as u64,
                     docs: number(stats.get("count")).max(0.0) as u64,
                 }),
                 // A collection not created yet is empty, not an error.
                 Err(e) if matches!(*e.kind, mongodb::error::ErrorKind::Command(ref c) if c.code == 26) => Ok(Size::default()),
-                Err(e) => Err(external(source.error(&format!("collStats on {}", self.collection), e))),
+                Err(e) => Err(Arc::from(source.error(&format!("collStats on {collection}"), e).to_string())),
             }
-        })
-        .await
+        };
+        SIZES.get(key, ask).await.map_err(|e| DataFusionError::External(e.to_string().into()))
     }
-}
-
-/// The size under `key` if asked within [`SIZE_TTL`], else `ask`'s answer;
-/// callers that come while it is asked get the same answer. A failure is
-/// not kept, so the next caller asks again.
-async fn remembered(key: String, ask: impl std::future::Future<Output = Result<Size>>) -> Result<Size> {
-    type Answer = Arc<OnceCell<(Size, Instant)>>;
-    static SIZES: LazyLock<Mutex<HashMap<String, Answer>>> = LazyLock::new(Mutex::default);
-    let cell = {
-        let mut sizes = SIZES.lock().expect("sizes lock");
-        let fresh = |cell: &Answer| cell.get().is_none_or(|(_, at)| at.elapsed() < SIZE_TTL);
-        if !sizes.get(&key).is_some_and(fresh) {
-            sizes.insert(key.clone(), Answer::default());
-        }
-        sizes[&key].clone()
-    };
-    let (size, _) = cell.get_or_try_init(|| async { Ok::<_, DataFusionError>((ask.await?, Instant::now())) }).await?;
-    Ok(*size)
 }
 
 /// A collection's size, as `collStats` reports it.
@@ -258,26 +241,31 @@ mod tests {
 
     #[tokio::test]
     async fn scans_planned_together_ask_for_a_size_once() {
-        let asked = AtomicUsize::new(0);
-        let ask = || async {
-            asked.fetch_add(1, Ordering::SeqCst);
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            Ok(Size { bytes: 100, docs: 2 })
+        let sizes = Memo::new(SIZE_TTL);
+        let asked = Arc::new(AtomicUsize::new(0));
+        let ask = || {
+            let asked = asked.clone();
+            async move {
+                asked.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Ok(Size { bytes: 100, docs: 2 })
+            }
         };
         let key = || "test-together".to_string();
-        let (a, b, c) = tokio::join!(remembered(key(), ask()), remembered(key(), ask()), remembered(key(), ask()));
+        let (a, b, c) = tokio::join!(sizes.get(key(), ask()), sizes.get(key(), ask()), sizes.get(key(), ask()));
         assert_eq!([a.unwrap(), b.unwrap(), c.unwrap()], [Size { bytes: 100, docs: 2 }; 3]);
         assert_eq!(asked.load(Ordering::SeqCst), 1);
         // Later, within the TTL: still the remembered answer.
-        assert_eq!(remembered(key(), ask()).await.unwrap().docs, 2);
+        assert_eq!(sizes.get(key(), ask()).await.unwrap().docs, 2);
         assert_eq!(asked.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]
     async fn a_failed_size_is_asked_again() {
-        let failing = async { Err(DataFusionError::Execution("collStats failed".into())) };
-        assert!(remembered("test-failed".into(), failing).await.unwrap_err().to_string().contains("collStats failed"));
-        let size = remembered("test-failed".into(), async { Ok(Size { bytes: 1, docs: 1 }) }).await.unwrap();
+        let sizes = Memo::new(SIZE_TTL);
+        let failing = async { Err(Arc::from("collStats failed")) };
+        assert!(sizes.get("test-failed".to_string(), failing).await.unwrap_err().contains("collStats failed"));
+        let size = sizes.get("test-failed".to_string(), async { Ok(Size { bytes: 1, docs: 1 }) }).await.unwrap();
         assert_eq!(size, Size { bytes: 1, docs: 1 });
     }
 }
