@@ -102,8 +102,8 @@ impl Remote {
         Self { schedulers, access, gateway: tokio::sync::OnceCell::new() }
     }
 
-    /// The gateway's local address, once a leading scheduler is known.
-    pub async fn address(&self, wait: Duration) -> Result<String, String> {
+    /// The gateway, once a leading scheduler is known.
+    pub async fn gateway(&self, wait: Duration) -> Result<stockyard_gateway::Gateway, String> {
         let gateway = self
             .gateway
             .get_or_try_init(|| {
@@ -113,7 +113,7 @@ impl Remote {
             .await
             .map_err(|e| e.to_string())?;
         gateway.leader_or_fail(wait).await.map_err(|e| e.to_string())?;
-        Ok(gateway.addr().to_string())
+        Ok(gateway.clone())
     }
 }
 

@@ -32,14 +32,11 @@ pub async fn connect(scheduler: &Remote) -> Result<StockyardClient<Channel>, Fai
         };
         Failure::new(format!("cannot reach the scheduler at {scheduler}: {e} ({hint})"))
     };
-    let address = scheduler.address(CONNECT_TIMEOUT).await.map_err(|e| match e.strip_prefix("refused by the scheduler: ") {
+    let gateway = scheduler.gateway(CONNECT_TIMEOUT).await.map_err(|e| match e.strip_prefix("refused by the scheduler: ") {
         Some(why) => Failure::new(format!("the scheduler refused this client: {why}")),
         None => unreachable(&e),
     })?;
-    let endpoint = Channel::from_shared(format!("http://{address}"))
-        .map_err(|e| unreachable(&e))?
-        .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(Duration::from_secs(30));
+    let endpoint = gateway.endpoint().connect_timeout(CONNECT_TIMEOUT).timeout(Duration::from_secs(30));
     let channel = endpoint.connect().await.map_err(|e| unreachable(&e))?;
     Ok(StockyardClient::new(channel))
 }

@@ -20,8 +20,9 @@ pub async fn run(sql: &str, scheduler: &Remote, format: Format, mongo: ScanOptio
     let client = crate::list::require_executors(scheduler).await?;
     let job_name = format!("sql: {}", sql.split_whitespace().collect::<Vec<_>>().join(" "));
     let job_name: String = job_name.chars().take(120).collect();
-    let address = scheduler.address(Duration::from_secs(5)).await.map_err(Failure::new)?;
-    let session = stockyard_plan::session::remote_context(&address, &job_name, Some(client), mongo)
+    let gateway = scheduler.gateway(Duration::from_secs(5)).await.map_err(Failure::new)?;
+    let route = stockyard_plan::session::Route { scheduler: gateway.addr().to_string(), dialer: Some(gateway.dialer()) };
+    let session = stockyard_plan::session::remote_context(&route, &job_name, Some(client), mongo)
         .await
         .map_err(|e| Failure::new(format!("cannot set up a session: {e}")))?;
     let ctx = session.ctx;

@@ -59,6 +59,8 @@ impl ExecutionEngine for TaskEngine {
         work_dir: &str,
         _config: &SessionConfig,
     ) -> Result<Arc<dyn QueryStageExecutor>> {
+        // Ballista names the task's shuffle directory after the job id.
+        stockyard_plan::names::path_part("job id", job_id.as_str()).map_err(|e| DataFusionError::Plan(e.to_string()))?;
         if !self.allow_local_files
             && let Some(what) = local_file_use(&plan) {
                 return Err(DataFusionError::Plan(format!(

@@ -1,10 +1,18 @@
 //! A Stockyard executor: Ballista's executor process with our extension
 //! codecs. It registers with the leading scheduler, heartbeats, runs tasks
 //! and serves its shuffle output to other executors over Arrow Flight. It
-//! reaches the schedulers through a gateway that follows the leader and
-//! sends the cluster's token.
+//! reaches the schedulers and other executors through a gateway that
+//! follows the leader and sends the cluster's token.
+//!
+//! Both of its ports check the token: gRPC through [`front`] (Ballista's
+//! own task server listens on loopback behind it), Arrow Flight in
+//! [`flight`].
 
+mod announce;
+mod auth;
 pub mod engine;
+pub mod flight;
+pub mod front;
 pub mod metrics;
 
 use std::sync::Arc;
@@ -100,27 +108,52 @@ pub async fn run(settings: ExecutorSettings) -> Result<(), ExecutorError> {
             (temp.path().display().to_string(), Some(temp))
         }
     };
-    // Ballista binds these in background tasks and, if one is taken, stops
-    // quietly with status 0: say which port it is instead.
-    for (port, what) in [(settings.port, "Arrow Flight"), (settings.grpc_port, "executor gRPC")] {
-        std::net::TcpListener::bind((settings.bind_host.as_str(), port)).map_err(|e| {
-            ballista_core::error::BallistaError::Configuration(format!("cannot listen on {}:{port} for {what}: {e}", settings.bind_host))
-        })?;
-    }
+    let cannot = |port: u16, what: &str, e: &dyn std::fmt::Display| {
+        ballista_core::error::BallistaError::Configuration(format!("cannot listen on {}:{port} for {what}: {e}", settings.bind_host))
+    };
+    // Ballista binds the Flight port in a background task and, if it is
+    // taken, stops quietly with status 0: say which port it is instead.
+    std::net::TcpListener::bind((settings.bind_host.as_str(), settings.port)).map_err(|e| cannot(settings.port, "Arrow Flight", &e))?;
+    let flight_addr: std::net::SocketAddr = format!("{}:{}", settings.bind_host, settings.port)
+        .parse()
+        .or_else(|_| format!("[{}]:{}", settings.bind_host, settings.port).parse())
+        .map_err(|e| cannot(settings.port, "Arrow Flight", &e))?;
+    let front = tokio::net::TcpListener::bind((settings.bind_host.as_str(), settings.grpc_port))
+        .await
+        .map_err(|e| cannot(settings.grpc_port, "executor gRPC", &e))?;
+    // Ballista's task server: on loopback, reached only through the front.
+    let inner = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| cannot(0, "the executor's task server on 127.0.0.1", &e))?;
+    let token = settings.access.token.clone();
+    front::serve(front, inner, token.as_deref());
     let metrics = Arc::new(metrics::ExecutorMetrics::default());
     if let Some(port) = settings.metrics_port {
         serve_metrics(&settings.bind_host, port, metrics.clone()).await?;
     }
     let gateway = stockyard_gateway::Gateway::start(settings.schedulers.clone(), settings.access.clone()).await?;
+    gateway.rewrite_calls(announce::public_grpc_port(settings.grpc_port));
     let leader = gateway.leader(settings.connect_timeout).await?;
     tracing::info!(%leader, "found the leading scheduler");
-    let via = format!("http://{}", gateway.addr());
+    let dialer = gateway.dialer();
+    // With a token, shuffle reads from other executors go through the
+    // gateway too, which sends it; without one they go straight there.
+    let config_producer: Option<ballista_core::ConfigProducer> = token.is_some().then(|| {
+        use ballista_core::extension::SessionConfigExt;
+        let dialer = dialer.clone();
+        let producer: ballista_core::ConfigProducer = Arc::new(move || {
+            datafusion::prelude::SessionConfig::new_with_ballista().with_ballista_override_create_grpc_client_endpoint(dialer.clone())
+        });
+        producer
+    });
     let mongo = Arc::new(MongoSource::new(settings.mongo_uri, settings.mongo_database));
     let config = ExecutorProcessConfig {
-        bind_host: settings.bind_host,
+        bind_host: "127.0.0.1".into(),
         external_host: settings.external_host,
         port: settings.port,
-        grpc_port: settings.grpc_port,
+        grpc_port: inner.port(),
+        override_arrow_flight_service: Some(flight::provider(flight_addr, token)),
+        override_config_producer: config_producer,
         scheduler_host: gateway.addr().ip().to_string(),
         scheduler_port: gateway.addr().port(),
         scheduler_connect_timeout_seconds: settings.connect_timeout.as_secs().clamp(1, u16::MAX as u64) as u16,
@@ -137,13 +170,9 @@ pub async fn run(settings: ExecutorSettings) -> Result<(), ExecutorError> {
         // scheduler that launched it, by the name that scheduler gave. Every
         // connection goes to the gateway, which adds the token and TLS; the
         // name rides along as the origin, so the status reaches the
-        // launcher, and calls naming the gateway itself reach the leader.
-        override_create_grpc_client_endpoint: Some(Arc::new(move |named| {
-            Ok(tonic::transport::Endpoint::from_shared(via.clone())?
-                .origin(named.uri().clone())
-                .connect_timeout(Duration::from_secs(20))
-                .tcp_nodelay(true))
-        })),
+        // launcher if it is a member, and calls naming the gateway itself
+        // reach the leader.
+        override_create_grpc_client_endpoint: Some(dialer),
         ..Default::default()
     };
     let config = Arc::new(config);

@@ -1,11 +1,22 @@
-//! How executors and clients reach the schedulers: a gRPC forwarder on a
-//! loopback port that sends every call to the scheduler that leads, with
-//! the cluster's token.
+//! How executors, clients and schedulers reach the rest of the cluster: a
+//! gRPC forwarder on a loopback port that sends every call to the scheduler
+//! that leads, or to the cluster member it names, with the cluster's token.
 //!
 //! Ballista's executor and client know one scheduler address and send no
 //! token. Pointed at a [`Gateway`], they follow the leader across
 //! failovers (it asks any scheduler it was given which one leads, see
 //! `GetLeader`) and pass the token check, without a change to Ballista.
+//!
+//! The gateway adds the token, so it must not be a token proxy for
+//! anyone else. Two rules keep it from being one:
+//! - it serves its own process only: every call carries a secret made when
+//!   the gateway starts, in the `user-agent` that [`Gateway::route`] sets
+//!   (the one header Ballista's endpoints let us choose), and is refused
+//!   without it;
+//! - it forwards only to members of the cluster: the schedulers it was
+//!   given, the leaders they name and the executors the leader lists
+//!   ([`members`]). Any other address is refused, so a task that names a
+//!   stranger as its scheduler never sends the stranger the token.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), stockyard_gateway::GatewayError> {
@@ -26,12 +37,16 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::extract::State;
 use axum::serve::ListenerExt;
-use axum::http::{HeaderValue, Request, Response, header::AUTHORIZATION};
-use stockyard_proto::{GetLeaderRequest, GetLeaderResponse};
+use axum::http::{HeaderValue, Request, Response, header::AUTHORIZATION, header::USER_AGENT};
+use stockyard_proto::{GetLeaderRequest, GetLeaderResponse, ListExecutorsRequest};
 use stockyard_proto::stockyard_client::StockyardClient;
 use tokio::sync::Notify;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tower::ServiceExt;
+
+pub mod members;
+
+use members::{Members, Role};
 
 /// How often the leader is looked up again while all is well.
 const RECHECK: Duration = Duration::from_secs(1);
@@ -79,6 +94,9 @@ pub enum GatewayError {
     /// The TLS settings are not usable.
     #[error("TLS: {0}")]
     Tls(String),
+    /// A call that [`Gateway::route`] was asked to send is not a URI.
+    #[error("'{0}' is not an address to call")]
+    Target(String),
     /// No scheduler answered.
     #[error("no scheduler answered ({0})")]
     NoLeader(String),
@@ -103,6 +121,11 @@ impl std::fmt::Debug for Gateway {
 struct Shared {
     /// Addresses as given; asked in turn who leads.
     schedulers: Vec<String>,
+    /// Where calls may go besides the leader.
+    members: Members,
+    /// `stockyard-local/<secret>`: the `user-agent` word that proves a call
+    /// comes from this process (see the module docs).
+    pass: String,
     /// `Bearer <token>`, added to every call.
     token: Option<HeaderValue>,
     tls: Option<ClientTls>,
@@ -123,7 +146,13 @@ struct Shared {
     failed_rounds: std::sync::atomic::AtomicU64,
     /// This gateway's own address: calls that name it go to the leader.
     local: std::sync::OnceLock<String>,
+    /// Changes this process makes to some of its outgoing calls.
+    rewrite: std::sync::OnceLock<Rewrite>,
 }
+
+/// A change to outgoing unary calls: given a call's path and its message,
+/// the message to send instead, or `None` to send it as it is.
+pub type Rewrite = Arc<dyn Fn(&str, &[u8]) -> Option<Vec<u8>> + Send + Sync>;
 
 impl Gateway {
     /// Starts a gateway to the leader among `schedulers` (`HOST:PORT`).
@@ -147,6 +176,8 @@ impl Gateway {
             None => None,
         };
         let shared = Arc::new(Shared {
+            members: Members::new(schedulers.iter().cloned()),
+            pass: format!("stockyard-local/{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple()),
             leader: Mutex::new(None),
             asking: Mutex::default(),
             problem: Mutex::new("no scheduler asked yet".into()),
@@ -158,6 +189,7 @@ impl Gateway {
             found: Notify::new(),
             failed_rounds: Default::default(),
             local: Default::default(),
+            rewrite: Default::default(),
         });
         if !follow {
             let addr = shared.schedulers[0].clone();
@@ -183,9 +215,58 @@ impl Gateway {
         Ok(Self { addr, shared })
     }
 
-    /// The loopback address Ballista and our clients connect to.
+    /// The loopback address Ballista and our clients connect to. A call
+    /// there needs the endpoint [`Self::endpoint`] or [`Self::route`] makes.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// An endpoint for calls to the leader through this gateway.
+    pub fn endpoint(&self) -> Endpoint {
+        let uri = format!("http://{}", self.addr);
+        Endpoint::from_shared(uri)
+            .expect("a socket address is a URI")
+            .user_agent(self.shared.pass.clone())
+            .expect("the pass is a header value")
+            .connect_timeout(Duration::from_secs(20))
+            .tcp_nodelay(true)
+    }
+
+    /// Sends what `target` would reach through this gateway instead: to the
+    /// leader when it names the gateway, else to the member it names (the
+    /// name rides along as the origin). For Ballista's endpoint overrides.
+    pub fn route(&self, target: &Endpoint) -> Result<Endpoint, GatewayError> {
+        let uri = target.uri();
+        let authority = uri.authority().map(|a| a.as_str().to_string()).unwrap_or_default();
+        if authority.is_empty() {
+            return Err(GatewayError::Target(uri.to_string()));
+        }
+        let endpoint = self.endpoint();
+        if authority == self.addr.to_string() {
+            return Ok(endpoint);
+        }
+        // The gateway speaks TLS onwards itself: the origin names plain HTTP.
+        let origin = format!("http://{authority}").parse().map_err(|_| GatewayError::Target(uri.to_string()))?;
+        Ok(endpoint.origin(origin))
+    }
+
+    /// [`Self::route`] in the shape of Ballista's endpoint overrides
+    /// (`EndpointOverrideFn`).
+    pub fn dialer(&self) -> Dialer {
+        let gateway = self.clone();
+        Arc::new(move |endpoint: Endpoint| gateway.route(&endpoint).map_err(Into::into))
+    }
+
+    /// Has every later call go through `rewrite` first (set once; later
+    /// calls of this are ignored).
+    pub fn rewrite_calls(&self, rewrite: Rewrite) {
+        let _ = self.shared.rewrite.set(rewrite);
+    }
+
+    /// Tells the gateway that `addr` belongs to the cluster, for members it
+    /// learns of some other way than from the schedulers.
+    pub fn admit(&self, addr: &str) {
+        self.shared.members.add(addr, Role::Scheduler);
     }
 
     /// The leader's address, waiting up to `wait` for one to be known:
@@ -222,6 +303,9 @@ impl Gateway {
     }
 }
 
+/// Ballista's endpoint override, as [`Gateway::dialer`] makes it.
+pub type Dialer = Arc<dyn Fn(Endpoint) -> Result<Endpoint, Box<dyn std::error::Error + Send + Sync>> + Send + Sync>;
+
 fn endpoint(addr: &str, tls: &Option<ClientTls>) -> Result<Endpoint, GatewayError> {
     let bad = || GatewayError::Address(addr.to_string());
     let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
@@ -239,15 +323,48 @@ fn endpoint(addr: &str, tls: &Option<ClientTls>) -> Result<Endpoint, GatewayErro
 }
 
 impl Shared {
-    /// The kept channel to `addr`; it reconnects by itself after a failure.
+    /// The kept channel to the scheduler at `addr`; it reconnects by itself
+    /// after a failure.
     fn channel_to(&self, addr: &str) -> Result<Channel, GatewayError> {
+        self.channel_for(addr, Role::Scheduler)
+    }
+
+    /// The kept channel to `addr`, over TLS when it is a scheduler and the
+    /// schedulers serve TLS (executors serve plain gRPC).
+    fn channel_for(&self, addr: &str, role: Role) -> Result<Channel, GatewayError> {
         let mut asking = self.asking.lock().expect("asking lock");
         if let Some(c) = asking.get(addr) {
             return Ok(c.clone());
         }
-        let channel = endpoint(addr, &self.tls)?.connect_lazy();
+        let tls = if role == Role::Scheduler { self.tls.clone() } else { None };
+        let channel = endpoint(addr, &tls)?.connect_lazy();
         asking.insert(addr.to_string(), channel.clone());
         Ok(channel)
+    }
+
+    /// Whether calls may go to `addr`: a member already, or an executor the
+    /// leader lists now (executors come and go, so a miss asks again).
+    async fn admits(&self, addr: &str) -> Option<Role> {
+        if let Some(role) = self.members.role(addr) {
+            return Some(role);
+        }
+        let (_, channel) = self.leader.lock().expect("leader lock").clone()?;
+        let mut request = tonic::Request::new(ListExecutorsRequest {});
+        if let Some(token) = &self.token {
+            request.metadata_mut().insert("authorization", token.to_str().unwrap_or_default().parse().expect("checked at start"));
+        }
+        let listed = tokio::time::timeout(ASK_TIMEOUT, StockyardClient::new(channel).list_executors(request)).await;
+        match listed {
+            Ok(Ok(answer)) => {
+                for e in answer.into_inner().executors {
+                    self.members.add(&format!("{}:{}", e.host, e.flight_port), Role::Executor);
+                    self.members.add(&format!("{}:{}", e.host, e.grpc_port), Role::Executor);
+                }
+            }
+            Ok(Err(e)) => tracing::debug!("cannot list the executors: {}", e.message()),
+            Err(_) => tracing::debug!("cannot list the executors: no answer"),
+        }
+        self.members.role(addr)
     }
 }
 
@@ -294,7 +411,12 @@ async fn find_leader(shared: &Shared) -> Result<String, String> {
     let mut problems = Vec::new();
     let mut answered: Vec<(String, GetLeaderResponse)> = Vec::new();
     for addr in &shared.schedulers {
-        match ask(shared, addr).await {
+        let answer = ask(shared, addr).await;
+        if let Ok(a) = &answer {
+            shared.members.add(&a.leader_grpc, Role::Scheduler);
+            shared.members.add(&a.last_leader_grpc, Role::Scheduler);
+        }
+        match answer {
             Ok(a) if a.is_leader => {
                 *shared.refused.lock().expect("refused lock") = None;
                 return Ok(addr.clone());
@@ -351,15 +473,32 @@ fn root_cause(status: &tonic::Status) -> String {
     deepest.unwrap_or_else(|| status.message().to_string())
 }
 
-/// Sends one call, with the token, to the scheduler it names (its
-/// `:authority`, see [`Gateway::addr`]), or to the leader when it names
-/// this gateway. Ballista's executor reports a task's status to the
+/// Sends one call from this process, with the token, to the member it
+/// names (its `:authority`, see [`Gateway::route`]), or to the leader when
+/// it names this gateway. Ballista's executor reports a task's status to the
 /// scheduler that launched it, which must hear it even if it no longer
 /// leads.
 async fn forward(State(shared): State<Arc<Shared>>, request: Request<Body>) -> Response<Body> {
+    let ours = request
+        .headers()
+        .get(USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ua| ua.split_whitespace().any(|word| same(word, &shared.pass)));
+    if !ours {
+        return tonic::Status::unauthenticated("this gateway serves only the process that started it").into_http();
+    }
     let named = request.uri().authority().map(|a| a.as_str().to_string()).filter(|a| Some(a) != shared.local.get());
     let target = match named {
-        Some(addr) => shared.channel_to(&addr).map(|c| (addr, c)).map_err(|e| e.to_string()),
+        Some(addr) => match shared.admits(&addr).await {
+            Some(role) => shared.channel_for(&addr, role).map(|c| (addr, c)).map_err(|e| e.to_string()),
+            None => {
+                tracing::warn!(target = %addr, "refused to forward a call to an address that is not a member of the cluster");
+                return tonic::Status::permission_denied(format!(
+                    "{addr} is not a scheduler or executor of this cluster: the gateway does not forward there"
+                ))
+                .into_http();
+            }
+        },
         None => shared.leader.lock().expect("leader lock").clone().ok_or_else(|| {
             format!("no leading scheduler: {}", shared.problem.lock().expect("problem lock"))
         }),
@@ -369,6 +508,14 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request<Body>) -> R
         Err(problem) => return tonic::Status::unavailable(problem).into_http(),
     };
     let (mut parts, body) = request.into_parts();
+    let body = match shared.rewrite.get() {
+        Some(rewrite) => match rewritten(rewrite, parts.uri.path(), body).await {
+            Ok(body) => body,
+            Err(status) => return status.into_http(),
+        },
+        None => body,
+    };
+    parts.headers.insert(USER_AGENT, HeaderValue::from_static("stockyard-gateway"));
     if let Some(token) = &shared.token {
         parts.headers.insert(AUTHORIZATION, token.clone());
     }
@@ -380,6 +527,35 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request<Body>) -> R
             tonic::Status::unavailable(format!("the scheduler at {addr} is unreachable: {e}")).into_http()
         }
     }
+}
+
+/// The largest call read whole to be rewritten.
+const REWRITE_LIMIT: usize = 4 * 1024 * 1024;
+
+/// `body` after `rewrite`: a unary call is one gRPC message (a flag byte,
+/// a 4-byte length, the message); only uncompressed ones are changed.
+async fn rewritten(rewrite: &Rewrite, path: &str, body: Body) -> Result<Body, tonic::Status> {
+    // Probe with an empty message: paths it leaves alone stream through.
+    if rewrite(path, &[]).is_none() {
+        return Ok(body);
+    }
+    let bytes = axum::body::to_bytes(body, REWRITE_LIMIT)
+        .await
+        .map_err(|e| tonic::Status::internal(format!("cannot read the call to rewrite it: {e}")))?;
+    if bytes.len() < 5 || bytes[0] != 0 {
+        return Ok(Body::from(bytes));
+    }
+    let Some(message) = rewrite(path, &bytes[5..]) else { return Ok(Body::from(bytes)) };
+    let mut framed = Vec::with_capacity(message.len() + 5);
+    framed.push(0);
+    framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    framed.extend_from_slice(&message);
+    Ok(Body::from(framed))
+}
+
+/// Equal without telling, by timing, how much of a guess was right.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
 }
 
 #[cfg(test)]

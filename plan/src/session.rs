@@ -28,25 +28,52 @@ pub struct Session {
     pub mongo_unavailable: Option<String>,
 }
 
-/// A session whose queries run on the scheduler at `host:port`; `job_name`
+/// Where a session's calls go: the scheduler (`HOST:PORT`) and, when calls
+/// go through a gateway, how Ballista's endpoints are sent there (to the
+/// scheduler, and to executors for results).
+#[derive(Clone)]
+pub struct Route {
+    /// The scheduler, or the gateway in front of it.
+    pub scheduler: String,
+    /// Ballista's endpoint override that sends every call to the gateway.
+    pub dialer: Option<ballista_core::extension::EndpointOverrideFn>,
+}
+
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Route").field("scheduler", &self.scheduler).field("through_gateway", &self.dialer.is_some()).finish()
+    }
+}
+
+impl Route {
+    /// Calls straight to the scheduler at `host:port`.
+    pub fn direct(scheduler: impl Into<String>) -> Self {
+        Self { scheduler: scheduler.into(), dialer: None }
+    }
+}
+
+/// A session whose queries run on the scheduler `route` names; `job_name`
 /// labels the Ballista jobs it submits. With a job-API `client`, the
 /// scheduler's MongoDB collections are tables of the default schema,
 /// scanned with `mongo` options.
 pub async fn remote_context(
-    scheduler: &str,
+    route: &Route,
     job_name: &str,
     client: Option<StockyardClient<Channel>>,
     mongo: ScanOptions,
 ) -> Result<Session> {
-    let config = SessionConfig::new_with_ballista()
+    let mut config = SessionConfig::new_with_ballista()
         .with_ballista_logical_extension_codec(Arc::new(LogicalCodec::default()))
         .with_ballista_physical_extension_codec(Arc::new(PhysicalCodec::default()))
         .with_ballista_job_name(job_name);
+    if let Some(dialer) = &route.dialer {
+        config = config.with_ballista_override_create_grpc_client_endpoint(dialer.clone());
+    }
     let state = SessionStateBuilder::new()
         .with_default_features()
         .with_config(config)
         .build()
-        .upgrade_for_ballista(format!("http://{scheduler}"))?;
+        .upgrade_for_ballista(format!("http://{}", route.scheduler))?;
     let ctx = SessionContext::new_with_state(state);
     ctx.register_udtf(FUNCTION_NAME, Arc::new(PartitionedRangeFunc));
     let mut mongo_unavailable = None;

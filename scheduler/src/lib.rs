@@ -237,13 +237,18 @@ impl BoundScheduler {
         };
         // The scheduler's own jobs are Ballista clients too: with a token
         // or TLS they go through a gateway that adds them, like any client;
-        // with neither, straight to this scheduler.
+        // with neither, straight to this scheduler. With a token, calls to
+        // the executors (tasks, cancels, clean-up) go through it as well.
         let own = format!("{own_host}:{port}");
         let own = match (&settings.token, own_tls) {
-            (None, None) => own,
+            (None, None) => stockyard_plan::session::Route::direct(own),
             (token, tls) => {
                 let access = stockyard_gateway::Access { token: token.clone(), tls };
-                stockyard_gateway::Gateway::fixed(own, access).await?.addr().to_string()
+                let gateway = stockyard_gateway::Gateway::fixed(own, access).await?;
+                if token.is_some() {
+                    config.override_create_grpc_client_endpoint = Some(gateway.dialer());
+                }
+                stockyard_plan::session::Route { scheduler: gateway.addr().to_string(), dialer: Some(gateway.dialer()) }
             }
         };
         let targets = JobTargets {

@@ -44,7 +44,7 @@ enum Stop {
 pub struct JobTargets {
     /// Where job sessions reach this scheduler's gRPC API: its own address,
     /// or the gateway that adds the token and TLS.
-    pub scheduler: String,
+    pub scheduler: stockyard_plan::session::Route,
     /// MongoDB, as this process reads it.
     pub mongo: Arc<MongoSource>,
     /// MongoDB's collections and their schemas, for `sql` jobs.
