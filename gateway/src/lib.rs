@@ -201,6 +201,7 @@ impl Gateway {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(GatewayError::Listen)?;
         let addr = listener.local_addr().map_err(GatewayError::Listen)?;
         let _ = shared.local.set(addr.to_string());
+        tracing::info!(%addr, "scheduler gateway listening (for this process only)");
         let app = axum::Router::new().fallback(forward).with_state(shared.clone());
         tokio::spawn(async move {
             // Nagle's algorithm would hold each small answer for the

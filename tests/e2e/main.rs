@@ -9,5 +9,6 @@ mod kpi;
 mod cluster;
 mod mongo;
 mod schedules;
+mod security;
 mod services;
 mod ui;
