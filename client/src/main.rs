@@ -38,7 +38,8 @@ fn init_logging(default: &str, format: cli::LogFormat) {
     let filter = EnvFilter::try_from_env("STOCKYARD_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new(default));
-    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Every line goes out with the process's secrets masked.
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(|| MaskedStderr);
     match format {
         cli::LogFormat::Text => logs.init(),
         // Span fields (the run id, the Ballista job) ride on every line.
@@ -46,7 +47,40 @@ fn init_logging(default: &str, format: cli::LogFormat) {
     }
 }
 
+/// Standard error, with secrets masked (`stockyard_mask::text`). The log
+/// formatter writes each event whole, so one write is one line.
+struct MaskedStderr;
+
+impl std::io::Write for MaskedStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let masked = stockyard_mask::text(&String::from_utf8_lossy(buf));
+        std::io::stderr().write_all(masked.as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+/// Remembers the secrets this process was given before anything can log
+/// them: the token, passwords of connection strings in the environment
+/// and the arguments, and object-store keys.
+fn register_secrets() {
+    for (name, value) in std::env::vars() {
+        if name == "STOCKYARD_TOKEN" || (name.starts_with("AWS_") && stockyard_mask::is_secret_name(&name) && !name.ends_with("_ID")) {
+            stockyard_mask::register(&value);
+        } else if value.contains("://") {
+            stockyard_mask::register_uri(&value);
+        }
+    }
+    for arg in std::env::args().filter(|a| a.contains("://")) {
+        stockyard_mask::register_uri(arg.split_once('=').map_or(arg.as_str(), |(_, v)| v));
+    }
+}
+
 fn main() -> ExitCode {
+    register_secrets();
     let cli = Cli::parse();
     let server = matches!(cli.command, Command::Scheduler(_) | Command::Executor(_) | Command::Standalone(_));
     init_logging(if server { "info" } else { "warn" }, cli.log_format);

@@ -23,7 +23,7 @@ use stockyard_mongo::MongoSource;
 use stockyard_plan::{LogicalCodec, PhysicalCodec};
 
 /// Where an executor listens and which scheduler it serves.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ExecutorSettings {
     /// Schedulers (`HOST:PORT`, gRPC); the executor serves whichever leads.
     pub schedulers: Vec<String>,
@@ -55,6 +55,27 @@ pub struct ExecutorSettings {
     pub allow_local_files: bool,
     /// Port for `/metrics` and `/healthz` over HTTP; none when `None`.
     pub metrics_port: Option<u16>,
+}
+
+impl std::fmt::Debug for ExecutorSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExecutorSettings")
+            .field("schedulers", &self.schedulers)
+            .field("access", &self.access)
+            .field("bind_host", &self.bind_host)
+            .field("external_host", &self.external_host)
+            .field("port", &self.port)
+            .field("grpc_port", &self.grpc_port)
+            .field("concurrent_tasks", &self.concurrent_tasks)
+            .field("work_dir", &self.work_dir)
+            .field("heartbeat_interval", &self.heartbeat_interval)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("mongo_uri", &stockyard_mask::uri(&self.mongo_uri))
+            .field("mongo_database", &self.mongo_database)
+            .field("allow_local_files", &self.allow_local_files)
+            .field("metrics_port", &self.metrics_port)
+            .finish()
+    }
 }
 
 impl Default for ExecutorSettings {

@@ -55,12 +55,19 @@ const RECHECK: Duration = Duration::from_secs(1);
 const ASK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What reaching the schedulers takes besides their addresses.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Access {
     /// The cluster's token, sent on every call.
     pub token: Option<String>,
     /// TLS to the schedulers, when they serve it.
     pub tls: Option<ClientTls>,
+}
+
+impl std::fmt::Debug for Access {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let token = self.token.as_ref().map(|_| stockyard_mask::MASK);
+        f.debug_struct("Access").field("token", &token).field("tls", &self.tls).finish()
+    }
 }
 
 /// How to check the schedulers' certificates.
@@ -171,6 +178,9 @@ impl Gateway {
             endpoint(s, &access.tls)?;
         }
         let Access { token, tls } = access;
+        if let Some(t) = &token {
+            stockyard_mask::register(t);
+        }
         let token = match token {
             Some(t) => Some(HeaderValue::from_str(&format!("Bearer {t}")).map_err(|_| GatewayError::Token)?),
             None => None,

@@ -45,7 +45,9 @@ impl fmt::Debug for MongoError {
 impl MongoSource {
     /// A source for `database` at `uri`; nothing connects until first use.
     pub fn new(uri: impl Into<String>, database: impl Into<String>) -> Self {
-        Self { uri: uri.into(), database: database.into(), client: OnceCell::new() }
+        let uri = uri.into();
+        stockyard_mask::register_uri(&uri);
+        Self { uri, database: database.into(), client: OnceCell::new() }
     }
 
     /// The database name.
@@ -93,20 +95,10 @@ impl MongoSource {
     }
 }
 
-/// `uri` with the password of its user info replaced by `***`.
+/// `uri` with the password of its user info replaced by `***` (see
+/// `stockyard_mask::uri`).
 pub fn redact(uri: &str) -> String {
-    let Some(scheme_end) = uri.find("://") else {
-        return uri.to_string();
-    };
-    let rest = &uri[scheme_end + 3..];
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let Some(at) = rest[..authority_end].rfind('@') else {
-        return uri.to_string();
-    };
-    let user_info = &rest[..at];
-    let user = user_info.split(':').next().unwrap_or("");
-    let masked = if user_info.contains(':') { format!("{user}:***") } else { user.to_string() };
-    format!("{}{}{}", &uri[..scheme_end + 3], masked, &rest[at..])
+    stockyard_mask::uri(uri)
 }
 
 #[cfg(test)]
@@ -119,6 +111,7 @@ mod tests {
         assert_eq!(redact("mongodb+srv://u:p@c.example.net"), "mongodb+srv://u:***@c.example.net");
         assert_eq!(redact("mongodb://127.0.0.1:27017"), "mongodb://127.0.0.1:27017");
         assert_eq!(redact("mongodb://user@h/?x=a@b"), "mongodb://user@h/?x=a@b");
+        assert_eq!(redact("mongodb://app:p/?#@:%x@db:27017/x"), "mongodb://app:***@db:27017/x");
         let s = MongoSource::new("mongodb://a:hunter2@h", "d");
         assert!(!format!("{s:?}").contains("hunter2"));
     }

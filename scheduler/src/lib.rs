@@ -48,7 +48,7 @@ const CATALOG_TTL: Duration = Duration::from_secs(60);
 pub type Scheduler = SchedulerServer<LogicalPlanNode, PhysicalPlanNode>;
 
 /// How a scheduler listens and when it gives up on an executor.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SchedulerSettings {
     /// Address both listeners bind to.
     pub bind_host: String,
@@ -87,8 +87,30 @@ pub struct SchedulerSettings {
     pub tls_client: Option<stockyard_gateway::ClientTls>,
 }
 
+impl std::fmt::Debug for SchedulerSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SchedulerSettings")
+            .field("bind_host", &self.bind_host)
+            .field("external_host", &self.external_host)
+            .field("port", &self.port)
+            .field("http_port", &self.http_port)
+            .field("executor_timeout", &self.executor_timeout)
+            .field("mongo", &self.mongo)
+            .field("redis_url", &stockyard_mask::uri(&self.redis_url))
+            .field("archive_dest", &self.archive_dest)
+            .field("state", &stockyard_mask::uri(&self.state))
+            .field("history_retention", &self.history_retention)
+            .field("default_schedules", &self.default_schedules)
+            .field("allow_local_files", &self.allow_local_files)
+            .field("token", &self.token.as_ref().map(|_| stockyard_mask::MASK))
+            .field("tls", &self.tls)
+            .field("tls_client", &self.tls_client)
+            .finish()
+    }
+}
+
 /// Where MongoDB tables come from.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct MongoSettings {
     /// Connection string (may hold a password: never logged or sent).
     pub uri: String,
@@ -96,6 +118,16 @@ pub struct MongoSettings {
     pub database: String,
     /// Documents sampled to infer a collection's schema.
     pub sample_size: usize,
+}
+
+impl std::fmt::Debug for MongoSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MongoSettings")
+            .field("uri", &stockyard_mask::uri(&self.uri))
+            .field("database", &self.database)
+            .field("sample_size", &self.sample_size)
+            .finish()
+    }
 }
 
 impl Default for MongoSettings {
@@ -203,6 +235,10 @@ impl BoundScheduler {
             expire_dead_executor_interval_seconds: (timeout / 3).max(1),
             ..Default::default()
         };
+        stockyard_mask::register_uri(&settings.redis_url);
+        if let Some(t) = &settings.token {
+            stockyard_mask::register(t);
+        }
         let source = settings.mongo.source();
         config.override_logical_codec = Some(Arc::new(LogicalCodec::new(Some(source.clone()))));
         config.override_physical_codec = Some(Arc::new(PhysicalCodec::new(Some(source.clone()))));

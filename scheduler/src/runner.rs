@@ -444,6 +444,8 @@ impl JobRunner {
         run.started_at_ms = now_ms();
         run.scheduler = self.instance.clone();
         let (job, params) = (run.job.clone(), run.params.clone());
+        // The run history keeps parameters with their secrets masked.
+        run.params = masked_params(&run.params);
         let (switch, mut stopped) = tokio::sync::watch::channel(None);
         self.active.lock().expect("active lock").insert(run.run_id.clone(), switch);
         self.record(&run).await;
@@ -486,7 +488,7 @@ impl JobRunner {
             }
             Ok(Err(e)) => {
                 run.status = "failed".into();
-                run.error = e;
+                run.error = stockyard_mask::text(&e);
                 run.summary_json = json!({"duration_ms": started.elapsed().as_millis() as u64}).to_string();
             }
         }
@@ -646,6 +648,15 @@ fn local_location(plan: &datafusion::logical_expr::LogicalPlan) -> Option<String
 }
 
 /// The `sql` job's statement.
+/// `params` as the run history keeps them: `sql` with its secret options
+/// masked, every value with the process's secrets and URI passwords masked.
+pub fn masked_params(params: &HashMap<String, String>) -> HashMap<String, String> {
+    params
+        .iter()
+        .map(|(k, v)| (k.clone(), if k == "sql" { stockyard_mask::sql(v) } else { stockyard_mask::text(v) }))
+        .collect()
+}
+
 fn sql_param(params: &HashMap<String, String>) -> Result<String, BadRequest> {
     if let Some(unknown) = params.keys().find(|k| k.as_str() != "sql") {
         return Err(BadRequest(format!("the sql job has no parameter '{unknown}' (it takes sql)")));
