@@ -198,6 +198,15 @@ pub struct SchedulerArgs {
     /// local path (shared by every executor), file://, s3:// or hdfs://.
     #[arg(long, env = "STOCKYARD_ARCHIVE_DEST", default_value = stockyard_scheduler::DEFAULT_ARCHIVE_DEST, value_parser = parse_dest)]
     pub archive_dest: String,
+    /// More places a run may name as its archive destination, `A,B`: a
+    /// run's `dest` must lie under --archive-dest or one of these.
+    #[arg(long, env = "STOCKYARD_ARCHIVE_DESTS", value_delimiter = ',', value_parser = parse_dest)]
+    pub archive_dests: Vec<String>,
+    /// Host names the web UI and API answer to, `A,B`, besides IP
+    /// addresses, localhost and --external-host: requests naming any
+    /// other (DNS rebinding) are refused.
+    #[arg(long, env = "STOCKYARD_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
     #[command(flatten)]
     pub state: StateArgs,
     #[command(flatten)]

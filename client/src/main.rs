@@ -119,6 +119,8 @@ async fn run(command: Command) -> Result<(), Failure> {
                 mongo: MongoSettings { uri: a.mongo.mongo_uri, database: a.mongo.mongo_db, sample_size: a.mongo_sample_size },
                 redis_url: a.redis_url,
                 archive_dest: a.archive_dest,
+                archive_dests: a.archive_dests,
+                allowed_hosts: a.allowed_hosts,
                 state: a.state.state,
                 history_retention: a.state.history_retention,
                 default_schedules: a.state.default_schedules,

@@ -165,6 +165,13 @@ fn child_partitions(plan: &Arc<dyn ExecutionPlan>, partition: Option<usize>) -> 
 /// How a stage uses this machine's files, if it does: `reads '<path>'` or
 /// `writes '<path>'`.
 fn local_file_use(plan: &Arc<dyn ExecutionPlan>) -> Option<String> {
+    if let Some(archive) = plan.downcast_ref::<stockyard_plan::archive::ArchiveWriteExec>() {
+        let dest = &archive.spec().dest;
+        let remote = ["s3://", "hdfs://", "gs://", "az://", "abfs://", "http://", "https://"].iter().any(|s| dest.starts_with(s));
+        if !remote {
+            return Some(format!("writes the archive to '{dest}'"));
+        }
+    }
     if let Some(scan) = plan.downcast_ref::<DataSourceExec>() {
         let source: &dyn Any = scan.data_source().as_ref();
         if let Some(config) = source.downcast_ref::<FileScanConfig>()

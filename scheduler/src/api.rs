@@ -32,6 +32,8 @@ pub(crate) struct Api {
     pub redis_url: String,
     /// The HTTP port's access token, if one is required.
     pub token: Option<String>,
+    /// Whether the HTTP port serves TLS (session cookies are then `Secure`).
+    pub tls: bool,
     /// Whether this scheduler leads, and which one does.
     pub leadership: Arc<crate::leader::Leadership>,
 }

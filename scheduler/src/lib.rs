@@ -6,6 +6,7 @@ mod api;
 mod auth;
 mod counters;
 mod detail;
+mod guard;
 mod http;
 pub mod leader;
 mod metrics;
@@ -66,6 +67,9 @@ pub struct SchedulerSettings {
     pub redis_url: String,
     /// Where the archive job writes when a run names no destination.
     pub archive_dest: String,
+    /// More places a run may name as its destination; a run's `dest` must
+    /// lie under `archive_dest` or one of these.
+    pub archive_dests: Vec<String>,
     /// The state store: `memory`, `file:DIR` or `etcd://HOST:PORT,…`.
     pub state: String,
     /// How long the run history is kept.
@@ -76,6 +80,9 @@ pub struct SchedulerSettings {
     /// Whether `sql` jobs may name this machine's files (`CREATE EXTERNAL
     /// TABLE`, `COPY`); off, they are refused.
     pub allow_local_files: bool,
+    /// Host names the HTTP port answers to besides IP literals, loopback
+    /// names and `external_host` (DNS rebinding is refused).
+    pub allowed_hosts: Vec<String>,
     /// Token both ports require (gRPC calls, API, metrics, UI); open when
     /// `None`.
     pub token: Option<String>,
@@ -98,6 +105,8 @@ impl std::fmt::Debug for SchedulerSettings {
             .field("mongo", &self.mongo)
             .field("redis_url", &stockyard_mask::uri(&self.redis_url))
             .field("archive_dest", &self.archive_dest)
+            .field("archive_dests", &self.archive_dests)
+            .field("allowed_hosts", &self.allowed_hosts)
             .field("state", &stockyard_mask::uri(&self.state))
             .field("history_retention", &self.history_retention)
             .field("default_schedules", &self.default_schedules)
@@ -158,6 +167,8 @@ impl Default for SchedulerSettings {
             mongo: MongoSettings::default(),
             redis_url: "redis://127.0.0.1:6379".into(),
             archive_dest: DEFAULT_ARCHIVE_DEST.into(),
+            archive_dests: Vec::new(),
+            allowed_hosts: Vec::new(),
             state: DEFAULT_STATE.into(),
             history_retention: Duration::from_secs(7 * 24 * 3600),
             default_schedules: true,
@@ -215,6 +226,7 @@ pub struct BoundScheduler {
     redis_url: String,
     grpc: TcpListener,
     http: TcpListener,
+    allowed_hosts: guard::AllowedHosts,
 }
 
 impl BoundScheduler {
@@ -294,6 +306,10 @@ impl BoundScheduler {
             allow_local_files: settings.allow_local_files,
             redis_url: settings.redis_url.clone(),
             archive_dest: runner::absolute_dest(&settings.archive_dest),
+            allowed_dests: std::iter::once(&settings.archive_dest)
+                .chain(&settings.archive_dests)
+                .map(|d| runner::absolute_dest(d))
+                .collect(),
         };
         let runner = Arc::new(JobRunner::new(targets, store.clone(), settings.history_retention, me.id.clone()));
         let schedules = Schedules::new(store.clone(), runner.clone());
@@ -317,6 +333,7 @@ impl BoundScheduler {
             redis_url: settings.redis_url.clone(),
             grpc,
             http,
+            allowed_hosts: guard::AllowedHosts::new(&settings.external_host, &settings.allowed_hosts),
         })
     }
 
@@ -337,7 +354,7 @@ impl BoundScheduler {
 
     /// Serves until `shutdown` completes or a server fails.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), SchedulerError> {
-        let Self { scheduler, catalog, runner, schedules, leadership, default_schedules, executor_timeout, jobs, token, tls, redis_url, grpc, http } = self;
+        let Self { scheduler, catalog, runner, schedules, leadership, default_schedules, executor_timeout, jobs, token, tls, redis_url, grpc, http, allowed_hosts } = self;
         let catalog_for_refresh = catalog.clone();
         let scheduler_for_revive = scheduler.clone();
         let api = api::Api {
@@ -348,6 +365,7 @@ impl BoundScheduler {
             catalog: catalog.clone(),
             redis_url,
             token: token.clone(),
+            tls: tls.is_some(),
             leadership: leadership.clone(),
         };
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -377,7 +395,7 @@ impl BoundScheduler {
         // Served through axum with the peer address attached: Ballista's
         // handlers read it as `ConnectInfo<SocketAddr>`.
         let grpc_app = grpc_routes.into_make_service_with_connect_info::<SocketAddr>();
-        let http_app = http::router(api);
+        let http_app = http::router(api).layer(axum::middleware::from_fn_with_state(allowed_hosts, guard::guard));
         let (grpc_stop, http_stop) = (stopped(stop_rx.clone()), stopped(stop_rx));
         let grpc_server = async {
             match &tls {

@@ -55,6 +55,36 @@ pub struct JobTargets {
     pub redis_url: String,
     /// The archive's destination when a run names none.
     pub archive_dest: String,
+    /// Where a run's destination must lie: `archive_dest` and the list
+    /// fixed when the scheduler started.
+    pub allowed_dests: Vec<String>,
+}
+
+/// `dest` with `.` and `..` resolved, without touching the disk.
+fn lexical(dest: &str) -> String {
+    let (prefix, path) = match dest.find("://") {
+        Some(i) => dest.split_at(i + 3),
+        None => ("", dest),
+    };
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "." | "" if !parts.is_empty() => {}
+            ".." => {
+                if parts.len() > 1 {
+                    parts.pop();
+                }
+            }
+            p => parts.push(p),
+        }
+    }
+    format!("{prefix}{}", parts.join("/"))
+}
+
+/// Whether `dest` lies under one of `allowed` (both absolute).
+pub fn dest_allowed(dest: &str, allowed: &[String]) -> bool {
+    let dest = lexical(dest);
+    allowed.iter().map(|a| lexical(a)).any(|a| dest == a || dest.starts_with(&format!("{}/", a.trim_end_matches('/'))))
 }
 
 /// `dest` with a relative local path made absolute: executors have other
@@ -194,7 +224,7 @@ fn now_param(params: &HashMap<String, String>) -> Result<DateTime<Utc>, BadReque
 }
 
 /// The archive job's parameters from their CLI spelling.
-pub fn archive_params(params: &HashMap<String, String>, default_dest: &str) -> Result<ArchiveParams, BadRequest> {
+pub fn archive_params(params: &HashMap<String, String>, default_dest: &str, allowed: &[String]) -> Result<ArchiveParams, BadRequest> {
     let known = ["now", "threshold_mb", "older_than", "dest"];
     if let Some(unknown) = params.keys().find(|k| !known.contains(&k.as_str())) {
         return Err(BadRequest(format!(
@@ -211,6 +241,14 @@ pub fn archive_params(params: &HashMap<String, String>, default_dest: &str) -> R
     };
     let dest = absolute_dest(params.get("dest").map(String::as_str).unwrap_or(default_dest));
     stockyard_plan::store::open_check(&dest).map_err(|e| BadRequest(e.to_string()))?;
+    if !dest_allowed(&dest, allowed) {
+        return Err(BadRequest(format!(
+            "the archive destination '{}' is not under the scheduler's destinations ({}): \
+             start the scheduler with --archive-dests to allow it",
+            stockyard_mask::uri(&dest),
+            allowed.iter().map(|a| stockyard_mask::uri(a)).collect::<Vec<_>>().join(", ")
+        )));
+    }
     Ok(ArchiveParams {
         now: now_param(params)?,
         threshold_mb,
@@ -398,7 +436,7 @@ impl JobRunner {
     pub fn validate(&self, job: &str, params: &HashMap<String, String>) -> Result<(), BadRequest> {
         match job {
             "kpi" => kpi_params(params).map(|_| ()),
-            "archive" => archive_params(params, &self.targets.archive_dest).map(|_| ()),
+            "archive" => archive_params(params, &self.targets.archive_dest, &self.targets.allowed_dests).map(|_| ()),
             "sql" => sql_param(params).map(|_| ()),
             other => Err(BadRequest(format!("no job named '{other}' (jobs: kpi, archive, sql)"))),
         }
@@ -542,7 +580,7 @@ impl JobRunner {
     }
 
     async fn archive(&self, run_id: &str, params: &HashMap<String, String>, progress: &mpsc::Sender<String>) -> Result<Value, String> {
-        let params = archive_params(params, &self.targets.archive_dest).map_err(|e| e.0)?;
+        let params = archive_params(params, &self.targets.archive_dest, &self.targets.allowed_dests).map_err(|e| e.0)?;
         let say = |m: String| {
             let _ = progress.try_send(m);
         };
@@ -664,5 +702,21 @@ fn sql_param(params: &HashMap<String, String>) -> Result<String, BadRequest> {
     match params.get("sql").map(|s| s.trim()) {
         Some(s) if !s.is_empty() => Ok(s.to_string()),
         _ => Err(BadRequest("the sql job needs its statement in the sql parameter".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn destinations_must_lie_under_an_allowed_one() {
+        let allowed = vec!["/data/archive".to_string(), "s3://lake/archive".to_string()];
+        for ok in ["/data/archive", "/data/archive/2026", "/data/archive/./x", "s3://lake/archive/orders"] {
+            assert!(dest_allowed(ok, &allowed), "{ok}");
+        }
+        for bad in ["/data/archive-other", "/data/archive/../secrets", "/proc/x", "/", "s3://lake/archived", "s3://other/archive", "file:///data/archive/../x"] {
+            assert!(!dest_allowed(bad, &allowed), "{bad}");
+        }
     }
 }

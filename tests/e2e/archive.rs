@@ -401,8 +401,14 @@ fn the_archive_writes_to_s3() {
     let before = selected(&mongo);
     let s3 = S3::start("archive");
     let env = s3.env();
-    let extra: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut extra: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    // A run may name a destination only under one the scheduler was given.
+    extra.push(("STOCKYARD_ARCHIVE_DESTS", "s3://archive/cold"));
     let cluster = cluster(&mongo, &extra);
+    let outside = cluster.stockyard(&["run", "archive", "--now", NOW, "--threshold-mb", "0", "--dest", "s3://archive/elsewhere"]);
+    assert_eq!(outside.code, 1, "{outside:?}");
+    assert!(outside.stderr.contains("the archive destination 's3://archive/elsewhere' is not under the scheduler's destinations"), "{outside:?}");
+    assert_eq!(selected(&mongo), before, "a refused run marks nothing");
     let (code, summary, stderr) = archive(&cluster, "s3://archive/cold/supply");
     assert_eq!(code, 0, "{summary} {stderr}\n{}", cluster.logs());
     assert_eq!(summary["total_records"], 6, "{summary}");

@@ -221,3 +221,57 @@ fn the_gateway_is_no_token_proxy_for_other_local_processes() {
         assert_eq!((e.code(), e.message()), (tonic::Code::Unauthenticated, "this gateway serves only the process that started it"));
     });
 }
+
+#[test]
+fn other_sites_cannot_drive_the_web_ui_frame_it_or_rebind_to_it() {
+    use stockyard_tests::http_with;
+    let cluster = Cluster::start(0);
+    let port = cluster.http_port;
+    let pause = "/api/schedules/nightly/pause";
+    // A cross-site form POST, as a browser sends it: refused before it acts.
+    for headers in [[("Origin", "http://evil.example")], [("Sec-Fetch-Site", "cross-site")]] {
+        let answer = http_with(port, "POST", pause, &headers, None);
+        assert_eq!((answer.status, answer.body.as_str()), (403, r#"{"error":"refused: this request comes from another site"}"#), "{headers:?}");
+    }
+    // The same request from the UI's own page reaches the API (which has
+    // no such schedule).
+    let own = format!("http://127.0.0.1:{port}");
+    let answer = http_with(port, "POST", pause, &[("Origin", own.as_str()), ("Sec-Fetch-Site", "same-origin")], None);
+    assert_eq!(answer.status, 404, "{answer:?}");
+    // A name that is not ours: DNS rebinding.
+    let answer = http_with(port, "GET", "/api/overview", &[("Host", "rebind.evil.example")], None);
+    assert_eq!(answer.status, 421, "{answer:?}");
+    assert!(answer.body.contains("does not answer to the host 'rebind.evil.example'"), "{answer:?}");
+    // No page may be framed.
+    let answer = http_with(port, "GET", "/", &[], None);
+    assert_eq!(answer.header("x-frame-options").as_deref(), Some("DENY"));
+    assert_eq!(answer.header("content-security-policy").as_deref(), Some("frame-ancestors 'none'"));
+}
+
+#[test]
+fn the_session_cookie_is_not_the_token_and_login_sends_nobody_off_site() {
+    use stockyard_tests::http_with;
+    let cluster = token_cluster(0);
+    let port = cluster.http_port;
+    let form = |next: &str| format!("token={TOKEN}&next={next}");
+    let login = |body: String| stockyard_tests::process::http_form(port, "/login", &body);
+    let answer = login(form("%2F%5Cevil.example"));
+    assert_eq!(answer.status, 303, "{answer:?}");
+    assert_eq!(answer.header("location").as_deref(), Some("/"));
+    let cookie = answer.header("set-cookie").expect("a session cookie");
+    assert!(!cookie.contains(TOKEN), "{cookie}");
+    assert!(cookie.starts_with("stockyard_session=") && cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    let session = cookie.split(';').next().unwrap().to_string();
+    let with_cookie = http_with(port, "GET", "/api/overview", &[("Cookie", session.as_str())], None);
+    assert_eq!(with_cookie.status, 200, "{with_cookie:?}");
+    // The cookie is no token: the gRPC port refuses it as one.
+    let value = session.split_once('=').unwrap().1;
+    let bearer = format!("Bearer {value}");
+    let as_bearer = http_with(port, "GET", "/api/overview", &[("Authorization", bearer.as_str())], None);
+    assert_eq!(as_bearer.status, 401);
+    // Guessing is throttled: after 10 wrong tokens, even the right one waits.
+    for _ in 0..10 {
+        assert_eq!(login("token=guess&next=/".into()).status, 401);
+    }
+    assert_eq!(login(form("/")).status, 429);
+}

@@ -190,6 +190,8 @@ pub fn base_command(env: &[(String, String)]) -> Command {
     for k in ["STOCKYARD_SCHEDULER", "STOCKYARD_PORT", "STOCKYARD_HTTP_PORT", "RUST_LOG", "STOCKYARD_LOG"] {
         cmd.env_remove(k);
     }
+    // Tests archive into their own temporary directories.
+    cmd.env("STOCKYARD_ARCHIVE_DESTS", std::env::temp_dir());
     cmd.envs(env.iter().map(|(k, v)| (k, v)));
     cmd
 }

@@ -149,15 +149,27 @@ pub fn http(port: u16, method: &str, path: &str, json: Option<&str>) -> (u16, St
 
 /// [`http`] with extra headers; the status, the response's headers and the body.
 pub fn http_with(port: u16, method: &str, path: &str, headers: &[(&str, &str)], json: Option<&str>) -> HttpAnswer {
+    send(port, method, path, headers, json.map(|j| ("application/json", j)))
+}
+
+/// A form POST, as a browser sends a login form: the whole answer.
+pub fn http_form(port: u16, path: &str, form: &str) -> HttpAnswer {
+    send(port, "POST", path, &[], Some(("application/x-www-form-urlencoded", form)))
+}
+
+fn send(port: u16, method: &str, path: &str, headers: &[(&str, &str)], content: Option<(&str, &str)>) -> HttpAnswer {
     use std::io::{Read, Write};
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap_or_else(|e| panic!("connect to {port}: {e}"));
     s.set_read_timeout(Some(Duration::from_secs(60))).ok();
-    let body = json.unwrap_or("");
-    let kind = if json.is_some() { "Content-Type: application/json\r\n" } else { "" };
+    let body = content.map_or("", |(_, b)| b);
+    let kind = content.map(|(k, _)| format!("Content-Type: {k}\r\n")).unwrap_or_default();
     let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
+    // A test may name another host; otherwise the one it connects to.
+    let named = headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host"));
+    let host = if named { String::new() } else { format!("Host: 127.0.0.1:{port}\r\n") };
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n{extra}{kind}Content-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\n{host}Connection: close\r\n{extra}{kind}Content-Length: {}\r\n\r\n{body}",
         body.len()
     )
     .expect("send request");
