@@ -61,6 +61,9 @@ impl ExecutionEngine for TaskEngine {
     ) -> Result<Arc<dyn QueryStageExecutor>> {
         // Ballista names the task's shuffle directory after the job id.
         stockyard_plan::names::path_part("job id", job_id.as_str()).map_err(|e| DataFusionError::Plan(e.to_string()))?;
+        if let Some(why) = bad_archive_names(&plan) {
+            return Err(DataFusionError::Plan(format!("this task's archive writer is refused: {why}")));
+        }
         if !self.allow_local_files
             && let Some(what) = local_file_use(&plan) {
                 return Err(DataFusionError::Plan(format!(
@@ -164,6 +167,20 @@ fn child_partitions(plan: &Arc<dyn ExecutionPlan>, partition: Option<usize>) -> 
 
 /// How a stage uses this machine's files, if it does: `reads '<path>'` or
 /// `writes '<path>'`.
+/// Why an archive writer in `plan` would name a file outside its
+/// destination: its files are named after its collection, run and attempt.
+fn bad_archive_names(plan: &Arc<dyn ExecutionPlan>) -> Option<String> {
+    if let Some(archive) = plan.downcast_ref::<stockyard_plan::archive::ArchiveWriteExec>() {
+        let spec = archive.spec();
+        for (what, name) in [("collection", &spec.collection), ("run id", &spec.run), ("attempt", &spec.attempt)] {
+            if let Err(e) = stockyard_plan::names::path_part(what, name) {
+                return Some(e.to_string());
+            }
+        }
+    }
+    plan.children().into_iter().find_map(bad_archive_names)
+}
+
 fn local_file_use(plan: &Arc<dyn ExecutionPlan>) -> Option<String> {
     if let Some(archive) = plan.downcast_ref::<stockyard_plan::archive::ArchiveWriteExec>() {
         let dest = &archive.spec().dest;

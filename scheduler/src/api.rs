@@ -89,8 +89,15 @@ pub(crate) async fn jobs(State(api): State<Api>) -> Answer {
     )))
 }
 
+/// Refuses an id from a request that is not a plain name: ids name keys
+/// and files.
+fn plain(what: &'static str, id: &str) -> Result<(), (StatusCode, Json<Value>)> {
+    stockyard_plan::names::path_part(what, id).map_err(|e| fail(StatusCode::BAD_REQUEST, e))
+}
+
 /// `GET /api/jobs/{id}`: one Ballista job's stages and tasks.
 pub(crate) async fn job(State(api): State<Api>, Path(id): Path<String>) -> Answer {
+    plain("job id", &id)?;
     match crate::detail::job(&api.jobs, &id).await {
         Ok(Some(job)) => Ok(Json(job)),
         Ok(None) => Err(fail(StatusCode::NOT_FOUND, format!("no Ballista job '{id}'"))),
@@ -122,6 +129,7 @@ pub(crate) async fn runs(State(api): State<Api>, Query(f): Query<RunFilter>) -> 
 /// `GET /api/runs/{id}`: a run, its Ballista jobs in full, and for a
 /// `sql` run its result while this scheduler keeps it.
 pub(crate) async fn run(State(api): State<Api>, Path(id): Path<String>) -> Answer {
+    plain("run id", &id)?;
     let Some(run) = api.runner.run_info(&id).await else {
         return Err(fail(StatusCode::NOT_FOUND, format!("no run '{id}'")));
     };
@@ -167,6 +175,7 @@ pub(crate) async fn start_run(State(api): State<Api>, Json(req): Json<StartRun>)
 
 /// `POST /api/runs/{id}/cancel`.
 pub(crate) async fn cancel_run(State(api): State<Api>, Path(id): Path<String>) -> Answer {
+    plain("run id", &id)?;
     match api.runner.cancel(&id).await {
         Ok(()) => Ok(Json(json!({"run_id": id, "cancelling": true}))),
         Err(e @ CancelError::Unknown(_)) => Err(fail(StatusCode::NOT_FOUND, e)),

@@ -650,7 +650,12 @@ fn certificates(dir: &std::path::Path) -> (PathBuf, PathBuf, PathBuf) {
 }
 
 fn curl(args: &[&str]) -> (i32, String) {
-    let out = std::process::Command::new("curl").args(["-s", "--max-time", "10"]).args(args).output().expect("curl");
+    let mut cmd = std::process::Command::new("curl");
+    cmd.args(["-s", "--max-time", "10"]);
+    if let Some(token) = stockyard_tests::token::test_token() {
+        cmd.args(["-H", &format!("Authorization: Bearer {token}")]);
+    }
+    let out = cmd.args(args).output().expect("curl");
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
 }
 

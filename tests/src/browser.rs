@@ -22,6 +22,8 @@ pub struct Browser {
     pub shots: PathBuf,
     taken: usize,
     _driver: Proc,
+    /// Ports this browser has logged in to (see [`crate::token`]).
+    logged_in: std::sync::Mutex<std::collections::HashSet<u16>>,
 }
 
 impl Browser {
@@ -44,7 +46,7 @@ impl Browser {
         let (code, body) = http(port, "POST", "/session", Some(&caps.to_string()));
         let answer: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
         let session = answer["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no browser session ({code}): {body}")).to_string();
-        Browser { session, port, shots, taken: 0, _driver: driver }
+        Browser { session, port, shots, taken: 0, _driver: driver, logged_in: Default::default() }
     }
 
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
@@ -57,6 +59,7 @@ impl Browser {
 
     /// Opens `url` and waits for the page's script to have drawn data.
     pub fn goto(&self, url: &str) {
+        self.log_in_for(url);
         self.call("POST", "/url", Some(json!({"url": url})));
         self.wait_until("the page's first refresh", Duration::from_secs(20), || {
             self.script("return document.getElementById('live') && document.getElementById('live').textContent", json!([]))
@@ -65,8 +68,29 @@ impl Browser {
         });
     }
 
+    /// In a run with a token on every process, logs in once to the
+    /// scheduler `url` names, as a person would.
+    fn log_in_for(&self, url: &str) {
+        // `scheme://host:port` of the page.
+        let Some((scheme, rest)) = url.split_once("://") else { return };
+        let authority = rest.split(['/', '?']).next().unwrap_or(rest);
+        let Some(port) = authority.rsplit_once(':').and_then(|(_, p)| p.parse().ok()) else { return };
+        let Some(token) = crate::token::for_port(port) else { return };
+        if !self.logged_in.lock().unwrap().insert(port) {
+            return;
+        }
+        let origin = format!("{scheme}://{authority}");
+        self.call("POST", "/url", Some(json!({"url": format!("{origin}/login")})));
+        self.type_into("#token", &token);
+        self.click("#login");
+        self.wait_until("the login", Duration::from_secs(10), || {
+            self.script("return location.pathname", json!([])).as_str().is_some_and(|p| p != "/login")
+        });
+    }
+
     /// Opens `url` without waiting for anything.
     pub fn open(&self, url: &str) {
+        self.log_in_for(url);
         self.call("POST", "/url", Some(json!({"url": url})));
     }
 

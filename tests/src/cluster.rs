@@ -75,6 +75,9 @@ impl Cluster {
             // Tests read the Parquet files they write.
             ("STOCKYARD_ALLOW_LOCAL_FILES".to_string(), "true".to_string()),
         ];
+        if env.iter().any(|(k, _)| k == "STOCKYARD_TOKEN") {
+            crate::token::mark_own_token(http_port);
+        }
         env_with_defaults.extend(env);
         let env = env_with_defaults;
         let scheduler = spawn_scheduler(&dir, &env, port, http_port, 0);
@@ -192,6 +195,9 @@ pub fn base_command(env: &[(String, String)]) -> Command {
     }
     // Tests archive into their own temporary directories.
     cmd.env("STOCKYARD_ARCHIVE_DESTS", std::env::temp_dir());
+    if let Some(token) = crate::token::test_token() {
+        cmd.env("STOCKYARD_TOKEN", token);
+    }
     cmd.envs(env.iter().map(|(k, v)| (k, v)));
     cmd
 }

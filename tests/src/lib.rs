@@ -7,6 +7,7 @@ pub mod browser;
 pub mod cluster;
 pub mod process;
 pub mod services;
+pub mod token;
 
 pub use cluster::{Cluster, Run};
 pub use browser::Browser;

@@ -166,6 +166,11 @@ fn send(port: u16, method: &str, path: &str, headers: &[(&str, &str)], content: 
     let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
     // A test may name another host; otherwise the one it connects to.
     let named = headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host"));
+    let asked = headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("authorization") || k.eq_ignore_ascii_case("cookie"));
+    let extra = match crate::token::for_port(port) {
+        Some(token) if !asked => format!("{extra}Authorization: Bearer {token}\r\n"),
+        _ => extra,
+    };
     let host = if named { String::new() } else { format!("Host: 127.0.0.1:{port}\r\n") };
     write!(
         s,
