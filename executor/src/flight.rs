@@ -90,7 +90,7 @@ pub fn provider(bind: SocketAddr, token: Option<String>) -> Arc<ArrowFlightServe
         let check = move |request: Request<()>| -> Result<Request<()>, Status> {
             if let Some(bearer) = &bearer {
                 let given = request.metadata().get("authorization").and_then(|v| v.to_str().ok());
-                crate::auth::check_bearer(given, bearer).map_err(Status::unauthenticated)?;
+                stockyard_gateway::bearer::check(given, bearer, "executor").map_err(Status::unauthenticated)?;
             }
             Ok(request)
         };

@@ -53,7 +53,7 @@ pub fn serve(listener: TcpListener, inner: SocketAddr, token: Option<&str>) {
 async fn forward(State(front): State<Front>, request: Request<Body>) -> Response<Body> {
     if let Some(bearer) = &front.bearer {
         let given = request.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok());
-        if let Err(why) = crate::auth::check_bearer(given, bearer) {
+        if let Err(why) = stockyard_gateway::bearer::check(given, bearer, "executor") {
             return tonic::Status::unauthenticated(why).into_http();
         }
     }

@@ -9,7 +9,6 @@
 //! [`flight`].
 
 mod announce;
-mod auth;
 pub mod engine;
 pub mod flight;
 pub mod front;

@@ -44,6 +44,7 @@ use tokio::sync::Notify;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tower::ServiceExt;
 
+pub mod bearer;
 pub mod members;
 
 use members::{Members, Role};
@@ -494,7 +495,7 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request<Body>) -> R
         .headers()
         .get(USER_AGENT)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ua| ua.split_whitespace().any(|word| same(word, &shared.pass)));
+        .is_some_and(|ua| ua.split_whitespace().any(|word| bearer::same(word, &shared.pass)));
     if !ours {
         return tonic::Status::unauthenticated("this gateway serves only the process that started it").into_http();
     }
@@ -562,11 +563,6 @@ async fn rewritten(rewrite: &Rewrite, path: &str, body: Body) -> Result<Body, to
     framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
     framed.extend_from_slice(&message);
     Ok(Body::from(framed))
-}
-
-/// Equal without telling, by timing, how much of a guess was right.
-fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
 }
 
 #[cfg(test)]

@@ -105,22 +105,31 @@ fn with_a_token_two_executors_shuffle_and_answer_exactly() {
     assert_eq!(csv, "k,n,s\n0,1000,1498500\n1,1000,1499500\n2,1000,1500500\n", "{}", cluster.logs());
 }
 
+/// Sends `launch_naming(stranger)` to the cluster's first executor with
+/// `token`, waits for the status report Ballista would send the named
+/// scheduler, and gives the call's error and what the stranger heard.
+fn launch_to_a_stranger(cluster: &Cluster, token: Option<&str>) -> (Option<tonic::Status>, Vec<String>) {
+    let ports = executor_ports(cluster);
+    runtime().block_on(async {
+        let (stranger, seen) = stranger().await;
+        let mut client = ExecutorGrpcClient::connect(format!("http://127.0.0.1:{}", ports[0].grpc)).await.unwrap();
+        let error = client.launch_multi_task(with_token(launch_naming(&stranger), token)).await.err();
+        // Ballista reports a task's status within a second or two.
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let heard = seen.lock().unwrap().clone();
+        (error, heard)
+    })
+}
+
 #[test]
 fn an_unauthenticated_launch_naming_a_stranger_is_refused_and_the_stranger_hears_nothing() {
     let cluster = token_cluster(1);
-    let ports = executor_ports(&cluster);
-    let rt = runtime();
-    rt.block_on(async {
-        let (stranger, seen) = stranger().await;
-        let mut client = ExecutorGrpcClient::connect(format!("http://127.0.0.1:{}", ports[0].grpc)).await.unwrap();
-        let e = client.launch_multi_task(with_token(launch_naming(&stranger), None)).await.unwrap_err();
-        assert_eq!(e.code(), tonic::Code::Unauthenticated, "{e:?}");
-        let e = client.launch_multi_task(with_token(launch_naming(&stranger), Some("a-guess"))).await.unwrap_err();
-        assert_eq!((e.code(), e.message()), (tonic::Code::Unauthenticated, "the token is wrong"));
-        // Ballista reports a task's status within a second or two.
-        tokio::time::sleep(Duration::from_secs(4)).await;
-        assert_eq!(seen.lock().unwrap().clone(), Vec::<String>::new());
-    });
+    let (error, heard) = launch_to_a_stranger(&cluster, None);
+    assert_eq!(error.map(|e| e.code()), Some(tonic::Code::Unauthenticated));
+    assert_eq!(heard, Vec::<String>::new());
+    let (error, heard) = launch_to_a_stranger(&cluster, Some("a-guess"));
+    assert_eq!(error.map(|e| (e.code(), e.message().to_string())), Some((tonic::Code::Unauthenticated, "the token is wrong".into())));
+    assert_eq!(heard, Vec::<String>::new());
 }
 
 #[test]
@@ -128,15 +137,8 @@ fn with_the_token_a_task_naming_a_stranger_still_sends_the_stranger_nothing() {
     // Someone who has the token (a compromised client) still cannot have an
     // executor carry it elsewhere: the gateway forwards only to members.
     let cluster = token_cluster(1);
-    let ports = executor_ports(&cluster);
-    let rt = runtime();
-    rt.block_on(async {
-        let (stranger, seen) = stranger().await;
-        let mut client = ExecutorGrpcClient::connect(format!("http://127.0.0.1:{}", ports[0].grpc)).await.unwrap();
-        let _ = client.launch_multi_task(with_token(launch_naming(&stranger), Some(TOKEN))).await;
-        tokio::time::sleep(Duration::from_secs(4)).await;
-        assert_eq!(seen.lock().unwrap().clone(), Vec::<String>::new());
-    });
+    let (_, heard) = launch_to_a_stranger(&cluster, Some(TOKEN));
+    assert_eq!(heard, Vec::<String>::new());
     let log = cluster.executors[0].output();
     assert!(log.contains("refused to forward a call to an address that is not a member of the cluster"), "{log}");
 }
