@@ -5,8 +5,6 @@ use std::time::Duration;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::sql::parser::DFParser;
-use datafusion::sql::sqlparser::dialect::dialect_from_str;
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use stockyard_mongo::ScanOptions;
@@ -31,11 +29,7 @@ pub async fn run(sql: &str, scheduler: &Remote, format: Format, mongo: ScanOptio
         Some(why) if message.contains("not found") => format!("{message} (MongoDB tables are unavailable: {why})"),
         _ => message,
     };
-    let dialect_name = ctx.state().config().options().sql_parser.dialect.to_string();
-    let dialect = dialect_from_str(&dialect_name)
-        .ok_or_else(|| Failure::new(format!("unknown SQL dialect '{dialect_name}'")))?;
-    let statements = DFParser::parse_sql_with_dialect(sql, dialect.as_ref())
-        .map_err(|e| Failure::new(format!("SQL error: {e}")))?;
+    let statements = stockyard_plan::session::statements(&ctx, sql).map_err(Failure::new)?;
     if statements.is_empty() {
         return Err(Failure::new("no SQL statement given"));
     }

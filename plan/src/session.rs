@@ -161,3 +161,31 @@ impl SchemaProvider for ClusterSchema {
         self.local.table_exist(name) || self.names.iter().any(|n| n == name)
     }
 }
+
+/// The statements of `sql`, split by the SQL parser in the session's
+/// dialect: a `;` inside a string or a comment does not end a statement.
+/// The CLI and the scheduler's `sql` job both split with it; the error is
+/// the message a person reads (`SQL error: …`).
+pub fn statements(ctx: &SessionContext, sql: &str) -> std::result::Result<Vec<datafusion::sql::parser::Statement>, String> {
+    use datafusion::sql::parser::DFParser;
+    let name = ctx.state().config().options().sql_parser.dialect.to_string();
+    let dialect =
+        datafusion::sql::sqlparser::dialect::dialect_from_str(&name).ok_or_else(|| format!("unknown SQL dialect '{name}'"))?;
+    Ok(DFParser::parse_sql_with_dialect(sql, dialect.as_ref()).map_err(|e| format!("SQL error: {e}"))?.into_iter().collect())
+}
+
+#[cfg(test)]
+mod statement_tests {
+    use super::*;
+
+    #[test]
+    fn semicolons_in_strings_and_comments_do_not_split() {
+        let ctx = SessionContext::new();
+        let parts = statements(&ctx, "SELECT ';' AS a; -- one; two\nSELECT 'x;y'; ").unwrap();
+        assert_eq!(parts.len(), 2);
+        assert_eq!(parts[0].to_string(), "SELECT ';' AS a");
+        assert!(statements(&ctx, "SELEC 1").unwrap_err().starts_with("SQL error: "));
+        assert!(statements(&ctx, " ; ").unwrap().is_empty());
+    }
+}
+

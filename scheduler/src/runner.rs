@@ -624,8 +624,9 @@ impl JobRunner {
         catalog.register_schema("public", Arc::new(schema)).map_err(|e| e.to_string())?;
         let text = |e: datafusion::error::DataFusionError| e.strip_backtrace();
         let mut last = None;
-        for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-            let plan = session.ctx.state().create_logical_plan(statement).await.map_err(text)?;
+        // Split by the SQL parser: `SELECT ';'` is one statement.
+        for statement in stockyard_plan::session::statements(&session.ctx, &sql)? {
+            let plan = session.ctx.state().statement_to_plan(statement).await.map_err(text)?;
             if !self.targets.allow_local_files
                 && let Some(location) = local_location(&plan) {
                     return Err(format!(

@@ -373,6 +373,9 @@ fn every_page_works_in_a_browser() {
     // Job runs: the filter, then a run down to its stages and plan graph.
     b.goto(&format!("{base}/runs"));
     b.wait_text("table.runs", archive_id, wait);
+    // Every status a run can end in can be filtered for.
+    let statuses = b.texts("select[name=status] option");
+    assert_eq!(statuses, ["any", "running", "succeeded", "failed", "skipped", "cancelled", "interrupted"], "{statuses:?}");
     b.click("select[name=job] option[value=archive]");
     b.wait_text("table.runs", archive_id, wait);
     let rows = b.texts("table.runs tbody tr");
@@ -548,6 +551,14 @@ fn random_and_truncated_requests_leave_the_scheduler_serving() {
     let run = wait_run(&cluster, body["run_id"].as_str().unwrap());
     assert_eq!(run["result"]["rows"], json!([{"x": 42}]), "{run}");
     assert_eq!(cluster.sql_csv("SELECT 40 + 2 AS x"), "x\n42\n");
+    // Statements split by the SQL parser, as the CLI splits them: a `;` in
+    // a string or a comment ends nothing.
+    let sql = "SELECT 1 AS first; -- one; two\nSELECT ';' AS semi, 'x;y' AS both";
+    let (code, body) = post(&cluster, "/api/runs", Some(json!({"job": "sql", "params": {"sql": sql}})));
+    assert_eq!(code, 202, "{body}");
+    let run = wait_run(&cluster, body["run_id"].as_str().unwrap());
+    assert_eq!(run["result"]["rows"], json!([{"semi": ";", "both": "x;y"}]), "{run}");
+    assert_eq!(cluster.sql_csv(sql), "semi,both\n;,x;y\n");
     // Bad requests get a clear answer.
     let (code, text) = http(cluster.http_port, "POST", "/api/runs", Some("{\"job\":"));
     assert_eq!(code, 400, "{text}");
