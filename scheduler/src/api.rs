@@ -164,9 +164,14 @@ pub(crate) struct StartRun {
 /// with its id at once; the run goes on whoever waits for it.
 pub(crate) async fn start_run(State(api): State<Api>, Json(req): Json<StartRun>) -> Result<Response, (StatusCode, Json<Value>)> {
     api.runner.validate(&req.job, &req.params).map_err(|e| fail(StatusCode::BAD_REQUEST, e))?;
-    if let Some(why) = api.leadership.not_leading() {
-        return Err(fail(StatusCode::CONFLICT, why));
-    }
+    crate::service::admit(&api.scheduler, &api.leadership).await.map_err(|refusal| {
+        let status = match refusal {
+            crate::service::Refusal::NotLeading(_) => StatusCode::CONFLICT,
+            crate::service::Refusal::NoExecutor(_) => StatusCode::SERVICE_UNAVAILABLE,
+            crate::service::Refusal::Executors(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        fail(status, refusal)
+    })?;
     let id = crate::runner::new_run_id(&req.job);
     let (progress, _) = tokio::sync::mpsc::channel(1);
     tokio::spawn(api.runner.clone().run_with_id(id.clone(), req.job, req.params, "ui".into(), progress));

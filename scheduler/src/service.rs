@@ -63,6 +63,34 @@ impl JobApi {
     }
 }
 
+/// Why a run cannot start on this scheduler now.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Refusal {
+    /// Another scheduler leads (or none does): runs start there.
+    #[error("{0}")]
+    NotLeading(String),
+    /// No active executor: the run would wait for one for ever.
+    #[error("the scheduler has no executors; start one with `stockyard executor --scheduler {0}`")]
+    NoExecutor(String),
+    /// The executors cannot be listed.
+    #[error("cannot list the executors: {0}")]
+    Executors(String),
+}
+
+/// The one admission check for runs started by a person, over gRPC
+/// (`RunJob`) or REST (`POST /api/runs`): this scheduler leads and has an
+/// active executor.
+pub(crate) async fn admit(scheduler: &Scheduler, leadership: &crate::leader::Leadership) -> Result<(), Refusal> {
+    if let Some(why) = leadership.not_leading() {
+        return Err(Refusal::NotLeading(why));
+    }
+    let active = executors(scheduler).await.map_err(Refusal::Executors)?.iter().any(|e| e.state == "active");
+    if !active {
+        return Err(Refusal::NoExecutor(leadership.me.grpc.clone()));
+    }
+    Ok(())
+}
+
 /// Executors the scheduler knows, sorted by host and port.
 pub async fn executors(scheduler: &Scheduler) -> Result<Vec<ExecutorInfo>, String> {
     let manager = &scheduler.state.executor_manager;
@@ -135,15 +163,11 @@ impl Stockyard for JobApi {
         self.runner
             .validate(&request.job, &request.params)
             .map_err(|e| Status::invalid_argument(e.0))?;
-        self.require_leader()?;
-        // Without an executor the run would wait for one forever.
-        let active = executors(&self.scheduler).await.map_err(Status::internal)?.iter().any(|e| e.state == "active");
-        if !active {
-            return Err(Status::failed_precondition(format!(
-                "the scheduler has no executors; start one with `stockyard executor --scheduler {}`",
-                self.leadership.me.grpc
-            )));
-        }
+        admit(&self.scheduler, &self.leadership).await.map_err(|refusal| match refusal {
+            Refusal::NotLeading(why) => Status::unavailable(why),
+            e @ Refusal::NoExecutor(_) => Status::failed_precondition(e.to_string()),
+            e @ Refusal::Executors(_) => Status::internal(e.to_string()),
+        })?;
         let (events, stream) = tokio::sync::mpsc::channel(64);
         let (progress_tx, mut progress_rx) = tokio::sync::mpsc::channel::<String>(64);
         let runner = self.runner.clone();

@@ -239,7 +239,22 @@ fn problems_are_named_and_secrets_never_shown() {
     assert!(kpis["error"].as_str().unwrap().starts_with("reading the KPIs from Redis failed"), "{kpis}");
     assert_eq!(http(cluster.http_port, "GET", "/readyz", None).0, 503);
 
+    // Without an executor a run would wait for ever: REST refuses it, as
+    // gRPC does.
+    let (code, refused) = post(&cluster, "/api/runs", Some(json!({"job": "archive", "params": {"threshold_mb": "0"}})));
+    assert_eq!(code, 503, "{refused}");
+    assert!(refused["error"].as_str().unwrap().starts_with("the scheduler has no executors; start one with `stockyard executor"), "{refused}");
+    let mut browser = Browser::start(shots("problems"), cluster.dir.path());
+    let base = format!("http://127.0.0.1:{}", cluster.http_port);
+    browser.goto(&format!("{base}/"));
+    let shown = browser.wait_text("main", "no active executor", Duration::from_secs(10));
+    assert!(shown.contains("MongoDB (mongodb://admin:***@") && shown.contains("Redis unavailable"), "{shown}");
+    browser.screenshot("overview-with-problems");
+
     // A run that fails on MongoDB says so, without the password.
+    let mut cluster = cluster;
+    cluster.add_executor();
+    cluster.wait_for_executors(1);
     let (_, started) = post(&cluster, "/api/runs", Some(json!({"job": "archive", "params": {"threshold_mb": "0"}})));
     let run = wait_run(&cluster, started["run_id"].as_str().unwrap());
     assert_eq!(run["status"], "failed", "{run}");
@@ -253,13 +268,6 @@ fn problems_are_named_and_secrets_never_shown() {
         "CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION 's3://b/t/' OPTIONS ('aws.secret_access_key' '***', 'aws.region' 'r1')",
         "{sql_run}"
     );
-
-    let mut browser = Browser::start(shots("problems"), cluster.dir.path());
-    let base = format!("http://127.0.0.1:{}", cluster.http_port);
-    browser.goto(&format!("{base}/"));
-    let shown = browser.wait_text("main", "no active executor", Duration::from_secs(10));
-    assert!(shown.contains("MongoDB (mongodb://admin:***@") && shown.contains("Redis unavailable"), "{shown}");
-    browser.screenshot("overview-with-problems");
     browser.goto(&format!("{base}/kpis"));
     browser.wait_text("#page-error", "reading the KPIs from Redis failed", Duration::from_secs(10));
     browser.screenshot("kpis-without-redis");
