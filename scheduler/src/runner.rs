@@ -442,20 +442,8 @@ impl JobRunner {
         }
     }
 
-    /// Runs `job` to its end, telling `progress` what it is doing; the
-    /// recorded run comes back whatever happened.
-    pub async fn run(
-        self: Arc<Self>,
-        job: String,
-        params: HashMap<String, String>,
-        trigger: String,
-        progress: mpsc::Sender<String>,
-    ) -> RunInfo {
-        let id = new_run_id(&job);
-        self.run_with_id(id, job, params, trigger, progress).await
-    }
-
-    /// [`Self::run`] with the run id chosen by the caller.
+    /// Runs `job` under `run_id` to its end, telling `progress` what it is
+    /// doing; the recorded run comes back whatever happened.
     pub async fn run_with_id(
         self: Arc<Self>,
         run_id: String,

@@ -3,7 +3,7 @@
 //! so they survive a restart; a tick that comes while the schedule's last
 //! run still runs is skipped and counted, never run twice at once.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -120,8 +120,8 @@ pub struct Schedules {
     runner: Arc<JobRunner>,
     /// Schedule name → its run in flight.
     running: Mutex<HashMap<String, String>>,
-    /// Names whose state-store failure was already logged.
-    failing: Mutex<HashSet<String>>,
+    /// Set while the state store is away, so the outage is logged once.
+    store_away: std::sync::atomic::AtomicBool,
 }
 
 fn now_ms() -> u64 {
@@ -131,7 +131,7 @@ fn now_ms() -> u64 {
 impl Schedules {
     /// Schedules kept in `store`, run by `runner`.
     pub fn new(store: Arc<dyn StateStore>, runner: Arc<JobRunner>) -> Arc<Self> {
-        Arc::new(Self { store, runner, running: Mutex::default(), failing: Mutex::default() })
+        Arc::new(Self { store, runner, running: Mutex::default(), store_away: Default::default() })
     }
 
     /// Every schedule, by name.
@@ -334,13 +334,13 @@ impl Schedules {
     pub async fn tick(self: &Arc<Self>) {
         let schedules = match self.list().await {
             Ok(s) => {
-                self.failing.lock().expect("failing lock").remove("");
+                self.store_away.store(false, std::sync::atomic::Ordering::Relaxed);
                 s
             }
             Err(e) => {
                 // Logged once per outage; nothing fires while the store is away,
                 // and nothing is made up when it is back.
-                if self.failing.lock().expect("failing lock").insert(String::new()) {
+                if !self.store_away.swap(true, std::sync::atomic::Ordering::Relaxed) {
                     tracing::warn!("schedules paused: {e} (retrying)");
                 }
                 return;
