@@ -275,11 +275,6 @@ impl Gateway {
         let _ = self.shared.rewrite.set(rewrite);
     }
 
-    /// Tells the gateway that `addr` belongs to the cluster, for members it
-    /// learns of some other way than from the schedulers.
-    pub fn admit(&self, addr: &str) {
-        self.shared.members.add(addr, Role::Scheduler);
-    }
 
     /// The leader's address, waiting up to `wait` for one to be known:
     /// for executors, which may start before any scheduler.
