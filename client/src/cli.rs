@@ -60,12 +60,8 @@ impl std::fmt::Display for HostPort {
 }
 
 fn parse_host_port(s: &str) -> Result<HostPort, String> {
-    let (host, port) = s
-        .rsplit_once(':')
-        .ok_or_else(|| format!("expected HOST:PORT, got '{s}'"))?;
-    let port: u16 = port
-        .parse()
-        .map_err(|_| format!("'{port}' in '{s}' is not a port number (1-65535)"))?;
+    let (host, port) = s.rsplit_once(':').ok_or_else(|| format!("expected HOST:PORT, got '{s}'"))?;
+    let port: u16 = port.parse().map_err(|_| format!("'{port}' in '{s}' is not a port number (1-65535)"))?;
     if host.is_empty() || port == 0 {
         return Err(format!("expected HOST:PORT with a host and a non-zero port, got '{s}'"));
     }
@@ -132,8 +128,7 @@ fn parse_port(s: &str) -> Result<u16, String> {
 
 /// Durations as the spec writes them: `90s`, `15m`, `2h`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s)
-        .map_err(|e| format!("'{s}' is not a duration like 90s, 15m or 2h ({e})"))?;
+    let d = humantime::parse_duration(s).map_err(|e| format!("'{s}' is not a duration like 90s, 15m or 2h ({e})"))?;
     if d.is_zero() {
         return Err(format!("'{s}' must be longer than zero"));
     }
@@ -412,7 +407,9 @@ fn parse_megabytes(s: &str) -> Result<f64, String> {
 fn parse_dest(s: &str) -> Result<String, String> {
     match s.split_once("://") {
         Some(("file" | "s3" | "hdfs", rest)) if !rest.is_empty() => Ok(s.to_string()),
-        Some(_) => Err(format!("'{s}' is not an archive destination (a local path, file://, s3://bucket/prefix or hdfs://)")),
+        Some(_) => {
+            Err(format!("'{s}' is not an archive destination (a local path, file://, s3://bucket/prefix or hdfs://)"))
+        }
         None if s.is_empty() => Err("the archive destination is empty".into()),
         None => std::path::absolute(s).map(|p| p.display().to_string()).map_err(|e| format!("'{s}': {e}")),
     }
@@ -547,7 +544,8 @@ impl AccessArgs {
         let tls = match &self.tls_ca {
             None => None,
             Some(path) => Some(stockyard_gateway::ClientTls {
-                ca: std::fs::read(path).map_err(|e| format!("cannot read the TLS authority {}: {e}", path.display()))?,
+                ca: std::fs::read(path)
+                    .map_err(|e| format!("cannot read the TLS authority {}: {e}", path.display()))?,
                 domain: self.tls_domain.clone(),
             }),
         };
@@ -557,7 +555,8 @@ impl AccessArgs {
     /// The token, from the file or STOCKYARD_TOKEN.
     pub fn token(&self) -> Result<Option<String>, String> {
         let token = match &self.token_file {
-            Some(path) => std::fs::read_to_string(path).map_err(|e| format!("cannot read the token file {}: {e}", path.display()))?,
+            Some(path) => std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read the token file {}: {e}", path.display()))?,
             None => match std::env::var("STOCKYARD_TOKEN") {
                 Ok(t) => t,
                 Err(_) => return Ok(None),

@@ -84,7 +84,9 @@ fn options(a: &GenerateArgs) -> Result<GenerateOptions, clap::Error> {
             Mode::Backfill { docs: DEFAULT_DOCS, start: start.into(), end: end.into() }
         }
         // Clap's requires/conflicts rule these out; kept as a plain message.
-        _ => return Err(bad("use --docs with --start and --end (a backfill), or --rate with --duration (live)".into())),
+        _ => {
+            return Err(bad("use --docs with --start and --end (a backfill), or --rate with --duration (live)".into()));
+        }
     };
     Ok(GenerateOptions {
         seed: a.seed,

@@ -32,10 +32,11 @@ pub async fn connect(scheduler: &Remote) -> Result<StockyardClient<Channel>, Fai
         };
         Failure::new(format!("cannot reach the scheduler at {scheduler}: {e} ({hint})"))
     };
-    let gateway = scheduler.gateway(CONNECT_TIMEOUT).await.map_err(|e| match e.strip_prefix("refused by the scheduler: ") {
-        Some(why) => Failure::new(format!("the scheduler refused this client: {why}")),
-        None => unreachable(&e),
-    })?;
+    let gateway =
+        scheduler.gateway(CONNECT_TIMEOUT).await.map_err(|e| match e.strip_prefix("refused by the scheduler: ") {
+            Some(why) => Failure::new(format!("the scheduler refused this client: {why}")),
+            None => unreachable(&e),
+        })?;
     let endpoint = gateway.endpoint().connect_timeout(CONNECT_TIMEOUT).timeout(Duration::from_secs(30));
     let channel = endpoint.connect().await.map_err(|e| unreachable(&e))?;
     Ok(StockyardClient::new(channel))
@@ -233,7 +234,8 @@ fn schedule_json(s: &ScheduleInfo) -> Value {
 /// `stockyard schedules`: every schedule with its next and last run.
 pub async fn schedules(scheduler: &Remote, format: Format) -> Result<(), Failure> {
     let mut client = connect(scheduler).await?;
-    let list = client.list_schedules(ListSchedulesRequest {}).await.map_err(|e| failed(scheduler, e))?.into_inner().schedules;
+    let list =
+        client.list_schedules(ListSchedulesRequest {}).await.map_err(|e| failed(scheduler, e))?.into_inner().schedules;
     let header = ["name", "job", "when", "params", "state", "next run", "last run", "last status", "skipped ticks"];
     let rows = list
         .iter()

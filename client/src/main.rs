@@ -68,7 +68,9 @@ impl std::io::Write for MaskedStderr {
 /// and the arguments, and object-store keys.
 fn register_secrets() {
     for (name, value) in std::env::vars() {
-        if name == "STOCKYARD_TOKEN" || (name.starts_with("AWS_") && stockyard_mask::is_secret_name(&name) && !name.ends_with("_ID")) {
+        if name == "STOCKYARD_TOKEN"
+            || (name.starts_with("AWS_") && stockyard_mask::is_secret_name(&name) && !name.ends_with("_ID"))
+        {
             stockyard_mask::register(&value);
         } else if value.contains("://") {
             stockyard_mask::register_uri(&value);
@@ -86,11 +88,7 @@ fn main() -> ExitCode {
     init_logging(if server { "info" } else { "warn" }, cli.log_format);
     // Planning deep SQL (the KPI queries) recurses deeply, beyond the 2 MiB
     // default stack of a runtime thread in debug builds.
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_stack_size(16 << 20)
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().thread_stack_size(16 << 20).build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -116,7 +114,11 @@ async fn run(command: Command) -> Result<(), Failure> {
                 port: a.port,
                 http_port: a.http_port,
                 executor_timeout: a.executor_timeout,
-                mongo: MongoSettings { uri: a.mongo.mongo_uri, database: a.mongo.mongo_db, sample_size: a.mongo_sample_size },
+                mongo: MongoSettings {
+                    uri: a.mongo.mongo_uri,
+                    database: a.mongo.mongo_db,
+                    sample_size: a.mongo_sample_size,
+                },
                 redis_url: a.redis_url,
                 archive_dest: a.archive_dest,
                 archive_dests: a.archive_dests,
@@ -197,7 +199,8 @@ async fn run(command: Command) -> Result<(), Failure> {
             } else {
                 cli::Remote::new(a.scheduler, a.access.access().map_err(Failure::new)?)
             };
-            let mongo = ScanOptions { partitions: a.mongo_partitions, partition_field: a.mongo_partition_field, share: None };
+            let mongo =
+                ScanOptions { partitions: a.mongo_partitions, partition_field: a.mongo_partition_field, share: None };
             sql::run(&a.sql, &scheduler, a.format, mongo).await
         }
         Command::Run(RunCommand::Kpi(a)) => {

@@ -38,7 +38,9 @@ pub async fn run(scheduler: &Remote, job: &str, params: HashMap<String, String>)
             }
         },
         // Lost before the answer came: the run may have started all the same.
-        Err(e) if standby && lost_in_transit(&e) => format!("lost the scheduler while starting the {job} job: {}", e.message()),
+        Err(e) if standby && lost_in_transit(&e) => {
+            format!("lost the scheduler while starting the {job} job: {}", e.message())
+        }
         Err(e) => return Err(Failure::new(format!("the scheduler refused the {job} job: {}", e.message()))),
     };
     spinner.set_message(format!("lost the scheduler; following run {run_id}"));
@@ -47,7 +49,10 @@ pub async fn run(scheduler: &Remote, job: &str, params: HashMap<String, String>)
 }
 
 /// Shows a run's progress until its result, or until the stream breaks.
-async fn watch(mut events: tonic::Streaming<stockyard_proto::JobEvent>, spinner: &ProgressBar) -> Result<Option<RunInfo>, tonic::Status> {
+async fn watch(
+    mut events: tonic::Streaming<stockyard_proto::JobEvent>,
+    spinner: &ProgressBar,
+) -> Result<Option<RunInfo>, tonic::Status> {
     let mut result = None;
     while let Some(event) = events.message().await? {
         match event.event {
@@ -121,7 +126,9 @@ async fn follow(scheduler: &Remote, mut id: String, spinner: &ProgressBar) -> Re
             Some(r) if r.status == "running" => {}
             // A scheduler on its own store does not rerun (the next run of
             // the job picks up after it): give the leader a while first.
-            Some(r) if r.status == "interrupted" && interrupted.get_or_insert_with(Instant::now).elapsed() < FOLLOW_PATIENCE / 2 => {}
+            Some(r)
+                if r.status == "interrupted"
+                    && interrupted.get_or_insert_with(Instant::now).elapsed() < FOLLOW_PATIENCE / 2 => {}
             Some(r) => return Ok(r),
             // Its scheduler died before recording it: it never started.
             None if unseen.get_or_insert_with(Instant::now).elapsed() > FOLLOW_PATIENCE / 2 => {

@@ -19,7 +19,8 @@ pub async fn run(sql: &str, scheduler: &Remote, format: Format, mongo: ScanOptio
     let job_name = format!("sql: {}", sql.split_whitespace().collect::<Vec<_>>().join(" "));
     let job_name: String = job_name.chars().take(120).collect();
     let gateway = scheduler.gateway(Duration::from_secs(5)).await.map_err(Failure::new)?;
-    let route = stockyard_plan::session::Route { scheduler: gateway.addr().to_string(), dialer: Some(gateway.dialer()) };
+    let route =
+        stockyard_plan::session::Route { scheduler: gateway.addr().to_string(), dialer: Some(gateway.dialer()) };
     let session = stockyard_plan::session::remote_context(&route, &job_name, Some(client), mongo)
         .await
         .map_err(|e| Failure::new(format!("cannot set up a session: {e}")))?;
@@ -105,9 +106,7 @@ impl Output {
         match self.format {
             Format::Table => self.table.push(batch),
             Format::Csv => {
-                let mut w = datafusion::arrow::csv::WriterBuilder::new()
-                    .with_header(self.csv_header)
-                    .build(&mut lock);
+                let mut w = datafusion::arrow::csv::WriterBuilder::new().with_header(self.csv_header).build(&mut lock);
                 w.write(&batch).map_err(io)?;
                 self.csv_header = false;
             }

@@ -66,7 +66,8 @@ pub async fn start(spec: StandaloneSpec) -> Result<Cluster, Failure> {
         default_schedules: spec.default_schedules,
         allow_local_files: spec.allow_local_files,
         token: spec.token.clone(),
-        archive_dest: std::env::var("STOCKYARD_ARCHIVE_DEST").unwrap_or_else(|_| stockyard_scheduler::DEFAULT_ARCHIVE_DEST.into()),
+        archive_dest: std::env::var("STOCKYARD_ARCHIVE_DEST")
+            .unwrap_or_else(|_| stockyard_scheduler::DEFAULT_ARCHIVE_DEST.into()),
         archive_dests: std::env::var("STOCKYARD_ARCHIVE_DESTS")
             .map(|v| v.split(',').filter(|d| !d.is_empty()).map(str::to_string).collect())
             .unwrap_or_default(),

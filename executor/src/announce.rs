@@ -47,7 +47,8 @@ mod tests {
         let register = RegisterExecutorParams { metadata: Some(meta.clone()) }.encode_to_vec();
         let out = RegisterExecutorParams::decode(&rewrite(REGISTER, &register).unwrap()[..]).unwrap();
         assert_eq!(out.metadata.as_ref().map(|m| (m.grpc_port, m.port, m.id.as_str())), Some((50052, 50051, "e1")));
-        let beat = HeartBeatParams { executor_id: "e1".into(), metadata: Some(meta), ..Default::default() }.encode_to_vec();
+        let beat =
+            HeartBeatParams { executor_id: "e1".into(), metadata: Some(meta), ..Default::default() }.encode_to_vec();
         let out = HeartBeatParams::decode(&rewrite(HEARTBEAT, &beat).unwrap()[..]).unwrap();
         assert_eq!(out.metadata.map(|m| m.grpc_port), Some(50052));
         assert!(rewrite("/ballista.protobuf.SchedulerGrpc/UpdateTaskStatus", &register).is_none());

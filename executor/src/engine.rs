@@ -25,20 +25,20 @@ use ballista_core::execution_plans::{ShuffleReaderExec, ShuffleWriterExec};
 use ballista_executor::execution_engine::{
     DefaultQueryStageExec, ExecutionEngine, QueryStageExecutor, ShuffleWriterVariant,
 };
-use datafusion::datasource::physical_plan::{FileGroup, FileScanConfig, FileScanConfigBuilder};
-use datafusion::datasource::source::DataSourceExec;
-use datafusion::error::{DataFusionError, Result};
-use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
-use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
-use datafusion::physical_plan::repartition::RepartitionExec;
-use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
-use datafusion::physical_plan::union::UnionExec;
-use datafusion::prelude::SessionConfig;
 use datafusion::datasource::file_format::csv::CsvSink;
 use datafusion::datasource::file_format::json::JsonSink;
 use datafusion::datasource::file_format::parquet::ParquetSink;
 use datafusion::datasource::physical_plan::FileSink;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfig, FileScanConfigBuilder};
 use datafusion::datasource::sink::DataSinkExec;
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
+use datafusion::physical_plan::repartition::RepartitionExec;
+use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
+use datafusion::physical_plan::union::UnionExec;
+use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
+use datafusion::prelude::SessionConfig;
 
 /// The executor's [`ExecutionEngine`]; see the module docs.
 #[derive(Debug, Default)]
@@ -60,17 +60,19 @@ impl ExecutionEngine for TaskEngine {
         _config: &SessionConfig,
     ) -> Result<Arc<dyn QueryStageExecutor>> {
         // Ballista names the task's shuffle directory after the job id.
-        stockyard_plan::names::path_part("job id", job_id.as_str()).map_err(|e| DataFusionError::Plan(e.to_string()))?;
+        stockyard_plan::names::path_part("job id", job_id.as_str())
+            .map_err(|e| DataFusionError::Plan(e.to_string()))?;
         if let Some(why) = bad_archive_names(&plan) {
             return Err(DataFusionError::Plan(format!("this task's archive writer is refused: {why}")));
         }
         if !self.allow_local_files
-            && let Some(what) = local_file_use(&plan) {
-                return Err(DataFusionError::Plan(format!(
-                    "this query {what} on an executor, and executors may not use their local files \
+            && let Some(what) = local_file_use(&plan)
+        {
+            return Err(DataFusionError::Plan(format!(
+                "this query {what} on an executor, and executors may not use their local files \
                      (start them with --allow-local-files to allow it)"
-                )));
-            }
+            )));
+        }
         let input = |plan: &Arc<dyn ExecutionPlan>| for_task(plan.children()[0], Some(partition_id), work_dir);
         let writer = if let Some(w) = plan.downcast_ref::<ShuffleWriterExec>() {
             ShuffleWriterVariant::Hash(ShuffleWriterExec::try_new(
@@ -103,11 +105,7 @@ impl ExecutionEngine for TaskEngine {
 /// scan cut down to the file group of the partition it is executed with.
 /// `partition` is the one partition of `plan` the task executes, or `None`
 /// when its parent executes all of them (or none).
-fn for_task(
-    plan: &Arc<dyn ExecutionPlan>,
-    partition: Option<usize>,
-    work_dir: &str,
-) -> Result<Arc<dyn ExecutionPlan>> {
+fn for_task(plan: &Arc<dyn ExecutionPlan>, partition: Option<usize>, work_dir: &str) -> Result<Arc<dyn ExecutionPlan>> {
     if let Some(reader) = plan.downcast_ref::<ShuffleReaderExec>() {
         return Ok(Arc::new(reader.with_work_dir(work_dir.to_string())));
     }
@@ -119,11 +117,8 @@ fn for_task(
         return Ok(plan.clone());
     }
     let partitions = child_partitions(plan, partition);
-    let new: Vec<Arc<dyn ExecutionPlan>> = children
-        .iter()
-        .zip(partitions)
-        .map(|(child, p)| for_task(child, p, work_dir))
-        .collect::<Result<_>>()?;
+    let new: Vec<Arc<dyn ExecutionPlan>> =
+        children.iter().zip(partitions).map(|(child, p)| for_task(child, p, work_dir)).collect::<Result<_>>()?;
     // Tasks of a stage on one executor share one plan instance, and with it
     // state such as a hash join's build side: rebuild only what changed.
     if new.iter().zip(&children).all(|(n, old)| Arc::ptr_eq(n, old)) {
@@ -159,10 +154,7 @@ fn child_partitions(plan: &Arc<dyn ExecutionPlan>, partition: Option<usize>) -> 
         return vec![None; children.len()];
     }
     let n = plan.output_partitioning().partition_count();
-    children
-        .iter()
-        .map(|c| (c.output_partitioning().partition_count() == n).then_some(p))
-        .collect()
+    children.iter().map(|c| (c.output_partitioning().partition_count() == n).then_some(p)).collect()
 }
 
 /// How a stage uses this machine's files, if it does: `reads '<path>'` or
@@ -184,7 +176,9 @@ fn bad_archive_names(plan: &Arc<dyn ExecutionPlan>) -> Option<String> {
 fn local_file_use(plan: &Arc<dyn ExecutionPlan>) -> Option<String> {
     if let Some(archive) = plan.downcast_ref::<stockyard_plan::archive::ArchiveWriteExec>() {
         let dest = &archive.spec().dest;
-        let remote = ["s3://", "hdfs://", "gs://", "az://", "abfs://", "http://", "https://"].iter().any(|s| dest.starts_with(s));
+        let remote = ["s3://", "hdfs://", "gs://", "az://", "abfs://", "http://", "https://"]
+            .iter()
+            .any(|s| dest.starts_with(s));
         if !remote {
             return Some(format!("writes the archive to '{dest}'"));
         }
@@ -192,10 +186,12 @@ fn local_file_use(plan: &Arc<dyn ExecutionPlan>) -> Option<String> {
     if let Some(scan) = plan.downcast_ref::<DataSourceExec>() {
         let source: &dyn Any = scan.data_source().as_ref();
         if let Some(config) = source.downcast_ref::<FileScanConfig>()
-            && config.object_store_url.as_str().starts_with("file://") {
-                let path = config.file_groups.iter().flat_map(|g| g.iter()).next().map(|f| format!("/{}", f.object_meta.location));
-                return Some(format!("reads '{}'", path.unwrap_or_default()));
-            }
+            && config.object_store_url.as_str().starts_with("file://")
+        {
+            let path =
+                config.file_groups.iter().flat_map(|g| g.iter()).next().map(|f| format!("/{}", f.object_meta.location));
+            return Some(format!("reads '{}'", path.unwrap_or_default()));
+        }
     }
     if let Some(sink) = plan.downcast_ref::<DataSinkExec>() {
         // DataFusion does not export the memory table's sink type.
@@ -207,7 +203,9 @@ fn local_file_use(plan: &Arc<dyn ExecutionPlan>) -> Option<String> {
             .or_else(|| sink.downcast_ref::<CsvSink>().map(FileSink::config))
             .or_else(|| sink.downcast_ref::<JsonSink>().map(FileSink::config));
         match config {
-            Some(c) if c.object_store_url.as_str().starts_with("file://") => return Some(format!("writes '{}'", c.original_url)),
+            Some(c) if c.object_store_url.as_str().starts_with("file://") => {
+                return Some(format!("writes '{}'", c.original_url));
+            }
             Some(_) => {}
             // A memory table stays in memory; any other sink (Arrow files)
             // does not say where it writes, so it is taken as local.
@@ -244,12 +242,11 @@ mod tests {
     /// A Parquet scan over `n` file groups of one file each, named `{name}-{i}`.
     fn scan(name: &str, n: usize) -> Arc<dyn ExecutionPlan> {
         let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int32, false)]));
-        let groups = (0..n)
-            .map(|i| FileGroup::new(vec![PartitionedFile::new(format!("{name}-{i}"), 10)]))
-            .collect();
-        let config = FileScanConfigBuilder::new(ObjectStoreUrl::local_filesystem(), Arc::new(ParquetSource::new(schema)))
-            .with_file_groups(groups)
-            .build();
+        let groups = (0..n).map(|i| FileGroup::new(vec![PartitionedFile::new(format!("{name}-{i}"), 10)])).collect();
+        let config =
+            FileScanConfigBuilder::new(ObjectStoreUrl::local_filesystem(), Arc::new(ParquetSource::new(schema)))
+                .with_file_groups(groups)
+                .build();
         DataSourceExec::from_data_source(config)
     }
 
@@ -258,7 +255,8 @@ mod tests {
         let mut out = Vec::new();
         let source = plan.downcast_ref::<DataSourceExec>().map(|d| d.data_source().as_ref() as &dyn Any);
         if let Some(c) = source.and_then(|s| s.downcast_ref::<FileScanConfig>()) {
-            let names = c.file_groups.iter().flat_map(|g| g.iter().map(|f| f.object_meta.location.to_string())).collect();
+            let names =
+                c.file_groups.iter().flat_map(|g| g.iter().map(|f| f.object_meta.location.to_string())).collect();
             out.push(names);
         }
         for child in plan.children() {
@@ -290,7 +288,8 @@ mod tests {
         let union = UnionExec::try_new(vec![scan("a", 1), scan("b", 1)]).unwrap();
         assert!(local_file_use(&union).is_some());
         let engine = TaskEngine { allow_local_files: false, metrics: Default::default() };
-        let err = engine.create_query_stage_exec("j".into(), 1, 0, plan.clone(), "/tmp", &SessionConfig::new()).unwrap_err();
+        let err =
+            engine.create_query_stage_exec("j".into(), 1, 0, plan.clone(), "/tmp", &SessionConfig::new()).unwrap_err();
         assert!(err.to_string().contains("executors may not use their local files"), "{err}");
     }
 

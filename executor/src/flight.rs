@@ -9,8 +9,7 @@ use std::sync::Arc;
 
 use arrow_flight::flight_service_server::{FlightService, FlightServiceServer};
 use arrow_flight::{
-    Action, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo, HandshakeRequest, PollInfo, SchemaResult,
-    Ticket,
+    Action, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo, HandshakeRequest, PollInfo, SchemaResult, Ticket,
 };
 use ballista_core::error::BallistaError;
 use ballista_core::serde::decode_protobuf;
@@ -46,7 +45,10 @@ impl FlightService for CheckedFlight {
     type ListActionsStream = <Inner as FlightService>::ListActionsStream;
     type DoExchangeStream = <Inner as FlightService>::DoExchangeStream;
 
-    async fn handshake(&self, r: Request<Streaming<HandshakeRequest>>) -> Result<Response<Self::HandshakeStream>, Status> {
+    async fn handshake(
+        &self,
+        r: Request<Streaming<HandshakeRequest>>,
+    ) -> Result<Response<Self::HandshakeStream>, Status> {
         self.inner.handshake(r).await
     }
     async fn list_flights(&self, r: Request<Criteria>) -> Result<Response<Self::ListFlightsStream>, Status> {

@@ -37,7 +37,10 @@ struct Front {
 /// Serves the front on `listener` in the background, in front of
 /// Ballista's executor server at `inner`.
 pub fn serve(listener: TcpListener, inner: SocketAddr, token: Option<&str>) {
-    let channel = Endpoint::from_shared(format!("http://{inner}")).expect("a socket address is a URI").tcp_nodelay(true).connect_lazy();
+    let channel = Endpoint::from_shared(format!("http://{inner}"))
+        .expect("a socket address is a URI")
+        .tcp_nodelay(true)
+        .connect_lazy();
     let front = Front { bearer: token.map(|t| format!("Bearer {t}").into()), inner: channel };
     let app = axum::Router::new().fallback(forward).with_state(front);
     tokio::spawn(async move {
@@ -86,6 +89,7 @@ async fn checked_removal(request: Request<Body>) -> Result<Request<Body>, tonic:
         _ => return Err(tonic::Status::invalid_argument("RemoveJobData must be one uncompressed message")),
     };
     let params = RemoveJobDataParams::decode(message).map_err(|e| tonic::Status::invalid_argument(e.to_string()))?;
-    stockyard_plan::names::path_part("job id", &params.job_id).map_err(|e| tonic::Status::invalid_argument(e.to_string()))?;
+    stockyard_plan::names::path_part("job id", &params.job_id)
+        .map_err(|e| tonic::Status::invalid_argument(e.to_string()))?;
     Ok(Request::from_parts(parts, Body::from(bytes)))
 }

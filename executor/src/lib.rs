@@ -121,19 +121,22 @@ pub async fn run(settings: ExecutorSettings) -> Result<(), ExecutorError> {
     let (work_dir, _temp) = match settings.work_dir {
         Some(dir) => (dir, None),
         None => {
-            let temp = tempfile::Builder::new()
-                .prefix("stockyard-executor-")
-                .tempdir()
-                .map_err(|e| ballista_core::error::BallistaError::Configuration(format!("cannot create a work dir: {e}")))?;
+            let temp = tempfile::Builder::new().prefix("stockyard-executor-").tempdir().map_err(|e| {
+                ballista_core::error::BallistaError::Configuration(format!("cannot create a work dir: {e}"))
+            })?;
             (temp.path().display().to_string(), Some(temp))
         }
     };
     let cannot = |port: u16, what: &str, e: &dyn std::fmt::Display| {
-        ballista_core::error::BallistaError::Configuration(format!("cannot listen on {}:{port} for {what}: {e}", settings.bind_host))
+        ballista_core::error::BallistaError::Configuration(format!(
+            "cannot listen on {}:{port} for {what}: {e}",
+            settings.bind_host
+        ))
     };
     // Ballista binds the Flight port in a background task and, if it is
     // taken, stops quietly with status 0: say which port it is instead.
-    std::net::TcpListener::bind((settings.bind_host.as_str(), settings.port)).map_err(|e| cannot(settings.port, "Arrow Flight", &e))?;
+    std::net::TcpListener::bind((settings.bind_host.as_str(), settings.port))
+        .map_err(|e| cannot(settings.port, "Arrow Flight", &e))?;
     let flight_addr: std::net::SocketAddr = format!("{}:{}", settings.bind_host, settings.port)
         .parse()
         .or_else(|_| format!("[{}]:{}", settings.bind_host, settings.port).parse())
@@ -162,7 +165,8 @@ pub async fn run(settings: ExecutorSettings) -> Result<(), ExecutorError> {
         use ballista_core::extension::SessionConfigExt;
         let dialer = dialer.clone();
         let producer: ballista_core::ConfigProducer = Arc::new(move || {
-            datafusion::prelude::SessionConfig::new_with_ballista().with_ballista_override_create_grpc_client_endpoint(dialer.clone())
+            datafusion::prelude::SessionConfig::new_with_ballista()
+                .with_ballista_override_create_grpc_client_endpoint(dialer.clone())
         });
         producer
     });
@@ -185,7 +189,10 @@ pub async fn run(settings: ExecutorSettings) -> Result<(), ExecutorError> {
         job_data_clean_up_interval_seconds: 3600,
         override_logical_codec: Some(Arc::new(LogicalCodec::new(Some(mongo.clone())))),
         override_physical_codec: Some(Arc::new(PhysicalCodec::new(Some(mongo)))),
-        override_execution_engine: Some(Arc::new(engine::TaskEngine { allow_local_files: settings.allow_local_files, metrics: metrics.clone() })),
+        override_execution_engine: Some(Arc::new(engine::TaskEngine {
+            allow_local_files: settings.allow_local_files,
+            metrics: metrics.clone(),
+        })),
         // With push scheduling, Ballista sends a task's status to the
         // scheduler that launched it, by the name that scheduler gave. Every
         // connection goes to the gateway, which adds the token and TLS; the
@@ -220,15 +227,13 @@ async fn serve_metrics(host: &str, port: u16, metrics: Arc<metrics::ExecutorMetr
     let listener = tokio::net::TcpListener::bind((host, port)).await.map_err(|e| {
         ballista_core::error::BallistaError::Configuration(format!("cannot listen on {host}:{port} for metrics: {e}"))
     })?;
-    let app = axum::Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route(
-            "/metrics",
-            get(move || {
-                let metrics = metrics.clone();
-                async move { ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics.render()) }
-            }),
-        );
+    let app = axum::Router::new().route("/healthz", get(|| async { "ok\n" })).route(
+        "/metrics",
+        get(move || {
+            let metrics = metrics.clone();
+            async move { ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics.render()) }
+        }),
+    );
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!("the metrics server stopped: {e}");

@@ -28,17 +28,33 @@ pub struct ExecutorMetrics {
 impl Default for ExecutorMetrics {
     fn default() -> Self {
         let registry = Registry::new();
-        let tasks = IntCounterVec::new(Opts::new("stockyard_executor_tasks_total", "Tasks this executor ran, by outcome."), &["status"]).expect("valid metric");
-        let running = IntGauge::new("stockyard_executor_running_tasks", "Tasks running on this executor now.").expect("valid metric");
+        let tasks = IntCounterVec::new(
+            Opts::new("stockyard_executor_tasks_total", "Tasks this executor ran, by outcome."),
+            &["status"],
+        )
+        .expect("valid metric");
+        let running = IntGauge::new("stockyard_executor_running_tasks", "Tasks running on this executor now.")
+            .expect("valid metric");
         let duration = Histogram::with_opts(
             HistogramOpts::new("stockyard_executor_task_duration_seconds", "How long this executor's tasks ran.")
                 .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0]),
         )
         .expect("valid metric");
-        let rows = IntCounter::new("stockyard_executor_output_rows_total", "Rows this executor's tasks wrote to their shuffle output.").expect("valid metric");
-        let bytes = IntCounter::new("stockyard_executor_output_bytes_total", "Bytes this executor's tasks wrote to their shuffle output.").expect("valid metric");
+        let rows = IntCounter::new(
+            "stockyard_executor_output_rows_total",
+            "Rows this executor's tasks wrote to their shuffle output.",
+        )
+        .expect("valid metric");
+        let bytes = IntCounter::new(
+            "stockyard_executor_output_bytes_total",
+            "Bytes this executor's tasks wrote to their shuffle output.",
+        )
+        .expect("valid metric");
         let mongo = IntCounterVec::new(
-            Opts::new("stockyard_executor_mongo_read_total", "What this executor's MongoDB scans read, by unit (documents, bytes)."),
+            Opts::new(
+                "stockyard_executor_mongo_read_total",
+                "What this executor's MongoDB scans read, by unit (documents, bytes).",
+            ),
             &["unit"],
         )
         .expect("valid metric");
@@ -104,7 +120,11 @@ impl std::fmt::Display for Measured {
 
 #[async_trait::async_trait]
 impl QueryStageExecutor for Measured {
-    async fn execute_query_stage(&self, input_partition: usize, context: Arc<TaskContext>) -> Result<Vec<ShuffleWritePartition>> {
+    async fn execute_query_stage(
+        &self,
+        input_partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<Vec<ShuffleWritePartition>> {
         self.metrics.running.inc();
         let started = Instant::now();
         let result = self.inner.execute_query_stage(input_partition, context).await;

@@ -36,10 +36,10 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::serve::ListenerExt;
 use axum::http::{HeaderValue, Request, Response, header::AUTHORIZATION, header::USER_AGENT};
-use stockyard_proto::{GetLeaderRequest, GetLeaderResponse, ListExecutorsRequest};
+use axum::serve::ListenerExt;
 use stockyard_proto::stockyard_client::StockyardClient;
+use stockyard_proto::{GetLeaderRequest, GetLeaderResponse, ListExecutorsRequest};
 use tokio::sync::Notify;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tower::ServiceExt;
@@ -275,7 +275,6 @@ impl Gateway {
         let _ = self.shared.rewrite.set(rewrite);
     }
 
-
     /// The leader's address, waiting up to `wait` for one to be known:
     /// for executors, which may start before any scheduler.
     pub async fn leader(&self, wait: Duration) -> Result<String, GatewayError> {
@@ -358,7 +357,9 @@ impl Shared {
         let (_, channel) = self.leader.lock().expect("leader lock").clone()?;
         let mut request = tonic::Request::new(ListExecutorsRequest {});
         if let Some(token) = &self.token {
-            request.metadata_mut().insert("authorization", token.to_str().unwrap_or_default().parse().expect("checked at start"));
+            request
+                .metadata_mut()
+                .insert("authorization", token.to_str().unwrap_or_default().parse().expect("checked at start"));
         }
         let listed = tokio::time::timeout(ASK_TIMEOUT, StockyardClient::new(channel).list_executors(request)).await;
         match listed {
@@ -452,7 +453,9 @@ async fn ask(shared: &Shared, addr: &str) -> Result<GetLeaderResponse, String> {
         let channel = shared.channel_to(addr).map_err(|e| e.to_string())?;
         let mut request = tonic::Request::new(GetLeaderRequest {});
         if let Some(token) = &shared.token {
-            request.metadata_mut().insert("authorization", token.to_str().unwrap_or_default().parse().map_err(|_| "bad token")?);
+            request
+                .metadata_mut()
+                .insert("authorization", token.to_str().unwrap_or_default().parse().map_err(|_| "bad token")?);
         }
         let answer = StockyardClient::new(channel).get_leader(request).await.map_err(|s| match s.code() {
             tonic::Code::Unauthenticated => {
@@ -460,7 +463,9 @@ async fn ask(shared: &Shared, addr: &str) -> Result<GetLeaderResponse, String> {
                 shared.found.notify_waiters();
                 s.message().to_string()
             }
-            tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Internal => format!("unreachable ({})", root_cause(&s)),
+            tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Internal => {
+                format!("unreachable ({})", root_cause(&s))
+            }
             _ => s.message().to_string(),
         })?;
         Ok::<_, String>(answer.into_inner())
@@ -506,9 +511,12 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request<Body>) -> R
                 .into_http();
             }
         },
-        None => shared.leader.lock().expect("leader lock").clone().ok_or_else(|| {
-            format!("no leading scheduler: {}", shared.problem.lock().expect("problem lock"))
-        }),
+        None => shared
+            .leader
+            .lock()
+            .expect("leader lock")
+            .clone()
+            .ok_or_else(|| format!("no leading scheduler: {}", shared.problem.lock().expect("problem lock"))),
     };
     let (addr, channel) = match target {
         Ok(t) => t,

@@ -18,7 +18,8 @@ const CATEGORIES: [(&str, f64, &[&str]); 7] = [
     ("Toys", 30.0, &["Puzzle", "Robot", "Doll", "Building Set", "Board Game", "Kite", "Plush Bear"]),
 ];
 
-const ADJECTIVES: [&str; 10] = ["Classic", "Pro", "Mini", "Ultra", "Eco", "Smart", "Deluxe", "Compact", "Premium", "Basic"];
+const ADJECTIVES: [&str; 10] =
+    ["Classic", "Pro", "Mini", "Ultra", "Eco", "Smart", "Deluxe", "Compact", "Premium", "Basic"];
 
 const REGIONS: [(&str, &[&str]); 5] = [
     ("North", &["Oslo", "Bergen", "Tromso", "Lulea", "Umea", "Oulu"]),
@@ -28,7 +29,8 @@ const REGIONS: [(&str, &[&str]); 5] = [
     ("Central", &["Prague", "Vienna", "Munich", "Zurich", "Leipzig", "Linz"]),
 ];
 
-const SUPPLIER_WORDS: [&str; 10] = ["Northwind", "Acme", "Globex", "Initech", "Umbrella", "Vandelay", "Hooli", "Stark", "Wayne", "Tyrell"];
+const SUPPLIER_WORDS: [&str; 10] =
+    ["Northwind", "Acme", "Globex", "Initech", "Umbrella", "Vandelay", "Hooli", "Stark", "Wayne", "Tyrell"];
 const SUPPLIER_KINDS: [&str; 5] = ["Trading", "Logistics", "Manufacturing", "Supply", "Industries"];
 
 /// The dimension identifiers, as the spec writes them.

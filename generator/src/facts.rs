@@ -78,7 +78,16 @@ pub struct FactGenerator {
 impl FactGenerator {
     /// A generator over `world`; `dirty_share` of its facts are dirty.
     pub fn new(world: World, seed: u64, dirty_share: f64) -> Self {
-        FactGenerator { world, seed, rng: Rng::new(seed, 4), dirt: Rng::new(seed, 6), dirty_share, stock: HashMap::new(), orders: 0, shipments: 0 }
+        FactGenerator {
+            world,
+            seed,
+            rng: Rng::new(seed, 4),
+            dirt: Rng::new(seed, 6),
+            dirty_share,
+            stock: HashMap::new(),
+            orders: 0,
+            shipments: 0,
+        }
     }
 
     /// The next fact, with event time `ts` (milliseconds since the epoch).
@@ -110,7 +119,8 @@ impl FactGenerator {
     /// Units on hand now, starting somewhere between half and full target.
     fn stock(&mut self, sku: u32, dc: u32) -> &mut i64 {
         let target = self.target(sku, dc);
-        let start = target / 2 + (mix(u64::from(sku) * 31 + u64::from(dc) + self.seed) % (target as u64 / 2 + 1)) as i64;
+        let start =
+            target / 2 + (mix(u64::from(sku) * 31 + u64::from(dc) + self.seed) % (target as u64 / 2 + 1)) as i64;
         self.stock.entry((sku, dc)).or_insert(start)
     }
 
@@ -123,7 +133,11 @@ impl FactGenerator {
             quantity += 20 + self.rng.below(40) as i64; // a bulk order
         }
         let list = self.world.skus[sku as usize].price;
-        let price = if self.rng.chance(0.3) { (list * (1.0 - self.rng.range(0.05, 0.2)) * 100.0).round() / 100.0 } else { list };
+        let price = if self.rng.chance(0.3) {
+            (list * (1.0 - self.rng.range(0.05, 0.2)) * 100.0).round() / 100.0
+        } else {
+            list
+        };
         let roll = self.rng.f64();
         let on_hand = self.stock(sku, dc);
         let status = if roll < 0.04 {
@@ -229,7 +243,9 @@ impl FactGenerator {
             _ => {
                 let w = &self.world;
                 let (field, id) = match (fact.kind, r.below(3)) {
-                    (FactKind::Shipment, 0) => ("supplier_id", dims::supplier_id(w.suppliers.len() as u32 + r.below(100) as u32)),
+                    (FactKind::Shipment, 0) => {
+                        ("supplier_id", dims::supplier_id(w.suppliers.len() as u32 + r.below(100) as u32))
+                    }
                     (_, 1) => ("dc_id", dims::dc_id(w.dcs.len() as u32 + r.below(10) as u32)),
                     _ => ("sku_id", dims::sku_id(w.skus.len() as u32 + r.below(1000) as u32)),
                 };

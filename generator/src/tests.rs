@@ -29,15 +29,29 @@ fn all(opts: &GenerateOptions) -> Vec<Fact> {
 fn spec(kind: FactKind) -> &'static [(&'static str, &'static str)] {
     match kind {
         FactKind::Order => &[
-            ("order_id", "string"), ("sku_id", "string"), ("dc_id", "string"), ("quantity", "int32"),
-            ("unit_price", "double"), ("status", "string"), ("order_ts", "date"),
+            ("order_id", "string"),
+            ("sku_id", "string"),
+            ("dc_id", "string"),
+            ("quantity", "int32"),
+            ("unit_price", "double"),
+            ("status", "string"),
+            ("order_ts", "date"),
         ],
         FactKind::Shipment => &[
-            ("shipment_id", "string"), ("supplier_id", "string"), ("sku_id", "string"), ("dc_id", "string"),
-            ("quantity", "int32"), ("shipped_ts", "date"), ("expected_arrival_ts", "date"), ("arrival_ts", "date"),
+            ("shipment_id", "string"),
+            ("supplier_id", "string"),
+            ("sku_id", "string"),
+            ("dc_id", "string"),
+            ("quantity", "int32"),
+            ("shipped_ts", "date"),
+            ("expected_arrival_ts", "date"),
+            ("arrival_ts", "date"),
         ],
         FactKind::Inventory => &[
-            ("sku_id", "string"), ("dc_id", "string"), ("on_hand_qty", "int32"), ("reserved_qty", "int32"),
+            ("sku_id", "string"),
+            ("dc_id", "string"),
+            ("on_hand_qty", "int32"),
+            ("reserved_qty", "int32"),
             ("inventory_ts", "date"),
         ],
     }
@@ -139,7 +153,8 @@ fn shipments_arrive_around_the_promise_with_a_late_tail() {
         let d = &f.doc;
         let ms = |k: &str| d.get_datetime(k).unwrap().timestamp_millis();
         let supplier = d.get_str("supplier_id").unwrap();
-        let promised = world.suppliers.iter().find(|s| s.doc.get_str("supplier_id").unwrap() == supplier).unwrap().promised_days;
+        let promised =
+            world.suppliers.iter().find(|s| s.doc.get_str("supplier_id").unwrap() == supplier).unwrap().promised_days;
         assert_eq!(ms("expected_arrival_ts") - ms("shipped_ts"), (promised * 86_400_000.0).round() as i64);
         assert!(ms("shipped_ts") < ms("arrival_ts"));
         late += usize::from(ms("arrival_ts") > ms("expected_arrival_ts"));
@@ -159,7 +174,11 @@ fn stock_falls_with_sales_and_jumps_with_arrivals() {
     let (&(sku, dc), _) = counts.iter().max_by_key(|(k, n)| (**n, **k)).unwrap();
     let levels: Vec<i32> = facts
         .iter()
-        .filter(|f| f.kind == FactKind::Inventory && f.doc.get_str("sku_id").ok() == Some(sku) && f.doc.get_str("dc_id").ok() == Some(dc))
+        .filter(|f| {
+            f.kind == FactKind::Inventory
+                && f.doc.get_str("sku_id").ok() == Some(sku)
+                && f.doc.get_str("dc_id").ok() == Some(dc)
+        })
         .map(|f| f.doc.get_i32("on_hand_qty").unwrap())
         .collect();
     assert!(levels.windows(2).any(|w| w[1] < w[0]), "{levels:?}");
@@ -200,11 +219,17 @@ fn bad_options_are_named() {
     let mut o = options(1, 10, 0.0);
     o.dirty_share = 1.5;
     assert!(o.validate().unwrap_err().to_string().contains("'1.5'"));
-    let o = GenerateOptions { mode: Mode::Backfill { docs: 1, start: at("2026-01-05T12:00:00Z"), end: at("2026-01-05T12:00:00Z") }, ..options(1, 1, 0.0) };
+    let o = GenerateOptions {
+        mode: Mode::Backfill { docs: 1, start: at("2026-01-05T12:00:00Z"), end: at("2026-01-05T12:00:00Z") },
+        ..options(1, 1, 0.0)
+    };
     assert!(o.validate().unwrap_err().to_string().contains("2026-01-05T12:00:00"));
     let o = GenerateOptions { skus: 0, ..options(1, 1, 0.0) };
     assert!(o.validate().is_err());
-    let o = GenerateOptions { mode: Mode::Live { rate: 5, duration: std::time::Duration::from_secs(2) }, ..options(1, 1, 0.0) };
+    let o = GenerateOptions {
+        mode: Mode::Live { rate: 5, duration: std::time::Duration::from_secs(2) },
+        ..options(1, 1, 0.0)
+    };
     assert_eq!(o.total_facts(), 10);
     assert!(facts(&o).is_err());
 }

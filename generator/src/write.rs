@@ -34,10 +34,11 @@ pub async fn generate(
     }
     for kind in FactKind::ALL {
         let index = IndexModel::builder().keys(doc! {kind.event_time_field(): 1}).build();
-        db.collection::<Document>(kind.collection())
-            .create_index(index)
-            .await
-            .map_err(mongo(&format!("creating an index on {}.{}", kind.collection(), kind.event_time_field())))?;
+        db.collection::<Document>(kind.collection()).create_index(index).await.map_err(mongo(&format!(
+            "creating an index on {}.{}",
+            kind.collection(),
+            kind.event_time_field()
+        )))?;
     }
     let total = opts.total_facts();
     progress(0, total);
@@ -140,9 +141,7 @@ async fn replace_by_key(db: &Database, collection: &str, key: &str, docs: Vec<Do
     let coll = db.collection::<Document>(collection);
     for chunk in docs.chunks(BATCH) {
         let keys: Vec<_> = chunk.iter().filter_map(|d| d.get(key).cloned()).collect();
-        coll.delete_many(doc! {key: {"$in": keys}})
-            .await
-            .map_err(mongo(&format!("replacing rows of {collection}")))?;
+        coll.delete_many(doc! {key: {"$in": keys}}).await.map_err(mongo(&format!("replacing rows of {collection}")))?;
         coll.insert_many(chunk).ordered(false).await.map_err(mongo(&format!("inserting into {collection}")))?;
     }
     Ok(())

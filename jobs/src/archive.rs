@@ -65,7 +65,9 @@ pub enum ArchiveError {
     Write { run: String, reason: String },
     #[error("archive run {run}: the archive store failed while {doing}: {reason}")]
     Store { run: String, doing: String, reason: String },
-    #[error("archive run {run}: {collection} has {marked} marked documents but {written} rows were written; nothing was deleted")]
+    #[error(
+        "archive run {run}: {collection} has {marked} marked documents but {written} rows were written; nothing was deleted"
+    )]
     Count { run: String, collection: String, marked: u64, written: u64 },
 }
 
@@ -214,7 +216,11 @@ impl Job<'_> {
             fault::point("archive-after-mark");
         }
 
-        let store = store::open(&dest).map_err(|e| ArchiveError::Store { run: run.clone(), doing: "opening".into(), reason: e.to_string() })?;
+        let store = store::open(&dest).map_err(|e| ArchiveError::Store {
+            run: run.clone(),
+            doing: "opening".into(),
+            reason: e.to_string(),
+        })?;
         let mut marked = Document::new();
         for (collection, _) in facts() {
             let n = db
@@ -228,7 +234,9 @@ impl Job<'_> {
         if state == "writing" && marked.values().all(|n| n.as_i64() == Some(0)) {
             // Nothing old enough: no files, no metadata.
             self.set_state(&run, "done", doc! {"finished_at": mongodb::bson::DateTime::now()}).await?;
-            return Ok(json!({"archive_id": run, "cutoff": iso(cdate(&cutoff)), "total_records": 0, "collections": []}));
+            return Ok(
+                json!({"archive_id": run, "cutoff": iso(cdate(&cutoff)), "total_records": 0, "collections": []}),
+            );
         }
         fault::pause("archive-after-mark").await;
 
@@ -238,10 +246,16 @@ impl Job<'_> {
             for (collection, time) in facts() {
                 let count = marked.get_i64(collection).unwrap_or(0) as u64;
                 (self.say)(format!("writing {count} {collection} documents to Parquet"));
-                let files = if count == 0 { Vec::new() } else { self.write(&run, &attempt, &dest, collection, time).await? };
+                let files =
+                    if count == 0 { Vec::new() } else { self.write(&run, &attempt, &dest, collection, time).await? };
                 let rows = self.verify(&run, &store, &files).await?;
                 if rows != count {
-                    return Err(ArchiveError::Count { run, collection: collection.into(), marked: count, written: rows });
+                    return Err(ArchiveError::Count {
+                        run,
+                        collection: collection.into(),
+                        marked: count,
+                        written: rows,
+                    });
                 }
                 self.remove_others(&run, &store, collection, &files).await?;
                 written.insert(collection, files_doc(&files));
@@ -269,7 +283,11 @@ impl Job<'_> {
                 .store
                 .put(&metadata_path, serde_json::to_vec_pretty(&metadata).unwrap_or_default().into())
                 .await
-                .map_err(|e| ArchiveError::Store { run: run.clone(), doing: "writing the metadata".into(), reason: e.to_string() })?;
+                .map_err(|e| ArchiveError::Store {
+                    run: run.clone(),
+                    doing: "writing the metadata".into(),
+                    reason: e.to_string(),
+                })?;
             self.set_state(&run, "deleting", doc! {}).await?;
             state = "deleting".into();
         }
@@ -302,7 +320,14 @@ impl Job<'_> {
 
     /// Copies `collection`'s marked documents on the cluster; the files
     /// written, as the executors report them.
-    async fn write(&self, run: &str, attempt: &str, dest: &str, collection: &str, time: &str) -> Result<Vec<File>, ArchiveError> {
+    async fn write(
+        &self,
+        run: &str,
+        attempt: &str,
+        dest: &str,
+        collection: &str,
+        time: &str,
+    ) -> Result<Vec<File>, ArchiveError> {
         let schema = tables::collections()
             .into_iter()
             .find(|(name, _, _)| *name == collection)
@@ -315,7 +340,10 @@ impl Job<'_> {
             attempt: attempt.into(),
             dest: dest.into(),
         };
-        let fail = |e: datafusion::error::DataFusionError| ArchiveError::Write { run: run.into(), reason: e.strip_backtrace() };
+        let fail = |e: datafusion::error::DataFusionError| ArchiveError::Write {
+            run: run.into(),
+            reason: e.strip_backtrace(),
+        };
         let table = ArchiveTable::new(spec, schema, Some(self.mongo.clone()));
         let batches = self.ctx.read_table(Arc::new(table)).map_err(fail)?.collect().await.map_err(fail)?;
         Ok(batches.iter().flat_map(files).collect())
@@ -325,8 +353,13 @@ impl Job<'_> {
     async fn verify(&self, run: &str, dest: &Destination, files: &[File]) -> Result<u64, ArchiveError> {
         let mut rows = 0;
         for file in files {
-            let fail = |e: String| ArchiveError::Store { run: run.into(), doing: format!("reading {} back", file.path), reason: e };
-            let reader = ParquetObjectReader::new(dest.store.clone(), Path::from(file.path.as_str())).with_file_size(file.bytes);
+            let fail = |e: String| ArchiveError::Store {
+                run: run.into(),
+                doing: format!("reading {} back", file.path),
+                reason: e,
+            };
+            let reader =
+                ParquetObjectReader::new(dest.store.clone(), Path::from(file.path.as_str())).with_file_size(file.bytes);
             let builder = ParquetRecordBatchStreamBuilder::new(reader).await.map_err(|e| fail(e.to_string()))?;
             let n = builder.metadata().file_metadata().num_rows() as u64;
             if n != file.rows {
@@ -339,8 +372,18 @@ impl Job<'_> {
 
     /// Removes files of `run` that are not `keep`: an interrupted attempt's,
     /// or a retried task's.
-    async fn remove_others(&self, run: &str, dest: &Destination, collection: &str, keep: &[File]) -> Result<(), ArchiveError> {
-        let fail = |e: object_store::Error| ArchiveError::Store { run: run.into(), doing: format!("listing {collection}"), reason: e.to_string() };
+    async fn remove_others(
+        &self,
+        run: &str,
+        dest: &Destination,
+        collection: &str,
+        keep: &[File],
+    ) -> Result<(), ArchiveError> {
+        let fail = |e: object_store::Error| ArchiveError::Store {
+            run: run.into(),
+            doing: format!("listing {collection}"),
+            reason: e.to_string(),
+        };
         let prefix = dest.path([collection]);
         let listed: Vec<_> = dest.store.list(Some(&prefix)).try_collect().await.map_err(fail)?;
         let ours = format!("part-{run}-");
@@ -372,7 +415,13 @@ fn files(batch: &RecordBatch) -> Vec<File> {
     let max = batch.column(4).as_primitive::<TimestampMillisecondType>();
     (0..batch.num_rows())
         .filter(|&i| !paths.is_null(i))
-        .map(|i| File { path: paths.value(i).into(), rows: rows.value(i), bytes: bytes.value(i), min: min.value(i), max: max.value(i) })
+        .map(|i| File {
+            path: paths.value(i).into(),
+            rows: rows.value(i),
+            bytes: bytes.value(i),
+            min: min.value(i),
+            max: max.value(i),
+        })
         .collect()
 }
 

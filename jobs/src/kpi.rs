@@ -116,9 +116,13 @@ const INLINE_MAX_BYTES: usize = 8 << 20;
 /// on the seed workload, two thirds of all documents a run read.
 async fn inline_dimensions(ctx: &SessionContext) -> Result<(), JobError> {
     let compute = |e: datafusion::error::DataFusionError| JobError::Compute(e.strip_backtrace());
-    let dimensions: Vec<&str> =
-        crate::tables::collections().into_iter().filter(|(_, _, event_time)| event_time.is_none()).map(|(name, _, _)| name).collect();
-    let sqls: Vec<String> = dimensions.iter().map(|name| format!("SELECT * FROM {name} LIMIT {}", INLINE_MAX_ROWS + 1)).collect();
+    let dimensions: Vec<&str> = crate::tables::collections()
+        .into_iter()
+        .filter(|(_, _, event_time)| event_time.is_none())
+        .map(|(name, _, _)| name)
+        .collect();
+    let sqls: Vec<String> =
+        dimensions.iter().map(|name| format!("SELECT * FROM {name} LIMIT {}", INLINE_MAX_ROWS + 1)).collect();
     let reads = sqls.iter().map(|sql| query(ctx, sql));
     for (name, batches) in dimensions.iter().zip(futures::future::try_join_all(reads).await?) {
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
@@ -169,7 +173,11 @@ fn quality_sql(collection: &str, event_time: &str, measure: &str) -> String {
 
 /// Runs the five KPIs and the data-quality counts on `ctx`, where the
 /// supply-chain collections are tables (see [`crate::tables::register`]).
-pub async fn compute(ctx: &SessionContext, params: &KpiParams, generated_at: DateTime<Utc>) -> Result<KpiOutput, JobError> {
+pub async fn compute(
+    ctx: &SessionContext,
+    params: &KpiParams,
+    generated_at: DateTime<Utc>,
+) -> Result<KpiOutput, JobError> {
     let (start, end) = params.bounds();
     // Written by hand so the keys keep the spec's order (serde_json's map
     // sorts them).
@@ -212,10 +220,8 @@ pub async fn compute(ctx: &SessionContext, params: &KpiParams, generated_at: Dat
                 }
             }
         }
-        quality.insert(
-            collection.to_string(),
-            json!({"read": n("read"), "rejected": n("rejected"), "reasons": reasons}),
-        );
+        quality
+            .insert(collection.to_string(), json!({"read": n("read"), "rejected": n("rejected"), "reasons": reasons}));
     }
     values.push((
         "kpi:data_quality".to_string(),
@@ -233,7 +239,12 @@ pub async fn compute(ctx: &SessionContext, params: &KpiParams, generated_at: Dat
 
 /// Writes every key and `kpi:last_update` in one MULTI/EXEC, each with the
 /// TTL: a reader never sees two runs mixed, and a failed run writes nothing.
-pub async fn write(redis_url: &str, output: &KpiOutput, ttl: Duration, written_at: DateTime<Utc>) -> Result<(), JobError> {
+pub async fn write(
+    redis_url: &str,
+    output: &KpiOutput,
+    ttl: Duration,
+    written_at: DateTime<Utc>,
+) -> Result<(), JobError> {
     let redact = stockyard_mongo::redact(redis_url);
     let fail = |e: &dyn std::fmt::Display| JobError::Redis(format!("{redact}: {e}"));
     let client = redis::Client::open(redis_url).map_err(|e| fail(&e))?;
@@ -280,8 +291,11 @@ pub async fn freshness(redis_url: &str) -> Result<(Option<String>, Option<i64>),
 /// before the keys expire. One MULTI/EXEC, so all of it comes from one run.
 pub async fn read(redis_url: &str) -> Result<Value, JobError> {
     let keys: Vec<&str> = KPIS.iter().map(|(k, _)| *k).chain(["kpi:data_quality", "kpi:last_update"]).collect();
-    let (values, ttl): (Vec<Option<String>>, i64) = read_cache(redis_url, redis::pipe().atomic().mget(&keys).ttl("kpi:last_update")).await?;
-    let parse = |v: &Option<String>| v.as_deref().map(|s| serde_json::from_str(s).unwrap_or_else(|_| json!(s))).unwrap_or(Value::Null);
+    let (values, ttl): (Vec<Option<String>>, i64) =
+        read_cache(redis_url, redis::pipe().atomic().mget(&keys).ttl("kpi:last_update")).await?;
+    let parse = |v: &Option<String>| {
+        v.as_deref().map(|s| serde_json::from_str(s).unwrap_or_else(|_| json!(s))).unwrap_or(Value::Null)
+    };
     let kpis: serde_json::Map<String, Value> =
         KPIS.iter().zip(&values).map(|((k, _), v)| (k.trim_start_matches("kpi:").to_string(), parse(v))).collect();
     Ok(json!({

@@ -46,7 +46,13 @@ pub fn collections() -> Vec<(&'static str, SchemaRef, Option<&'static str>)> {
         ),
         (
             "dcs_dim",
-            schema(vec![id(), utf8("dc_id"), utf8("dc_name"), utf8("region"), Field::new("capacity_units", DataType::Int64, true)]),
+            schema(vec![
+                id(),
+                utf8("dc_id"),
+                utf8("dc_name"),
+                utf8("region"),
+                Field::new("capacity_units", DataType::Int64, true),
+            ]),
             None,
         ),
         (
@@ -108,7 +114,12 @@ pub fn collections() -> Vec<(&'static str, SchemaRef, Option<&'static str>)> {
 /// (`None`: by size); `source` is `None` where plans are only built.
 /// Queries registered with the same `share` key (one job run) read each
 /// range of a collection once.
-pub fn register(ctx: &SessionContext, source: Option<Arc<MongoSource>>, partitions: Option<usize>, share: Option<&str>) -> Result<()> {
+pub fn register(
+    ctx: &SessionContext,
+    source: Option<Arc<MongoSource>>,
+    partitions: Option<usize>,
+    share: Option<&str>,
+) -> Result<()> {
     for (name, schema, event_time) in collections() {
         let options = ScanOptions {
             partitions: if event_time.is_some() { partitions } else { Some(1) },

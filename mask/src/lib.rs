@@ -164,7 +164,10 @@ mod tests {
 
     #[test]
     fn uri_passwords_are_masked_whatever_they_hold() {
-        assert_eq!(uri("mongodb://app:s3cr%40t@db:27017/x?authSource=admin"), "mongodb://app:***@db:27017/x?authSource=admin");
+        assert_eq!(
+            uri("mongodb://app:s3cr%40t@db:27017/x?authSource=admin"),
+            "mongodb://app:***@db:27017/x?authSource=admin"
+        );
         assert_eq!(uri("mongodb+srv://u:p@c.example.net"), "mongodb+srv://u:***@c.example.net");
         assert_eq!(uri("mongodb://app:p/?#@:%x@db:27017/x"), "mongodb://app:***@db:27017/x");
         assert_eq!(uri("redis://:pa/ss?w#rd@cache:6379/0"), "redis://:***@cache:6379/0");
@@ -179,7 +182,10 @@ mod tests {
         register("Zx/?#@:%9-q");
         let s = "token Zx/?#@:%9-q and Zx%2F%3F%23%40%3A%259-q in a log";
         assert_eq!(text(s), "token *** and *** in a log");
-        assert_eq!(text("connecting to mongodb://u:Zx/?#@:%9-q@db:1/x failed"), "connecting to mongodb://u:***@db:1/x failed");
+        assert_eq!(
+            text("connecting to mongodb://u:Zx/?#@:%9-q@db:1/x failed"),
+            "connecting to mongodb://u:***@db:1/x failed"
+        );
         // Too short to mask in free text.
         register("ab");
         assert_eq!(text("tab"), "tab");

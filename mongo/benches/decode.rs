@@ -40,8 +40,7 @@ fn main() {
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"));
     let batches = batches(&bytes);
     let schema = Arc::new(Schema::new(vec![
-        Field::new("_id", DataType::Utf8, true)
-            .with_metadata([(KIND_KEY.to_string(), "objectId".to_string())].into()),
+        Field::new("_id", DataType::Utf8, true).with_metadata([(KIND_KEY.to_string(), "objectId".to_string())].into()),
         Field::new("order_id", DataType::Utf8, true),
         Field::new("sku_id", DataType::Utf8, true),
         Field::new("dc_id", DataType::Utf8, true),

@@ -103,9 +103,10 @@ impl MongoCatalog {
     /// The inferred schema of `collection`, `None` when it does not exist.
     pub async fn schema(&self, collection: &str) -> Result<Option<SchemaRef>, MongoError> {
         if let Some((schema, at)) = self.cache.lock().expect("cache lock").get(collection)
-            && at.elapsed() < self.ttl {
-                return Ok(Some(schema.clone()));
-            }
+            && at.elapsed() < self.ttl
+        {
+            return Ok(Some(schema.clone()));
+        }
         if let Some(message) = self.recent_failure() {
             return Err(MongoError::Operation {
                 uri: self.source.redacted_uri(),
@@ -179,7 +180,10 @@ impl datafusion::catalog::SchemaProvider for CatalogSchema {
         names
     }
 
-    async fn table(&self, name: &str) -> datafusion::error::Result<Option<Arc<dyn datafusion::catalog::TableProvider>>> {
+    async fn table(
+        &self,
+        name: &str,
+    ) -> datafusion::error::Result<Option<Arc<dyn datafusion::catalog::TableProvider>>> {
         if let Some(t) = self.local.table(name).await? {
             return Ok(Some(t));
         }
@@ -209,7 +213,10 @@ impl datafusion::catalog::SchemaProvider for CatalogSchema {
         self.local.register_table(name, table)
     }
 
-    fn deregister_table(&self, name: &str) -> datafusion::error::Result<Option<Arc<dyn datafusion::catalog::TableProvider>>> {
+    fn deregister_table(
+        &self,
+        name: &str,
+    ) -> datafusion::error::Result<Option<Arc<dyn datafusion::catalog::TableProvider>>> {
         self.local.deregister_table(name)
     }
 

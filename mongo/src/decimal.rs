@@ -28,10 +28,7 @@ pub fn parse(bytes: [u8; 16]) -> Option<Decimal> {
     };
     let coefficient = if coefficient > MAX_COEFFICIENT { 0 } else { coefficient };
     let coefficient = coefficient as i128;
-    Some(Decimal {
-        coefficient: if negative { -coefficient } else { coefficient },
-        exponent: exponent - EXPONENT_BIAS,
-    })
+    Some(Decimal { coefficient: if negative { -coefficient } else { coefficient }, exponent: exponent - EXPONENT_BIAS })
 }
 
 /// Digits after the point as written (`12.50` has two; integers none).

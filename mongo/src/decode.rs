@@ -16,9 +16,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayRef, BinaryBuilder, BooleanBuilder, Decimal128Builder, Float64Builder, Int32Builder,
-    Int64Builder, ListArray, NullArray, RecordBatch, RecordBatchOptions, StringBuilder, StructArray,
-    TimestampMillisecondBuilder,
+    ArrayRef, BinaryBuilder, BooleanBuilder, Decimal128Builder, Float64Builder, Int32Builder, Int64Builder, ListArray,
+    NullArray, RecordBatch, RecordBatchOptions, StringBuilder, StructArray, TimestampMillisecondBuilder,
 };
 use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, SchemaRef, TimeUnit};
@@ -519,8 +518,8 @@ mod tests {
     fn nested_documents_arrays_ids_and_decimals() {
         let docs = vec![
             raw(doc! {"_id": ObjectId::parse_str("6b024cab249a8006423f8c6f").unwrap(),
-                      "n": {"a": 1i32, "b": ["x", "y", 2i32]}, "l": [1i32, 2.0, 2.5],
-                      "d": Bson::Decimal128("12.50".parse().unwrap())}),
+            "n": {"a": 1i32, "b": ["x", "y", 2i32]}, "l": [1i32, 2.0, 2.5],
+            "d": Bson::Decimal128("12.50".parse().unwrap())}),
             raw(doc! {"_id": "custom", "n": "not a doc", "l": Bson::Null, "d": 3i32}),
             raw(doc! {"_id": ObjectId::new(), "n": {"a": 2i32}, "d": Bson::Decimal128("-0.01".parse().unwrap())}),
         ];
@@ -587,12 +586,27 @@ mod flat_tests {
 
     fn docs() -> Vec<RawDocumentBuf> {
         let values = [
-            Bson::Int32(5), Bson::Int64(7), Bson::Double(2.0), Bson::Double(2.5), Bson::Double(f64::NAN),
-            Bson::Int64(1 << 40), Bson::String("x".into()), Bson::Boolean(true), Bson::Null,
-            Bson::DateTime(mongodb::bson::DateTime::from_millis(-1)), Bson::ObjectId(ObjectId::new()),
-            Bson::Array(vec![Bson::Int32(1)]), Bson::Document(doc! {"a": 1}), Bson::Decimal128("1.5".parse().unwrap()),
-            Bson::Binary(mongodb::bson::Binary { subtype: mongodb::bson::spec::BinarySubtype::Generic, bytes: vec![1, 2] }),
-            Bson::JavaScriptCode("f()".into()), Bson::Undefined, Bson::MaxKey,
+            Bson::Int32(5),
+            Bson::Int64(7),
+            Bson::Double(2.0),
+            Bson::Double(2.5),
+            Bson::Double(f64::NAN),
+            Bson::Int64(1 << 40),
+            Bson::String("x".into()),
+            Bson::Boolean(true),
+            Bson::Null,
+            Bson::DateTime(mongodb::bson::DateTime::from_millis(-1)),
+            Bson::ObjectId(ObjectId::new()),
+            Bson::Array(vec![Bson::Int32(1)]),
+            Bson::Document(doc! {"a": 1}),
+            Bson::Decimal128("1.5".parse().unwrap()),
+            Bson::Binary(mongodb::bson::Binary {
+                subtype: mongodb::bson::spec::BinarySubtype::Generic,
+                bytes: vec![1, 2],
+            }),
+            Bson::JavaScriptCode("f()".into()),
+            Bson::Undefined,
+            Bson::MaxKey,
         ];
         let names = ["_id", "q", "n", "p", "s", "b", "t", "other"];
         let mut out = Vec::new();

@@ -14,8 +14,8 @@ use datafusion::physical_expr::EquivalenceProperties;
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
 use datafusion::physical_plan::stream::RecordBatchReceiverStream;
-use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties};
 use futures::{StreamExt, TryStreamExt};
 use mongodb::bson::{Bson, Document, RawDocumentBuf, doc};
 use mongodb::raw_batch_cursor::RawBatch;
@@ -99,7 +99,8 @@ impl MongoScanExec {
             Boundedness::Bounded,
         ));
         // Fail at planning, not on an executor, for unreadable column types.
-        Decoder::new(project_schema(&spec.schema, spec.projection.as_ref())?).map_err(|e| DataFusionError::Plan(e.to_string()))?;
+        Decoder::new(project_schema(&spec.schema, spec.projection.as_ref())?)
+            .map_err(|e| DataFusionError::Plan(e.to_string()))?;
         Ok(Self { spec, source, projected, properties, metrics: ExecutionPlanMetricsSet::new(), estimate: None })
     }
 
@@ -197,7 +198,8 @@ pub struct ReadTotals {
 
 /// Totals for the process's metrics. A plan's own metrics cannot serve:
 /// tasks of one stage on one executor may share a plan instance.
-pub static READ: ReadTotals = ReadTotals { documents: std::sync::atomic::AtomicU64::new(0), bytes: std::sync::atomic::AtomicU64::new(0) };
+pub static READ: ReadTotals =
+    ReadTotals { documents: std::sync::atomic::AtomicU64::new(0), bytes: std::sync::atomic::AtomicU64::new(0) };
 
 impl MongoScanExec {
     /// This scan with `projection` and no sharing, counting into the same
@@ -298,7 +300,8 @@ impl MongoScanExec {
 
         let schema = columns;
         let output = self.projected.clone();
-        let mut rest_of = self.spec.rest.then(|| Rest { schema: self.spec.schema.clone(), column: StringBuilder::new() });
+        let mut rest_of =
+            self.spec.rest.then(|| Rest { schema: self.spec.schema.clone(), column: StringBuilder::new() });
         let batch_size = context.session_config().batch_size().max(1);
         let documents = MetricBuilder::new(&self.metrics).counter("documents_read", partition);
         let bytes = MetricBuilder::new(&self.metrics).counter("bytes_read", partition);
@@ -364,7 +367,6 @@ impl MongoScanExec {
         Ok(builder.build())
     }
 }
-
 
 /// The rest column being built, and the schema it leaves out.
 struct Rest {

@@ -67,7 +67,10 @@ pub fn combine(filters: &[Expr], schema: &Schema) -> Option<Document> {
 /// `{field: {range ops only}}`: the field and its operators.
 fn plain_range(filter: &Document) -> Option<(&str, &Document)> {
     let (field, Bson::Document(ops)) = filter.iter().next()? else { return None };
-    let plain = filter.len() == 1 && !field.starts_with('$') && !ops.is_empty() && ops.keys().all(|k| RANGE.contains(&k.as_str()));
+    let plain = filter.len() == 1
+        && !field.starts_with('$')
+        && !ops.is_empty()
+        && ops.keys().all(|k| RANGE.contains(&k.as_str()));
     plain.then_some((field.as_str(), ops))
 }
 
@@ -104,7 +107,9 @@ fn column<'a>(expr: &'a Expr, schema: &Schema) -> Option<(&'a str, ColumnKind)> 
 fn literal(value: &ScalarValue, kind: ColumnKind) -> Option<Bson> {
     use ScalarValue as S;
     Some(match (kind, value) {
-        (ColumnKind::String, S::Utf8(Some(s)) | S::LargeUtf8(Some(s)) | S::Utf8View(Some(s))) => Bson::String(s.clone()),
+        (ColumnKind::String, S::Utf8(Some(s)) | S::LargeUtf8(Some(s)) | S::Utf8View(Some(s))) => {
+            Bson::String(s.clone())
+        }
         (ColumnKind::Number | ColumnKind::Double, v) => match v {
             S::Int8(Some(x)) => Bson::Int64(i64::from(*x)),
             S::Int16(Some(x)) => Bson::Int64(i64::from(*x)),
@@ -168,10 +173,9 @@ fn comparison(name: &str, kind: ColumnKind, op: &str, value: Bson) -> Pushed {
             condition.insert("$not", doc! {"$type": "array"});
             Pushed { filter: doc! {name: condition}, exact: true }
         }
-        ColumnKind::Double if matches!(op, "$gt" | "$gte" | "$ne" | "$nin") => Pushed {
-            filter: doc! {"$or": [{name: condition}, {name: f64::NAN}]},
-            exact: false,
-        },
+        ColumnKind::Double if matches!(op, "$gt" | "$gte" | "$ne" | "$nin") => {
+            Pushed { filter: doc! {"$or": [{name: condition}, {name: f64::NAN}]}, exact: false }
+        }
         ColumnKind::Number | ColumnKind::Double => Pushed { filter: doc! {name: condition}, exact: false },
     }
 }
@@ -194,10 +198,9 @@ pub fn translate(expr: &Expr, schema: &Schema) -> Option<Pushed> {
         Expr::BinaryExpr(BinaryExpr { left, op: Operator::And, right }) => {
             let (l, r) = (translate(left, schema), translate(right, schema));
             match (l, r) {
-                (Some(l), Some(r)) => Some(Pushed {
-                    filter: doc! {"$and": [l.filter, r.filter]},
-                    exact: l.exact && r.exact,
-                }),
+                (Some(l), Some(r)) => {
+                    Some(Pushed { filter: doc! {"$and": [l.filter, r.filter]}, exact: l.exact && r.exact })
+                }
                 // Dropping one side of an AND widens it: still a superset.
                 (Some(one), None) | (None, Some(one)) => Some(Pushed { exact: false, ..one }),
                 (None, None) => None,
@@ -266,9 +269,8 @@ mod tests {
             Field::new("q", DataType::Int32, true),
             Field::new("p", DataType::Float64, true),
             Field::new("t", crate::schema::timestamp_type(), true),
-            Field::new("_id", DataType::Utf8, true).with_metadata(
-                [(crate::schema::KIND_KEY.to_string(), "objectId".to_string())].into(),
-            ),
+            Field::new("_id", DataType::Utf8, true)
+                .with_metadata([(crate::schema::KIND_KEY.to_string(), "objectId".to_string())].into()),
         ])
     }
 
@@ -325,6 +327,9 @@ mod tests {
         assert_eq!(f, doc! {"t": {"$gte": DateTime::from_millis(1000), "$lt": DateTime::from_millis(2000)}});
         // Two lower bounds do not overwrite each other.
         let f = combine(&[col("t").gt_eq(at(1000)), col("t").gt_eq(at(1500))], &s).unwrap();
-        assert_eq!(f, doc! {"$and": [{"t": {"$gte": DateTime::from_millis(1000)}}, {"t": {"$gte": DateTime::from_millis(1500)}}]});
+        assert_eq!(
+            f,
+            doc! {"$and": [{"t": {"$gte": DateTime::from_millis(1000)}}, {"t": {"$gte": DateTime::from_millis(1500)}}]}
+        );
     }
 }

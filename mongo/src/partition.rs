@@ -12,9 +12,27 @@ use mongodb::bson::{Bson, Document, doc};
 
 /// `$type` aliases of every BSON type.
 const ALL_TYPES: [&str; 21] = [
-    "double", "string", "object", "array", "binData", "undefined", "objectId", "bool", "date",
-    "null", "regex", "dbPointer", "javascript", "symbol", "javascriptWithScope", "int",
-    "timestamp", "long", "decimal", "minKey", "maxKey",
+    "double",
+    "string",
+    "object",
+    "array",
+    "binData",
+    "undefined",
+    "objectId",
+    "bool",
+    "date",
+    "null",
+    "regex",
+    "dbPointer",
+    "javascript",
+    "symbol",
+    "javascriptWithScope",
+    "int",
+    "timestamp",
+    "long",
+    "decimal",
+    "minKey",
+    "maxKey",
 ];
 
 /// The type brackets split points may come from.
@@ -98,11 +116,8 @@ impl Splits {
         if i > 0 {
             return doc! {f: range};
         }
-        let others: Vec<&str> = ALL_TYPES
-            .iter()
-            .copied()
-            .filter(|t| !self.bracket.types().contains(t) && *t != "array")
-            .collect();
+        let others: Vec<&str> =
+            ALL_TYPES.iter().copied().filter(|t| !self.bracket.types().contains(t) && *t != "array").collect();
         let mut any = vec![
             Bson::Document(doc! {f: range}),
             Bson::Document(doc! {f: Bson::Null}),

@@ -50,9 +50,10 @@ pub fn rest(doc: &RawDocument, schema: &Schema) -> Result<Option<String>, RestEr
             continue;
         }
         if let Ok(field) = schema.field_with_name(key)
-            && exact(field, value) {
-                continue;
-            }
+            && exact(field, value)
+        {
+            continue;
+        }
         let value = Bson::try_from(value).map_err(|e| RestError(e.to_string()))?;
         rest.insert(key, value);
     }
@@ -67,7 +68,9 @@ pub fn documents(batch: &RecordBatch) -> Result<Vec<Document>, RestError> {
     let mut docs = vec![Document::new(); batch.num_rows()];
     for (field, column) in schema.fields().iter().zip(batch.columns()) {
         if field.name() == REST_COLUMN {
-            let rest = column.as_string_opt::<i32>().ok_or_else(|| RestError(format!("{REST_COLUMN} is not a string column")))?;
+            let rest = column
+                .as_string_opt::<i32>()
+                .ok_or_else(|| RestError(format!("{REST_COLUMN} is not a string column")))?;
             for (doc, value) in docs.iter_mut().zip(rest.iter()) {
                 let Some(json) = value else { continue };
                 let value: serde_json::Value = serde_json::from_str(json).map_err(|e| RestError(e.to_string()))?;
@@ -86,7 +89,9 @@ pub fn documents(batch: &RecordBatch) -> Result<Vec<Document>, RestError> {
                 DataType::Utf8 => {
                     let s = column.as_string::<i32>().value(row);
                     match utf8_kind(field) {
-                        "objectId" => ObjectId::parse_str(s).map(Bson::ObjectId).unwrap_or_else(|_| Bson::String(s.into())),
+                        "objectId" => {
+                            ObjectId::parse_str(s).map(Bson::ObjectId).unwrap_or_else(|_| Bson::String(s.into()))
+                        }
                         _ => Bson::String(s.into()),
                     }
                 }
@@ -94,9 +99,9 @@ pub fn documents(batch: &RecordBatch) -> Result<Vec<Document>, RestError> {
                 DataType::Int64 => Bson::Int64(column.as_primitive::<Int64Type>().value(row)),
                 DataType::Float64 => Bson::Double(column.as_primitive::<Float64Type>().value(row)),
                 DataType::Boolean => Bson::Boolean(column.as_boolean().value(row)),
-                DataType::Timestamp(TimeUnit::Millisecond, _) => {
-                    Bson::DateTime(mongodb::bson::DateTime::from_millis(column.as_primitive::<TimestampMillisecondType>().value(row)))
-                }
+                DataType::Timestamp(TimeUnit::Millisecond, _) => Bson::DateTime(mongodb::bson::DateTime::from_millis(
+                    column.as_primitive::<TimestampMillisecondType>().value(row),
+                )),
                 // Never exact: such values are all in the rest.
                 _ => continue,
             };
@@ -114,7 +119,8 @@ mod tests {
 
     fn schema() -> Schema {
         Schema::new(vec![
-            Field::new("_id", DataType::Utf8, true).with_metadata([(KIND_KEY.to_string(), "objectId".to_string())].into()),
+            Field::new("_id", DataType::Utf8, true)
+                .with_metadata([(KIND_KEY.to_string(), "objectId".to_string())].into()),
             Field::new("quantity", DataType::Int32, true),
             Field::new("status", DataType::Utf8, true),
         ])
@@ -122,7 +128,10 @@ mod tests {
 
     #[test]
     fn exact_fields_stay_out_of_the_rest() {
-        let d = RawDocumentBuf::try_from(&doc! {"_id": ObjectId::new(), "quantity": 5, "status": "PENDING", ARCHIVE_MARK: "run"}).unwrap();
+        let d = RawDocumentBuf::try_from(
+            &doc! {"_id": ObjectId::new(), "quantity": 5, "status": "PENDING", ARCHIVE_MARK: "run"},
+        )
+        .unwrap();
         assert_eq!(rest(&d, &schema()).unwrap(), None);
     }
 

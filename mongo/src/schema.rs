@@ -135,9 +135,7 @@ impl Stats {
             Some(Kind::Decimal) => (DataType::Decimal128(38, self.decimal_scale as i8), None),
             Some(Kind::Binary) => (DataType::Binary, None),
             Some(Kind::Document) => (
-                DataType::Struct(Fields::from(
-                    self.fields.iter().map(|(n, s)| s.to_field(n)).collect::<Vec<_>>(),
-                )),
+                DataType::Struct(Fields::from(self.fields.iter().map(|(n, s)| s.to_field(n)).collect::<Vec<_>>())),
                 None,
             ),
             Some(Kind::Array) => {
@@ -186,9 +184,15 @@ mod tests {
 
     #[test]
     fn infers_the_documented_types() {
-        let docs = [raw(doc! {"_id": ObjectId::new(), "q": 1i32, "p": 2.5, "s": "a", "n": {"x": 1i32}, "l": [1i32, 2i64]}),
-            raw(doc! {"_id": ObjectId::new(), "q": 5i64, "p": 3i32, "s": 7i32, "t": mongodb::bson::DateTime::from_millis(-5)}),
-            raw(doc! {"_id": ObjectId::new(), "q": mongodb::bson::Bson::Null, "s": "b", "z": mongodb::bson::Bson::Null})];
+        let docs = [
+            raw(doc! {"_id": ObjectId::new(), "q": 1i32, "p": 2.5, "s": "a", "n": {"x": 1i32}, "l": [1i32, 2i64]}),
+            raw(
+                doc! {"_id": ObjectId::new(), "q": 5i64, "p": 3i32, "s": 7i32, "t": mongodb::bson::DateTime::from_millis(-5)},
+            ),
+            raw(
+                doc! {"_id": ObjectId::new(), "q": mongodb::bson::Bson::Null, "s": "b", "z": mongodb::bson::Bson::Null},
+            ),
+        ];
         let schema = infer(docs.iter().map(|d| d.as_ref()));
         let types: Vec<(String, DataType)> =
             schema.fields().iter().map(|f| (f.name().clone(), f.data_type().clone())).collect();

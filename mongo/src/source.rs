@@ -17,10 +17,7 @@ pub struct MongoSource {
 
 impl fmt::Debug for MongoSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MongoSource")
-            .field("uri", &redact(&self.uri))
-            .field("database", &self.database)
-            .finish()
+        f.debug_struct("MongoSource").field("uri", &redact(&self.uri)).field("database", &self.database).finish()
     }
 }
 
@@ -107,7 +104,10 @@ mod tests {
 
     #[test]
     fn passwords_never_show() {
-        assert_eq!(redact("mongodb://app:s3cr%40t@db:27017/x?authSource=admin"), "mongodb://app:***@db:27017/x?authSource=admin");
+        assert_eq!(
+            redact("mongodb://app:s3cr%40t@db:27017/x?authSource=admin"),
+            "mongodb://app:***@db:27017/x?authSource=admin"
+        );
         assert_eq!(redact("mongodb+srv://u:p@c.example.net"), "mongodb+srv://u:***@c.example.net");
         assert_eq!(redact("mongodb://127.0.0.1:27017"), "mongodb://127.0.0.1:27017");
         assert_eq!(redact("mongodb://user@h/?x=a@b"), "mongodb://user@h/?x=a@b");

@@ -16,10 +16,10 @@ use futures::TryStreamExt;
 use mongodb::bson::{Bson, Document, doc};
 
 use crate::exec::{MongoScanExec, MongoScanSpec};
-use crate::partition::{self, Splits};
-use crate::source::MongoSource;
 use crate::filter;
+use crate::partition::{self, Splits};
 use crate::share::Memo;
+use crate::source::MongoSource;
 
 /// How a scan splits its collection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,7 +61,12 @@ pub struct MongoTable {
 
 impl MongoTable {
     /// The table `collection` with columns `schema`.
-    pub fn new(collection: impl Into<String>, schema: SchemaRef, options: ScanOptions, source: Option<Arc<MongoSource>>) -> Self {
+    pub fn new(
+        collection: impl Into<String>,
+        schema: SchemaRef,
+        options: ScanOptions,
+        source: Option<Arc<MongoSource>>,
+    ) -> Self {
         Self { collection: collection.into(), schema, options, source }
     }
 
@@ -158,7 +163,9 @@ impl MongoTable {
                     docs: number(stats.get("count")).max(0.0) as u64,
                 }),
                 // A collection not created yet is empty, not an error.
-                Err(e) if matches!(*e.kind, mongodb::error::ErrorKind::Command(ref c) if c.code == 26) => Ok(Size::default()),
+                Err(e) if matches!(*e.kind, mongodb::error::ErrorKind::Command(ref c) if c.code == 26) => {
+                    Ok(Size::default())
+                }
                 Err(e) => Err(Arc::from(source.error(&format!("collStats on {collection}"), e).to_string())),
             }
         };
@@ -224,7 +231,10 @@ impl TableProvider for MongoTable {
             collection: self.collection.clone(),
             schema: self.schema.clone(),
             projection: projection.cloned(),
-            filter: filter::combine(&filters.iter().filter(|f| self.sent_to_mongodb(f)).cloned().collect::<Vec<_>>(), &self.schema),
+            filter: filter::combine(
+                &filters.iter().filter(|f| self.sent_to_mongodb(f)).cloned().collect::<Vec<_>>(),
+                &self.schema,
+            ),
             splits: self.splits(&source, &size).await?,
             limit,
             share: self.options.share.clone(),

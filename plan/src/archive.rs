@@ -13,7 +13,8 @@ use std::fmt;
 use std::sync::{Arc, LazyLock};
 
 use arrow::array::{
-    Array, RecordBatch, StringBuilder, TimestampMillisecondArray, TimestampMillisecondBuilder, UInt32Array, UInt64Builder,
+    Array, RecordBatch, StringBuilder, TimestampMillisecondArray, TimestampMillisecondBuilder, UInt32Array,
+    UInt64Builder,
 };
 use arrow::compute::take_record_batch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -125,7 +126,8 @@ impl TableProvider for ArchiveTable {
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let options = ScanOptions { partitions: None, partition_field: self.spec.event_time.clone(), share: None };
-        let table = MongoTable::new(&self.spec.collection, self.collection_schema.clone(), options, self.source.clone());
+        let table =
+            MongoTable::new(&self.spec.collection, self.collection_schema.clone(), options, self.source.clone());
         let scan = table.scan_matching(doc! {ARCHIVE_MARK: &self.spec.run}, true).await?;
         Ok(Arc::new(ArchiveWriteExec::new(self.spec.clone(), Arc::new(scan))))
     }
@@ -159,7 +161,11 @@ impl ArchiveWriteExec {
 
 impl DisplayAs for ArchiveWriteExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "ArchiveWriteExec: collection={}, run={}, dest={}", self.spec.collection, self.spec.run, self.spec.dest)
+        write!(
+            f,
+            "ArchiveWriteExec: collection={}, run={}, dest={}",
+            self.spec.collection, self.spec.run, self.spec.dest
+        )
     }
 }
 
@@ -210,7 +216,11 @@ struct Written {
     max: TimestampMillisecondBuilder,
 }
 
-async fn write_partition(spec: ArchiveSpec, partition: usize, mut input: SendableRecordBatchStream) -> Result<RecordBatch> {
+async fn write_partition(
+    spec: ArchiveSpec,
+    partition: usize,
+    mut input: SendableRecordBatchStream,
+) -> Result<RecordBatch> {
     let dest = store::open(&spec.dest).map_err(|e| DataFusionError::External(Box::new(e)))?;
     let schema = input.schema();
     let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
@@ -222,7 +232,9 @@ async fn write_partition(spec: ArchiveSpec, partition: usize, mut input: Sendabl
         let times = batch
             .column_by_name(&spec.event_time)
             .and_then(|c| c.as_any().downcast_ref::<TimestampMillisecondArray>())
-            .ok_or_else(|| DataFusionError::Internal(format!("no timestamp column {} to archive by", spec.event_time)))?;
+            .ok_or_else(|| {
+                DataFusionError::Internal(format!("no timestamp column {} to archive by", spec.event_time))
+            })?;
         let mut hours: BTreeMap<(NaiveDate, u32), Vec<u32>> = BTreeMap::new();
         for row in 0..batch.num_rows() {
             // Selected documents all have a date there: `$lt` on a date

@@ -115,12 +115,29 @@ mod tests {
         let ctx = SessionContext::new_with_state(if with_rule { install(state) } else { state });
         let n = 20_000;
         let facts = table(
-            &[("sku_id", (0..n).map(|i| format!("S{}", i % 500)).collect()), ("dc_id", (0..n).map(|i| format!("D{}", i % 8)).collect())],
+            &[
+                ("sku_id", (0..n).map(|i| format!("S{}", i % 500)).collect()),
+                ("dc_id", (0..n).map(|i| format!("D{}", i % 8)).collect()),
+            ],
             Some((0..n as i64).collect()),
             4,
         );
-        let skus = table(&[("sku_id", (0..500).map(|i| format!("S{i}")).collect()), ("name", (0..500).map(|i| format!("N{}", i % 7)).collect())], None, 1);
-        let dcs = table(&[("dc_id", (0..8).map(|i| format!("D{i}")).collect()), ("region", (0..8).map(|i| format!("R{}", i % 3)).collect())], None, 1);
+        let skus = table(
+            &[
+                ("sku_id", (0..500).map(|i| format!("S{i}")).collect()),
+                ("name", (0..500).map(|i| format!("N{}", i % 7)).collect()),
+            ],
+            None,
+            1,
+        );
+        let dcs = table(
+            &[
+                ("dc_id", (0..8).map(|i| format!("D{i}")).collect()),
+                ("region", (0..8).map(|i| format!("R{}", i % 3)).collect()),
+            ],
+            None,
+            1,
+        );
         ctx.register_table("facts", facts).unwrap();
         ctx.register_table("skus", skus).unwrap();
         ctx.register_table("dcs", dcs).unwrap();

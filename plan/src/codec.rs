@@ -156,7 +156,10 @@ fn scan_from_proto(p: &MongoScan) -> Result<MongoScanSpec> {
     })
 }
 
-fn archive_to_proto(spec: &ArchiveSpec, collection_schema: Option<&SchemaRef>) -> Result<stockyard_proto::ArchiveWrite> {
+fn archive_to_proto(
+    spec: &ArchiveSpec,
+    collection_schema: Option<&SchemaRef>,
+) -> Result<stockyard_proto::ArchiveWrite> {
     Ok(stockyard_proto::ArchiveWrite {
         collection: spec.collection.clone(),
         event_time: spec.event_time.clone(),
@@ -175,7 +178,8 @@ fn archive_from_proto(a: &stockyard_proto::ArchiveWrite) -> Result<(ArchiveSpec,
         attempt: a.attempt.clone(),
         dest: a.dest.clone(),
     };
-    let schema = if a.collection_schema.is_empty() { Arc::new(Schema::empty()) } else { decode_schema(&a.collection_schema)? };
+    let schema =
+        if a.collection_schema.is_empty() { Arc::new(Schema::empty()) } else { decode_schema(&a.collection_schema)? };
     Ok((spec, schema))
 }
 
@@ -201,12 +205,7 @@ impl LogicalCodec {
 }
 
 impl LogicalExtensionCodec for LogicalCodec {
-    fn try_decode(
-        &self,
-        buf: &[u8],
-        inputs: &[LogicalPlan],
-        ctx: &TaskContext,
-    ) -> Result<Extension> {
+    fn try_decode(&self, buf: &[u8], inputs: &[LogicalPlan], ctx: &TaskContext) -> Result<Extension> {
         self.inner.try_decode(buf, inputs, ctx)
     }
 
@@ -271,19 +270,11 @@ impl LogicalExtensionCodec for LogicalCodec {
         self.inner.try_encode_table_provider(table_ref, node, buf)
     }
 
-    fn try_decode_file_format(
-        &self,
-        buf: &[u8],
-        ctx: &TaskContext,
-    ) -> Result<Arc<dyn FileFormatFactory>> {
+    fn try_decode_file_format(&self, buf: &[u8], ctx: &TaskContext) -> Result<Arc<dyn FileFormatFactory>> {
         self.inner.try_decode_file_format(buf, ctx)
     }
 
-    fn try_encode_file_format(
-        &self,
-        buf: &mut Vec<u8>,
-        node: Arc<dyn FileFormatFactory>,
-    ) -> Result<()> {
+    fn try_encode_file_format(&self, buf: &mut Vec<u8>, node: Arc<dyn FileFormatFactory>) -> Result<()> {
         self.inner.try_encode_file_format(buf, node)
     }
 
@@ -349,17 +340,16 @@ impl PhysicalExtensionCodec for PhysicalCodec {
                 };
                 Ok(Arc::new(ArchiveWriteExec::new(archive_from_proto(&a)?.0, input.clone())))
             }
-            Some(Node::MongoTable(_) | Node::ArchiveTable(_) | Node::MemoryTable(_)) => internal_err!("a table where a plan node was expected"),
+            Some(Node::MongoTable(_) | Node::ArchiveTable(_) | Node::MemoryTable(_)) => {
+                internal_err!("a table where a plan node was expected")
+            }
             None => self.inner.try_decode(buf, inputs, ctx),
         }
     }
 
     fn try_encode(&self, node: Arc<dyn ExecutionPlan>, buf: &mut Vec<u8>) -> Result<()> {
         if let Some(exec) = node.downcast_ref::<PartitionedRangeExec>() {
-            return encode(
-                Node::PartitionedRange(range_to_proto(exec.spec(), exec.projection())),
-                buf,
-            );
+            return encode(Node::PartitionedRange(range_to_proto(exec.spec(), exec.projection())), buf);
         }
         if let Some(exec) = node.downcast_ref::<ArchiveWriteExec>() {
             return encode(Node::ArchiveWrite(archive_to_proto(exec.spec(), None)?), buf);
@@ -422,18 +412,30 @@ mod tests {
         use datafusion::arrow::array::{Int64Array, StringArray};
         use datafusion::arrow::datatypes::{DataType, Field, Schema};
         use datafusion::arrow::record_batch::RecordBatch;
-        let schema = Arc::new(Schema::new(vec![Field::new("dc_id", DataType::Utf8, true), Field::new("capacity", DataType::Int64, true)]));
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("dc_id", DataType::Utf8, true),
+            Field::new("capacity", DataType::Int64, true),
+        ]));
         let batch = |ids: Vec<Option<&str>>, caps: Vec<Option<i64>>| {
-            RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(ids)), Arc::new(Int64Array::from(caps))]).unwrap()
+            RecordBatch::try_new(
+                schema.clone(),
+                vec![Arc::new(StringArray::from(ids)), Arc::new(Int64Array::from(caps))],
+            )
+            .unwrap()
         };
-        let partitions = vec![vec![batch(vec![Some("DC-01"), None], vec![Some(10), Some(20)]), batch(vec![Some("DC-03")], vec![None])], vec![]];
+        let partitions = vec![
+            vec![batch(vec![Some("DC-01"), None], vec![Some(10), Some(20)]), batch(vec![Some("DC-03")], vec![None])],
+            vec![],
+        ];
         let table: Arc<dyn TableProvider> = Arc::new(MemTable::try_new(schema.clone(), partitions.clone()).unwrap());
         let codec = LogicalCodec::default();
         let mut buf = Vec::new();
         codec.try_encode_table_provider(&TableReference::bare("dcs_dim"), table, &mut buf).unwrap();
         let ctx = SessionContext::new();
-        let back = codec.try_decode_table_provider(&buf, &TableReference::bare("dcs_dim"), schema, &ctx.task_ctx()).unwrap();
-        let back = (back.as_ref() as &dyn std::any::Any).downcast_ref::<MemTable>().expect("an in-memory table comes back");
+        let back =
+            codec.try_decode_table_provider(&buf, &TableReference::bare("dcs_dim"), schema, &ctx.task_ctx()).unwrap();
+        let back =
+            (back.as_ref() as &dyn std::any::Any).downcast_ref::<MemTable>().expect("an in-memory table comes back");
         assert_eq!(back.batches.len(), 2);
         assert_eq!(*back.batches[0].read().await, partitions[0]);
         assert!(back.batches[1].read().await.is_empty());

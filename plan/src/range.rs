@@ -23,9 +23,7 @@ use datafusion::logical_expr::Expr;
 use datafusion::physical_expr::EquivalenceProperties;
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
-};
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties};
 
 /// Name under which [`PartitionedRangeFunc`] is registered.
 pub const FUNCTION_NAME: &str = "partitioned_range";
@@ -78,9 +76,7 @@ impl TableFunctionImpl for PartitionedRangeFunc {
         let arg = |i: usize, name: &str| -> Result<u64> {
             match &exprs[i] {
                 Expr::Literal(ScalarValue::Int64(Some(v)), _) if *v >= 0 => Ok(*v as u64),
-                other => plan_err!(
-                    "{FUNCTION_NAME}: {name} must be a non-negative integer literal, got {other}"
-                ),
+                other => plan_err!("{FUNCTION_NAME}: {name} must be a non-negative integer literal, got {other}"),
             }
         };
         let rows = arg(0, "rows")?;
@@ -90,12 +86,7 @@ impl TableFunctionImpl for PartitionedRangeFunc {
         }
         let batch_delay_ms = if exprs.len() == 3 { arg(2, "batch_delay_ms")? } else { 0 };
         Ok(Arc::new(PartitionedRangeTable {
-            spec: RangeSpec {
-                rows,
-                partitions: partitions as u32,
-                batch_delay_ms,
-                batch_size: DEFAULT_BATCH_SIZE,
-            },
+            spec: RangeSpec { rows, partitions: partitions as u32, batch_delay_ms, batch_size: DEFAULT_BATCH_SIZE },
         }))
     }
 }
@@ -124,10 +115,7 @@ impl TableProvider for PartitionedRangeTable {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        Ok(Arc::new(PartitionedRangeExec::try_new(
-            self.spec.clone(),
-            projection.cloned(),
-        )?))
+        Ok(Arc::new(PartitionedRangeExec::try_new(self.spec.clone(), projection.cloned())?))
     }
 }
 
@@ -165,11 +153,7 @@ impl PartitionedRangeExec {
 
 impl DisplayAs for PartitionedRangeExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(
-            f,
-            "PartitionedRangeExec: rows={}, partitions={}",
-            self.spec.rows, self.spec.partitions
-        )
+        write!(f, "PartitionedRangeExec: rows={}, partitions={}", self.spec.rows, self.spec.partitions)
     }
 }
 
@@ -186,23 +170,13 @@ impl ExecutionPlan for PartitionedRangeExec {
         vec![]
     }
 
-    fn with_new_children(
-        self: Arc<Self>,
-        _children: Vec<Arc<dyn ExecutionPlan>>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
+    fn with_new_children(self: Arc<Self>, _children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
         Ok(self)
     }
 
-    fn execute(
-        &self,
-        partition: usize,
-        _context: Arc<TaskContext>,
-    ) -> Result<SendableRecordBatchStream> {
+    fn execute(&self, partition: usize, _context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
         if partition >= self.spec.partitions as usize {
-            return plan_err!(
-                "PartitionedRangeExec has {} partitions, asked for {partition}",
-                self.spec.partitions
-            );
+            return plan_err!("PartitionedRangeExec has {} partitions, asked for {partition}", self.spec.partitions);
         }
         let (start, end) = self.spec.bounds(partition as u32);
         let step = u64::from(self.spec.batch_size.max(1));

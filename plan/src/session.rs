@@ -41,7 +41,10 @@ pub struct Route {
 
 impl std::fmt::Debug for Route {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Route").field("scheduler", &self.scheduler).field("through_gateway", &self.dialer.is_some()).finish()
+        f.debug_struct("Route")
+            .field("scheduler", &self.scheduler)
+            .field("through_gateway", &self.dialer.is_some())
+            .finish()
     }
 }
 
@@ -166,12 +169,18 @@ impl SchemaProvider for ClusterSchema {
 /// dialect: a `;` inside a string or a comment does not end a statement.
 /// The CLI and the scheduler's `sql` job both split with it; the error is
 /// the message a person reads (`SQL error: …`).
-pub fn statements(ctx: &SessionContext, sql: &str) -> std::result::Result<Vec<datafusion::sql::parser::Statement>, String> {
+pub fn statements(
+    ctx: &SessionContext,
+    sql: &str,
+) -> std::result::Result<Vec<datafusion::sql::parser::Statement>, String> {
     use datafusion::sql::parser::DFParser;
     let name = ctx.state().config().options().sql_parser.dialect.to_string();
-    let dialect =
-        datafusion::sql::sqlparser::dialect::dialect_from_str(&name).ok_or_else(|| format!("unknown SQL dialect '{name}'"))?;
-    Ok(DFParser::parse_sql_with_dialect(sql, dialect.as_ref()).map_err(|e| format!("SQL error: {e}"))?.into_iter().collect())
+    let dialect = datafusion::sql::sqlparser::dialect::dialect_from_str(&name)
+        .ok_or_else(|| format!("unknown SQL dialect '{name}'"))?;
+    Ok(DFParser::parse_sql_with_dialect(sql, dialect.as_ref())
+        .map_err(|e| format!("SQL error: {e}"))?
+        .into_iter()
+        .collect())
 }
 
 #[cfg(test)]
@@ -188,4 +197,3 @@ mod statement_tests {
         assert!(statements(&ctx, " ; ").unwrap().is_empty());
     }
 }
-

@@ -162,7 +162,10 @@ pub(crate) struct StartRun {
 
 /// `POST /api/runs`: starts a run (`kpi`, `archive` or `sql`) and answers
 /// with its id at once; the run goes on whoever waits for it.
-pub(crate) async fn start_run(State(api): State<Api>, Json(req): Json<StartRun>) -> Result<Response, (StatusCode, Json<Value>)> {
+pub(crate) async fn start_run(
+    State(api): State<Api>,
+    Json(req): Json<StartRun>,
+) -> Result<Response, (StatusCode, Json<Value>)> {
     api.runner.validate(&req.job, &req.params).map_err(|e| fail(StatusCode::BAD_REQUEST, e))?;
     crate::service::admit(&api.scheduler, &api.leadership).await.map_err(|refusal| {
         let status = match refusal {
@@ -233,7 +236,10 @@ pub(crate) async fn change_schedule(State(api): State<Api>, Path((name, action))
             Err(e) => (Err(e), String::new()),
         },
         other => {
-            return Err(fail(StatusCode::BAD_REQUEST, format!("'{other}' is not a schedule action (trigger, pause, resume, remove)")));
+            return Err(fail(
+                StatusCode::BAD_REQUEST,
+                format!("'{other}' is not a schedule action (trigger, pause, resume, remove)"),
+            ));
         }
     };
     let s = schedule.map_err(schedule_failure)?;
@@ -242,7 +248,8 @@ pub(crate) async fn change_schedule(State(api): State<Api>, Path((name, action))
 
 /// `GET /api/kpis`: the KPIs in Redis now, with their age.
 pub(crate) async fn kpis(State(api): State<Api>) -> Answer {
-    let mut kpis = stockyard_jobs::kpi::read(&api.redis_url).await.map_err(|e| fail(StatusCode::SERVICE_UNAVAILABLE, e))?;
+    let mut kpis =
+        stockyard_jobs::kpi::read(&api.redis_url).await.map_err(|e| fail(StatusCode::SERVICE_UNAVAILABLE, e))?;
     kpis["age_s"] = json!(kpis["last_update"].as_str().and_then(age_s));
     Ok(Json(kpis))
 }
@@ -282,7 +289,9 @@ pub(crate) async fn overview(State(api): State<Api>) -> Answer {
         problems.push(format!("MongoDB ({}): {e}", api.catalog.source().redacted_uri()));
     }
     let kpi = match stockyard_jobs::kpi::freshness(&api.redis_url).await {
-        Ok((written, expires)) => json!({"last_update": written, "age_s": written.as_deref().and_then(age_s), "expires_in_s": expires}),
+        Ok((written, expires)) => {
+            json!({"last_update": written, "age_s": written.as_deref().and_then(age_s), "expires_in_s": expires})
+        }
         Err(e) => {
             problems.push(e.to_string());
             json!({"error": e.to_string()})

@@ -81,11 +81,15 @@ enum Presented {
 
 fn presented(request: &Request) -> Option<Presented> {
     let headers = request.headers();
-    if let Some(bearer) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")) {
+    if let Some(bearer) =
+        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "))
+    {
         return Some(Presented::Bearer(bearer.trim().to_string()));
     }
     let cookies = headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';'));
-    cookies.filter_map(|c| c.trim().strip_prefix(COOKIE)?.strip_prefix('=').map(|v| Presented::Session(v.to_string()))).next()
+    cookies
+        .filter_map(|c| c.trim().strip_prefix(COOKIE)?.strip_prefix('=').map(|v| Presented::Session(v.to_string())))
+        .next()
 }
 
 /// Lets a request through when no token is configured, the path is open, or
@@ -143,7 +147,11 @@ pub(crate) struct Login {
 /// browsers read `\` as `/`, so `/\evil.example` is another site.
 fn local(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') && !n.chars().any(char::is_control) => n.to_string(),
+        Some(n)
+            if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') && !n.chars().any(char::is_control) =>
+        {
+            n.to_string()
+        }
         _ => "/".to_string(),
     }
 }
@@ -157,7 +165,11 @@ fn page(next: &str, message: &str) -> Html<String> {
 <form method="post" action="/login" class="filters"><input type="hidden" name="next" value="{}">
 <label>token <input type="password" name="token" id="token" autofocus></label>
 <button type="submit" id="login">Log in</button></form></main></body></html>"#,
-        if message.is_empty() { String::new() } else { format!(r#"<div class="problem" role="alert">{}</div>"#, escape(message)) },
+        if message.is_empty() {
+            String::new()
+        } else {
+            format!(r#"<div class="problem" role="alert">{}</div>"#, escape(message))
+        },
         escape(next)
     ))
 }
@@ -172,7 +184,8 @@ pub(crate) async fn login(State(api): State<Api>, Form(form): Form<Login>) -> Re
     let next = local(form.next.as_deref());
     match api.token.as_deref() {
         Some(_) if throttled(false) => {
-            (StatusCode::TOO_MANY_REQUESTS, page(&next, "Too many wrong tokens: wait a minute and try again.")).into_response()
+            (StatusCode::TOO_MANY_REQUESTS, page(&next, "Too many wrong tokens: wait a minute and try again."))
+                .into_response()
         }
         Some(token) if !same(form.token.trim(), token) => {
             throttled(true);
@@ -180,7 +193,8 @@ pub(crate) async fn login(State(api): State<Api>, Form(form): Form<Login>) -> Re
         }
         Some(token) => {
             let secure = if api.tls { "; Secure" } else { "" };
-            let cookie = format!("{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict{secure}", session_value(token, now_secs()));
+            let cookie =
+                format!("{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict{secure}", session_value(token, now_secs()));
             ([(header::SET_COOKIE, cookie)], Redirect::to(&next)).into_response()
         }
         None => Redirect::to(&next).into_response(),
@@ -218,12 +232,17 @@ mod tests {
 /// `authorization: Bearer <token>`, or is refused as unauthenticated.
 pub(crate) async fn require_grpc(State(token): State<Option<Arc<str>>>, request: Request, next: Next) -> Response {
     let Some(token) = token.as_deref() else { return next.run(request).await };
-    let given = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
     let why = match given {
         Some(given) if same(given.trim(), token) => return next.run(request).await,
         Some(_) => "the token is wrong",
         None => "this scheduler requires a token",
     };
-    let status = tonic::Status::unauthenticated(format!("{why}: give the cluster's token with STOCKYARD_TOKEN or --token-file"));
+    let status =
+        tonic::Status::unauthenticated(format!("{why}: give the cluster's token with STOCKYARD_TOKEN or --token-file"));
     status.into_http()
 }

@@ -19,7 +19,11 @@ pub(crate) struct RunCounters {
 impl RunCounters {
     pub fn new() -> Self {
         let registry = Registry::new();
-        let runs = IntCounterVec::new(Opts::new("stockyard_job_runs_total", "Job runs ended since the scheduler started, by job and status."), &["job", "status"]).expect("valid metric");
+        let runs = IntCounterVec::new(
+            Opts::new("stockyard_job_runs_total", "Job runs ended since the scheduler started, by job and status."),
+            &["job", "status"],
+        )
+        .expect("valid metric");
         let duration = HistogramVec::new(
             HistogramOpts::new("stockyard_job_run_duration_seconds", "How long job runs took, by job.")
                 .buckets(vec![0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0]),
@@ -27,7 +31,10 @@ impl RunCounters {
         )
         .expect("valid metric");
         let documents = IntCounterVec::new(
-            Opts::new("stockyard_mongo_documents_total", "MongoDB documents the KPI job read in its windows, by outcome (read, rejected)."),
+            Opts::new(
+                "stockyard_mongo_documents_total",
+                "MongoDB documents the KPI job read in its windows, by outcome (read, rejected).",
+            ),
             &["outcome"],
         )
         .expect("valid metric");
@@ -36,9 +43,13 @@ impl RunCounters {
                 .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0]),
         )
         .expect("valid metric");
-        let archived_documents =
-            IntCounter::new("stockyard_archived_documents_total", "Documents archived to Parquet and removed from MongoDB.").expect("valid metric");
-        let archived_bytes = Counter::new("stockyard_archived_bytes_total", "Bytes of Parquet the archive job wrote.").expect("valid metric");
+        let archived_documents = IntCounter::new(
+            "stockyard_archived_documents_total",
+            "Documents archived to Parquet and removed from MongoDB.",
+        )
+        .expect("valid metric");
+        let archived_bytes = Counter::new("stockyard_archived_bytes_total", "Bytes of Parquet the archive job wrote.")
+            .expect("valid metric");
         for m in [
             Box::new(runs.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(duration.clone()),
@@ -63,7 +74,9 @@ impl RunCounters {
         match (run.job.as_str(), run.status.as_str()) {
             ("kpi", "succeeded") => {
                 self.documents.with_label_values(&["read"]).inc_by(number("documents_read").unwrap_or(0.0) as u64);
-                self.documents.with_label_values(&["rejected"]).inc_by(number("documents_rejected").unwrap_or(0.0) as u64);
+                self.documents
+                    .with_label_values(&["rejected"])
+                    .inc_by(number("documents_rejected").unwrap_or(0.0) as u64);
                 if let Some(ms) = number("redis_write_ms") {
                     self.redis_write.observe(ms / 1000.0);
                 }

@@ -26,7 +26,8 @@ pub struct AllowedHosts(pub Arc<Vec<String>>);
 impl AllowedHosts {
     /// `external` and `more`, lower-cased.
     pub fn new(external: &str, more: &[String]) -> Self {
-        let mut names: Vec<String> = std::iter::once(external).chain(more.iter().map(String::as_str)).map(str::to_ascii_lowercase).collect();
+        let mut names: Vec<String> =
+            std::iter::once(external).chain(more.iter().map(String::as_str)).map(str::to_ascii_lowercase).collect();
         names.retain(|n| !n.is_empty());
         Self(Arc::new(names))
     }
@@ -34,7 +35,10 @@ impl AllowedHosts {
     /// Whether a request's `Host` (with or without a port) names us.
     pub fn allows(&self, host: &str) -> bool {
         let name = host_name(host).to_ascii_lowercase();
-        name.parse::<std::net::IpAddr>().is_ok() || name == "localhost" || name.ends_with(".localhost") || self.0.contains(&name)
+        name.parse::<std::net::IpAddr>().is_ok()
+            || name == "localhost"
+            || name.ends_with(".localhost")
+            || self.0.contains(&name)
     }
 }
 
@@ -65,7 +69,8 @@ fn same_origin(request: &Request) -> bool {
 /// The middleware; see the module docs.
 pub(crate) async fn guard(State(hosts): State<AllowedHosts>, request: Request, next: Next) -> Response {
     let host = request.headers().get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-    let host = if host.is_empty() { request.uri().authority().map(|a| a.to_string()).unwrap_or_default() } else { host };
+    let host =
+        if host.is_empty() { request.uri().authority().map(|a| a.to_string()).unwrap_or_default() } else { host };
     let mut response = if !hosts.allows(&host) {
         let message = format!("this scheduler does not answer to the host '{host}' (see --allowed-hosts)");
         (StatusCode::MISDIRECTED_REQUEST, axum::Json(serde_json::json!({ "error": message }))).into_response()
@@ -90,7 +95,14 @@ mod tests {
     #[test]
     fn only_our_names_pass() {
         let hosts = AllowedHosts::new("stockyard.internal", &["ui.example.com".into()]);
-        for ok in ["127.0.0.1:8080", "10.1.2.3:8080", "[::1]:8080", "localhost:8080", "stockyard.internal", "UI.example.com:443"] {
+        for ok in [
+            "127.0.0.1:8080",
+            "10.1.2.3:8080",
+            "[::1]:8080",
+            "localhost:8080",
+            "stockyard.internal",
+            "UI.example.com:443",
+        ] {
             assert!(hosts.allows(ok), "{ok}");
         }
         for bad in ["evil.example:8080", "stockyard.internal.evil.example", "", "127.0.0.1.nip.io:8080"] {

@@ -69,7 +69,9 @@ impl Leadership {
             return None;
         }
         Some(match self.leader() {
-            Some(l) => format!("this scheduler is a standby; the leader is at {} (web UI at http://{})", l.grpc, l.http),
+            Some(l) => {
+                format!("this scheduler is a standby; the leader is at {} (web UI at http://{})", l.grpc, l.http)
+            }
             None => "this scheduler is a standby and no leader is elected yet (is etcd reachable?)".to_string(),
         })
     }
@@ -81,7 +83,9 @@ impl Leadership {
             let value = serde_json::to_string(&self.me).expect("a member is JSON");
             match self.store.resign(value).await {
                 Ok(()) => tracing::info!("resigned the leadership"),
-                Err(e) => tracing::warn!("cannot resign the leadership (a standby takes over when the lease lapses): {e}"),
+                Err(e) => {
+                    tracing::warn!("cannot resign the leadership (a standby takes over when the lease lapses): {e}")
+                }
             }
         }
     }

@@ -22,6 +22,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use ballista_core::serde::protobuf::scheduler_grpc_server::SchedulerGrpcServer;
 use ballista_scheduler::cluster::BallistaCluster;
 use ballista_scheduler::config::SchedulerConfig;
@@ -34,7 +35,6 @@ use stockyard_mongo::{MongoCatalog, MongoSource};
 use stockyard_plan::{LogicalCodec, PhysicalCodec};
 use stockyard_proto::stockyard_server::StockyardServer;
 use tokio::net::TcpListener;
-use axum::serve::ListenerExt;
 use tonic::service::RoutesBuilder;
 
 pub use service::{executors, jobs};
@@ -279,7 +279,8 @@ impl BoundScheduler {
             (None, _) => None,
             (Some(_), Some(client)) => Some(client.clone()),
             (Some(files), None) => Some(stockyard_gateway::ClientTls {
-                ca: std::fs::read(&files.cert).map_err(|e| SchedulerError::Tls(format!("{}: {e}", files.cert.display())))?,
+                ca: std::fs::read(&files.cert)
+                    .map_err(|e| SchedulerError::Tls(format!("{}: {e}", files.cert.display())))?,
                 domain: None,
             }),
         };
@@ -354,7 +355,22 @@ impl BoundScheduler {
 
     /// Serves until `shutdown` completes or a server fails.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), SchedulerError> {
-        let Self { scheduler, catalog, runner, schedules, leadership, default_schedules, executor_timeout, jobs, token, tls, redis_url, grpc, http, allowed_hosts } = self;
+        let Self {
+            scheduler,
+            catalog,
+            runner,
+            schedules,
+            leadership,
+            default_schedules,
+            executor_timeout,
+            jobs,
+            token,
+            tls,
+            redis_url,
+            grpc,
+            http,
+            allowed_hosts,
+        } = self;
         let catalog_for_refresh = catalog.clone();
         let scheduler_for_revive = scheduler.clone();
         let api = api::Api {
@@ -388,10 +404,8 @@ impl BoundScheduler {
                 leadership.clone(),
             )));
         let token: Option<Arc<str>> = token.map(Into::into);
-        let grpc_routes = routes
-            .routes()
-            .into_axum_router()
-            .layer(axum::middleware::from_fn_with_state(token, auth::require_grpc));
+        let grpc_routes =
+            routes.routes().into_axum_router().layer(axum::middleware::from_fn_with_state(token, auth::require_grpc));
         // Served through axum with the peer address attached: Ballista's
         // handlers read it as `ConnectInfo<SocketAddr>`.
         let grpc_app = grpc_routes.into_make_service_with_connect_info::<SocketAddr>();
@@ -495,7 +509,5 @@ async fn refresh_tables(catalog: Arc<MongoCatalog>) {
 
 async fn listen(host: &str, port: u16, what: &'static str) -> Result<TcpListener, SchedulerError> {
     let addr = format!("{host}:{port}");
-    TcpListener::bind(&addr)
-        .await
-        .map_err(|source| SchedulerError::Bind { addr, what, source })
+    TcpListener::bind(&addr).await.map_err(|source| SchedulerError::Bind { addr, what, source })
 }

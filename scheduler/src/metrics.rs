@@ -28,7 +28,8 @@ pub(crate) async fn render(api: &Api) -> Result<String, String> {
     let (scheduler, runner) = (&api.scheduler, &api.runner);
     let registry = Registry::new();
     let e = |e: prometheus::Error| e.to_string();
-    let executors = gauge_vec(&registry, "stockyard_executors", "Executors the scheduler knows, by state.", &["state"]).map_err(e)?;
+    let executors = gauge_vec(&registry, "stockyard_executors", "Executors the scheduler knows, by state.", &["state"])
+        .map_err(e)?;
     for state in ["active", "terminating", "dead", "unknown"] {
         executors.with_label_values(&[state]).set(0);
     }
@@ -48,8 +49,13 @@ pub(crate) async fn render(api: &Api) -> Result<String, String> {
     gauge(&registry, "stockyard_pending_tasks", "Tasks ready to run and waiting for an executor slot.")
         .map_err(e)?
         .set(pending as i64);
-    let runs = gauge_vec(&registry, "stockyard_job_runs", "Job runs this scheduler recorded, by job and status.", &["job", "status"])
-        .map_err(e)?;
+    let runs = gauge_vec(
+        &registry,
+        "stockyard_job_runs",
+        "Job runs this scheduler recorded, by job and status.",
+        &["job", "status"],
+    )
+    .map_err(e)?;
     let mut counts: BTreeMap<(String, String), i64> = BTreeMap::new();
     for r in runner.recent_runs() {
         *counts.entry((r.job, r.status)).or_default() += 1;
@@ -60,19 +66,32 @@ pub(crate) async fn render(api: &Api) -> Result<String, String> {
     // Absent while Redis does not answer or holds no KPIs.
     if let Ok((Some(written), _)) = stockyard_jobs::kpi::freshness(&api.redis_url).await {
         if let Some(age) = crate::api::age_s(&written) {
-            let g = Gauge::new("stockyard_kpi_age_seconds", "Age of kpi:last_update in Redis: how fresh the cached KPIs are.").map_err(e)?;
+            let g = Gauge::new(
+                "stockyard_kpi_age_seconds",
+                "Age of kpi:last_update in Redis: how fresh the cached KPIs are.",
+            )
+            .map_err(e)?;
             registry.register(Box::new(g.clone())).map_err(e)?;
             g.set(age);
         }
     }
     if let Ok(list) = api.schedules.list().await {
         let late = GaugeVec::new(
-            Opts::new("stockyard_schedule_lateness_seconds", "How far past its due time a schedule's next run is (0 when on time; paused schedules are left out)."),
+            Opts::new(
+                "stockyard_schedule_lateness_seconds",
+                "How far past its due time a schedule's next run is (0 when on time; paused schedules are left out).",
+            ),
             &["schedule"],
         )
         .map_err(e)?;
         registry.register(Box::new(late.clone())).map_err(e)?;
-        let skipped = gauge_vec(&registry, "stockyard_schedule_skipped_ticks", "Ticks a schedule skipped because its previous run still ran.", &["schedule"]).map_err(e)?;
+        let skipped = gauge_vec(
+            &registry,
+            "stockyard_schedule_skipped_ticks",
+            "Ticks a schedule skipped because its previous run still ran.",
+            &["schedule"],
+        )
+        .map_err(e)?;
         let now = chrono::Utc::now().timestamp_millis().max(0) as u64;
         for s in list {
             let info = s.info();

@@ -151,12 +151,14 @@ fn run_json(r: &RunInfo) -> Value {
 fn run_from_json(v: &Value) -> RunInfo {
     let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
     let n = |k: &str| v.get(k).and_then(Value::as_u64).unwrap_or_default();
-    let params = v.get("params").and_then(Value::as_object).map(|m| {
-        m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect()
-    });
-    let jobs = v.get("ballista_jobs").and_then(Value::as_array).map(|a| {
-        a.iter().filter_map(Value::as_str).map(str::to_string).collect()
-    });
+    let params = v
+        .get("params")
+        .and_then(Value::as_object)
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect());
+    let jobs = v
+        .get("ballista_jobs")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect());
     RunInfo {
         run_id: s("run_id"),
         job: s("job"),
@@ -224,7 +226,11 @@ fn now_param(params: &HashMap<String, String>) -> Result<DateTime<Utc>, BadReque
 }
 
 /// The archive job's parameters from their CLI spelling.
-pub fn archive_params(params: &HashMap<String, String>, default_dest: &str, allowed: &[String]) -> Result<ArchiveParams, BadRequest> {
+pub fn archive_params(
+    params: &HashMap<String, String>,
+    default_dest: &str,
+    allowed: &[String],
+) -> Result<ArchiveParams, BadRequest> {
     let known = ["now", "threshold_mb", "older_than", "dest"];
     if let Some(unknown) = params.keys().find(|k| !known.contains(&k.as_str())) {
         return Err(BadRequest(format!(
@@ -365,7 +371,10 @@ impl JobRunner {
             }
             if run.status == "running" {
                 run.status = INTERRUPTED.into();
-                run.error = format!("its scheduler ({}) stopped during the run", if run.scheduler.is_empty() { "unknown" } else { &run.scheduler });
+                run.error = format!(
+                    "its scheduler ({}) stopped during the run",
+                    if run.scheduler.is_empty() { "unknown" } else { &run.scheduler }
+                );
                 run.ended_at_ms = now_ms();
             }
             if rerun {
@@ -413,7 +422,8 @@ impl JobRunner {
         let oldest = now_ms().saturating_sub(self.retention.as_millis() as u64);
         let Ok(stored) = self.store.list(RUNS).await else { return };
         for (key, _) in stored {
-            let started: u64 = key.trim_start_matches(RUNS).split('-').next().and_then(|t| t.parse().ok()).unwrap_or(u64::MAX);
+            let started: u64 =
+                key.trim_start_matches(RUNS).split('-').next().and_then(|t| t.parse().ok()).unwrap_or(u64::MAX);
             if started < oldest {
                 let _ = self.store.delete(&key).await;
             }
@@ -422,7 +432,9 @@ impl JobRunner {
 
     /// Checks a run id a client chose: plain characters, and no run has it.
     pub async fn check_run_id(&self, run_id: &str) -> Result<(), BadRequest> {
-        let plain = !run_id.is_empty() && run_id.len() <= 100 && run_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        let plain = !run_id.is_empty()
+            && run_id.len() <= 100
+            && run_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
         if !plain {
             return Err(BadRequest(format!("'{run_id}' is not a run id (up to 100 letters, digits, - and _)")));
         }
@@ -503,7 +515,9 @@ impl JobRunner {
                 });
                 (run.status, run.error) = match stop {
                     Stop::Cancelled => (CANCELLED.into(), "cancelled by a user".into()),
-                    Stop::Interrupted => (INTERRUPTED.into(), "this scheduler lost the leadership; the new leader reruns it".into()),
+                    Stop::Interrupted => {
+                        (INTERRUPTED.into(), "this scheduler lost the leadership; the new leader reruns it".into())
+                    }
                 };
                 run.summary_json = json!({"duration_ms": started.elapsed().as_millis() as u64}).to_string();
             }
@@ -526,15 +540,25 @@ impl JobRunner {
         run
     }
 
-    async fn kpi(&self, run_id: &str, params: &HashMap<String, String>, progress: &mpsc::Sender<String>) -> Result<Value, String> {
+    async fn kpi(
+        &self,
+        run_id: &str,
+        params: &HashMap<String, String>,
+        progress: &mpsc::Sender<String>,
+    ) -> Result<Value, String> {
         let params = kpi_params(params).map_err(|e| e.0)?;
         let say = |m: &str| {
             let _ = progress.try_send(m.to_string());
         };
         say("planning the KPI queries");
-        let session = stockyard_plan::session::remote_context(&self.targets.scheduler, &format!("kpi {run_id}"), None, ScanOptions::default())
-            .await
-            .map_err(|e| e.to_string())?;
+        let session = stockyard_plan::session::remote_context(
+            &self.targets.scheduler,
+            &format!("kpi {run_id}"),
+            None,
+            ScanOptions::default(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         // The queries read the same window: once per executor, in one
         // cursor per collection, whose plain time range any server can
         // answer from its event-time index (a split into ranges cannot be
@@ -567,8 +591,14 @@ impl JobRunner {
         Ok(summary)
     }
 
-    async fn archive(&self, run_id: &str, params: &HashMap<String, String>, progress: &mpsc::Sender<String>) -> Result<Value, String> {
-        let params = archive_params(params, &self.targets.archive_dest, &self.targets.allowed_dests).map_err(|e| e.0)?;
+    async fn archive(
+        &self,
+        run_id: &str,
+        params: &HashMap<String, String>,
+        progress: &mpsc::Sender<String>,
+    ) -> Result<Value, String> {
+        let params =
+            archive_params(params, &self.targets.archive_dest, &self.targets.allowed_dests).map_err(|e| e.0)?;
         let say = |m: String| {
             let _ = progress.try_send(m);
         };
@@ -579,9 +609,14 @@ impl JobRunner {
                 self.archiving.lock().await
             }
         };
-        let session = stockyard_plan::session::remote_context(&self.targets.scheduler, &format!("archive {run_id}"), None, ScanOptions::default())
-            .await
-            .map_err(|e| e.to_string())?;
+        let session = stockyard_plan::session::remote_context(
+            &self.targets.scheduler,
+            &format!("archive {run_id}"),
+            None,
+            ScanOptions::default(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         archive::run(&session.ctx, &self.targets.mongo, &params, &say).await.map_err(|e| e.to_string())
     }
 
@@ -600,12 +635,22 @@ impl JobRunner {
     }
 
     /// A saved SQL statement (or several, `;`-separated) run on the cluster.
-    async fn sql(&self, run_id: &str, params: &HashMap<String, String>, progress: &mpsc::Sender<String>) -> Result<Value, String> {
+    async fn sql(
+        &self,
+        run_id: &str,
+        params: &HashMap<String, String>,
+        progress: &mpsc::Sender<String>,
+    ) -> Result<Value, String> {
         let sql = sql_param(params).map_err(|e| e.0)?;
         let _ = progress.try_send("running the statement".into());
-        let session = stockyard_plan::session::remote_context(&self.targets.scheduler, &format!("sql {run_id}"), None, ScanOptions::default())
-            .await
-            .map_err(|e| e.to_string())?;
+        let session = stockyard_plan::session::remote_context(
+            &self.targets.scheduler,
+            &format!("sql {run_id}"),
+            None,
+            ScanOptions::default(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         // Every collection is a table, as for `stockyard sql`.
         let schema = stockyard_mongo::CatalogSchema::new(self.targets.catalog.clone(), ScanOptions::default());
         let catalog = session.ctx.catalog("datafusion").expect("the default catalog exists");
@@ -616,12 +661,13 @@ impl JobRunner {
         for statement in stockyard_plan::session::statements(&session.ctx, &sql)? {
             let plan = session.ctx.state().statement_to_plan(statement).await.map_err(text)?;
             if !self.targets.allow_local_files
-                && let Some(location) = local_location(&plan) {
-                    return Err(format!(
-                        "'{location}' is a file on the scheduler: sql jobs may not read or write local files \
+                && let Some(location) = local_location(&plan)
+            {
+                return Err(format!(
+                    "'{location}' is a file on the scheduler: sql jobs may not read or write local files \
                          (start the scheduler with --allow-local-files to allow it)"
-                    ));
-                }
+                ));
+            }
             let frame = session.ctx.execute_logical_plan(plan).await.map_err(text)?;
             let schema = frame.schema().as_arrow().clone();
             let batches = frame.collect().await.map_err(text)?;
@@ -641,7 +687,10 @@ impl JobRunner {
 
 /// A result as the UI shows it: column names and types, the first
 /// [`RESULT_ROWS`] rows as JSON objects, and the row count.
-fn result_json(schema: &datafusion::arrow::datatypes::Schema, batches: &[datafusion::arrow::array::RecordBatch]) -> Result<Value, String> {
+fn result_json(
+    schema: &datafusion::arrow::datatypes::Schema,
+    batches: &[datafusion::arrow::array::RecordBatch],
+) -> Result<Value, String> {
     let total: usize = batches.iter().map(|b| b.num_rows()).sum();
     use datafusion::arrow::json::{WriterBuilder, writer::JsonArray};
     // Nulls as null, so every row shows every column.
@@ -657,8 +706,13 @@ fn result_json(schema: &datafusion::arrow::datatypes::Schema, batches: &[datafus
     }
     writer.finish().map_err(|e| format!("cannot show the result: {e}"))?;
     let bytes = writer.into_inner();
-    let rows: Value = if bytes.is_empty() { json!([]) } else { serde_json::from_slice(&bytes).map_err(|e| format!("cannot show the result: {e}"))? };
-    let columns: Vec<Value> = schema.fields().iter().map(|f| json!({"name": f.name(), "type": f.data_type().to_string()})).collect();
+    let rows: Value = if bytes.is_empty() {
+        json!([])
+    } else {
+        serde_json::from_slice(&bytes).map_err(|e| format!("cannot show the result: {e}"))?
+    };
+    let columns: Vec<Value> =
+        schema.fields().iter().map(|f| json!({"name": f.name(), "type": f.data_type().to_string()})).collect();
     Ok(json!({"columns": columns, "rows": rows, "total_rows": total, "truncated": total > RESULT_ROWS}))
 }
 
@@ -704,7 +758,15 @@ mod tests {
         for ok in ["/data/archive", "/data/archive/2026", "/data/archive/./x", "s3://lake/archive/orders"] {
             assert!(dest_allowed(ok, &allowed), "{ok}");
         }
-        for bad in ["/data/archive-other", "/data/archive/../secrets", "/proc/x", "/", "s3://lake/archived", "s3://other/archive", "file:///data/archive/../x"] {
+        for bad in [
+            "/data/archive-other",
+            "/data/archive/../secrets",
+            "/proc/x",
+            "/",
+            "s3://lake/archived",
+            "s3://other/archive",
+            "file:///data/archive/../x",
+        ] {
             assert!(!dest_allowed(bad, &allowed), "{bad}");
         }
     }

@@ -147,7 +147,8 @@ impl Schedules {
     }
 
     async fn get(&self, name: &str) -> Result<Schedule, ScheduleError> {
-        let value = self.store.get(&format!("{PREFIX}{name}")).await?.ok_or_else(|| ScheduleError::Unknown(name.into()))?;
+        let value =
+            self.store.get(&format!("{PREFIX}{name}")).await?.ok_or_else(|| ScheduleError::Unknown(name.into()))?;
         serde_json::from_slice(&value).map_err(|e| ScheduleError::Bad(format!("schedule {name} is unreadable: {e}")))
     }
 
@@ -175,7 +176,11 @@ impl Schedules {
                     .map_err(|e| ScheduleError::Bad(format!("'{}' is not a cron expression: {e}", info.cron)))?;
                 0
             }
-            _ => return Err(ScheduleError::Bad("a schedule needs either an interval (--every) or a cron expression (--cron)".into())),
+            _ => {
+                return Err(ScheduleError::Bad(
+                    "a schedule needs either an interval (--every) or a cron expression (--cron)".into(),
+                ));
+            }
         };
         if self.store.get(&format!("{PREFIX}{name}")).await?.is_some() {
             return Err(ScheduleError::Exists(name.into()));
@@ -294,7 +299,8 @@ impl Schedules {
                 tracing::warn!(run = %orphan.run_id, "a run was interrupted by the scheduler's stop; the next run of its job picks up after it");
                 continue;
             }
-            let schedule = orphan.trigger.strip_prefix("schedule:").and_then(|t| t.split(' ').next()).map(str::to_string);
+            let schedule =
+                orphan.trigger.strip_prefix("schedule:").and_then(|t| t.split(' ').next()).map(str::to_string);
             let run = RunInfo {
                 run_id: orphan.rerun_as.clone(),
                 job: orphan.job.clone(),

@@ -3,13 +3,12 @@
 
 use ballista_core::serde::protobuf::executor_status::Status as ExecStatus;
 use ballista_core::serde::protobuf::job_status::Status as JobState;
-use stockyard_proto::stockyard_server::Stockyard;
-use stockyard_proto::{
-    ExecutorInfo, JobInfo, ListExecutorsRequest, ListExecutorsResponse, ListJobsRequest,
-    ListJobsResponse,
-};
 use std::sync::Arc;
 use std::time::Duration;
+use stockyard_proto::stockyard_server::Stockyard;
+use stockyard_proto::{
+    ExecutorInfo, JobInfo, ListExecutorsRequest, ListExecutorsResponse, ListJobsRequest, ListJobsResponse,
+};
 
 use stockyard_mongo::MongoCatalog;
 use stockyard_proto::{JobEvent, ListRunsRequest, ListRunsResponse, RunJobRequest, job_event};
@@ -160,9 +159,7 @@ impl Stockyard for JobApi {
 
     async fn run_job(&self, request: Request<RunJobRequest>) -> Result<Response<Self::RunJobStream>, Status> {
         let request = request.into_inner();
-        self.runner
-            .validate(&request.job, &request.params)
-            .map_err(|e| Status::invalid_argument(e.0))?;
+        self.runner.validate(&request.job, &request.params).map_err(|e| Status::invalid_argument(e.0))?;
         admit(&self.scheduler, &self.leadership).await.map_err(|refusal| match refusal {
             Refusal::NotLeading(why) => Status::unavailable(why),
             e @ Refusal::NoExecutor(_) => Status::failed_precondition(e.to_string()),
@@ -266,10 +263,9 @@ impl Stockyard for JobApi {
     async fn list_tables(&self, _request: Request<ListTablesRequest>) -> Result<Response<ListTablesResponse>, Status> {
         // A collection made a moment ago should be queryable, but a query
         // must not wait long on a MongoDB it may not even read.
-        self.catalog
-            .refresh_if_stale(Duration::from_secs(2), Duration::from_secs(1), Duration::from_secs(5))
-            .await;
-        let unavailable = self.catalog.recent_failure().map(|m| format!("{}: {m}", self.catalog.source().redacted_uri()));
+        self.catalog.refresh_if_stale(Duration::from_secs(2), Duration::from_secs(1), Duration::from_secs(5)).await;
+        let unavailable =
+            self.catalog.recent_failure().map(|m| format!("{}: {m}", self.catalog.source().redacted_uri()));
         Ok(Response::new(ListTablesResponse {
             tables: self.catalog.known_tables(),
             unavailable: unavailable.unwrap_or_default(),
@@ -283,7 +279,8 @@ impl Stockyard for JobApi {
         let name = request.into_inner().name;
         match self.catalog.schema(&name).await {
             Ok(Some(schema)) => {
-                let schema = stockyard_plan::schema::encode_schema(&schema).map_err(|e| Status::internal(e.to_string()))?;
+                let schema =
+                    stockyard_plan::schema::encode_schema(&schema).map_err(|e| Status::internal(e.to_string()))?;
                 Ok(Response::new(DescribeTableResponse { found: true, schema }))
             }
             Ok(None) => Ok(Response::new(DescribeTableResponse { found: false, schema: vec![] })),

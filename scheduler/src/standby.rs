@@ -30,12 +30,16 @@ pub(crate) async fn release_departed(scheduler: Scheduler, leadership: Arc<Leade
         }
         let Ok(executors) = crate::service::executors(&scheduler).await else { continue };
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        for e in executors.into_iter().filter(|e| e.state == "active" && now.saturating_sub(e.last_heartbeat) >= silent_for) {
+        for e in
+            executors.into_iter().filter(|e| e.state == "active" && now.saturating_sub(e.last_heartbeat) >= silent_for)
+        {
             tracing::info!(executor = %e.id, "an executor went quiet on this standby (it follows the leader): releasing it");
             let leaving = HeartBeatParams {
                 executor_id: e.id,
                 metrics: Vec::new(),
-                status: Some(ExecutorStatus { status: Some(ExecStatus::Terminating("left for the leading scheduler".into())) }),
+                status: Some(ExecutorStatus {
+                    status: Some(ExecStatus::Terminating("left for the leading scheduler".into())),
+                }),
                 metadata: None,
             };
             let _ = SchedulerGrpc::heart_beat_from_executor(&scheduler, tonic::Request::new(leaving)).await;

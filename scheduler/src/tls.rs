@@ -40,7 +40,9 @@ pub fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, String> {
         .map_err(|e| e.to_string())?
         .with_no_client_auth()
         .with_single_cert(chain, key)
-        .map_err(|e| format!("{} and {} do not make a certificate and its key: {e}", files.cert.display(), files.key.display()))?;
+        .map_err(|e| {
+            format!("{} and {} do not make a certificate and its key: {e}", files.cert.display(), files.key.display())
+        })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
 }

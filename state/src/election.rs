@@ -36,7 +36,10 @@ pub(crate) async fn campaign(endpoints: Vec<String>, me: String, role: Arc<watch
         // lapses, so this one must not act as leader any more.
         role.send_if_modified(|r| set(r, Role::Follower(None)));
         if error != last {
-            tracing::warn!("leader election on etcd at {} failed: {error} (retrying every second)", endpoints.join(","));
+            tracing::warn!(
+                "leader election on etcd at {} failed: {error} (retrying every second)",
+                endpoints.join(",")
+            );
             last = error;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -78,7 +81,9 @@ async fn term(endpoints: &[String], me: &str, role: &watch::Sender<Role>) -> Str
                 Role::Leader
             } else {
                 let held = answer.op_responses().into_iter().find_map(|op| match op {
-                    TxnOpResponse::Get(get) => get.kvs().first().map(|kv| (kv.lease(), kv.mod_revision(), kv.value().to_vec())),
+                    TxnOpResponse::Get(get) => {
+                        get.kvs().first().map(|kv| (kv.lease(), kv.mod_revision(), kv.value().to_vec()))
+                    }
                     _ => None,
                 });
                 match held {
@@ -119,9 +124,8 @@ async fn term(endpoints: &[String], me: &str, role: &watch::Sender<Role>) -> Str
 pub(crate) async fn resign(endpoints: Vec<String>, me: String) -> Result<(), String> {
     let options = ConnectOptions::new().with_connect_timeout(Duration::from_secs(2)).with_timeout(STEP);
     let mut client = step("connecting", Client::connect(endpoints, Some(options))).await?;
-    let drop_ours = Txn::new()
-        .when(vec![Compare::value(KEY, CompareOp::Equal, me)])
-        .and_then(vec![TxnOp::delete(KEY, None)]);
+    let drop_ours =
+        Txn::new().when(vec![Compare::value(KEY, CompareOp::Equal, me)]).and_then(vec![TxnOp::delete(KEY, None)]);
     step("resigning", client.txn(drop_ours)).await?;
     Ok(())
 }

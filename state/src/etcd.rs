@@ -41,10 +41,10 @@ impl EtcdStore {
         if let Some(c) = kept.as_ref() {
             return Ok(c.clone());
         }
-        let options = ConnectOptions::new()
-            .with_connect_timeout(Duration::from_secs(2))
-            .with_timeout(Duration::from_secs(5));
-        let client = Client::connect(self.endpoints.clone(), Some(options)).await.map_err(|e| self.error("connecting", e))?;
+        let options =
+            ConnectOptions::new().with_connect_timeout(Duration::from_secs(2)).with_timeout(Duration::from_secs(5));
+        let client =
+            Client::connect(self.endpoints.clone(), Some(options)).await.map_err(|e| self.error("connecting", e))?;
         *kept = Some(client.clone());
         Ok(client)
     }
@@ -92,11 +92,16 @@ impl StateStore for EtcdStore {
 
     async fn list(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StateError> {
         let prefix = format!("{PREFIX}{prefix}");
-        let resp = self.run("listing", |mut c| async move { c.get(prefix, Some(GetOptions::new().with_prefix())).await }).await?;
+        let resp = self
+            .run("listing", |mut c| async move { c.get(prefix, Some(GetOptions::new().with_prefix())).await })
+            .await?;
         let mut out: Vec<(String, Vec<u8>)> = resp
             .kvs()
             .iter()
-            .map(|kv| { let key = String::from_utf8_lossy(kv.key()); (key.strip_prefix(PREFIX).unwrap_or(&key).to_string(), kv.value().to_vec()) })
+            .map(|kv| {
+                let key = String::from_utf8_lossy(kv.key());
+                (key.strip_prefix(PREFIX).unwrap_or(&key).to_string(), kv.value().to_vec())
+            })
             .collect();
         out.sort();
         Ok(out)

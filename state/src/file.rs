@@ -50,7 +50,11 @@ impl StateStore for FileStore {
 
     async fn put(&self, key: &str, value: Vec<u8>) -> Result<(), StateError> {
         let path = self.path(key);
-        let tmp = self.dir.join(format!(".tmp-{}-{}", std::process::id(), path.file_name().and_then(|n| n.to_str()).unwrap_or("key")));
+        let tmp = self.dir.join(format!(
+            ".tmp-{}-{}",
+            std::process::id(),
+            path.file_name().and_then(|n| n.to_str()).unwrap_or("key")
+        ));
         tokio::fs::write(&tmp, value).await.map_err(|e| self.error("writing", e))?;
         tokio::fs::rename(&tmp, &path).await.map_err(|e| self.error("writing", e))
     }
@@ -72,9 +76,10 @@ impl StateStore for FileStore {
             }
             let key = key_of(&name);
             if key.starts_with(prefix)
-                && let Some(value) = self.get(&key).await? {
-                    out.push((key, value));
-                }
+                && let Some(value) = self.get(&key).await?
+            {
+                out.push((key, value));
+            }
         }
         out.sort();
         Ok(out)

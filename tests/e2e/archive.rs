@@ -35,15 +35,19 @@ pub(crate) fn load(mongo: &Mongo) {
     let mut o5 = order("O5", Bson::DateTime(at("2026-01-05T08:59:59.999Z")));
     o5.remove("status");
     o5.insert("_id", "custom-id");
-    mongo.load(DB, "orders_fact", vec![
-        order("O1", Bson::DateTime(at("2026-01-05T09:59:59.999Z"))), // last instant before the cutoff
-        order("O2", Bson::DateTime(at("2026-01-05T10:00:00Z"))),     // the cutoff: stays
-        o3,
-        o4,
-        o5,
-        order("O6", Bson::String("2026-01-05T01:00:00Z".into())),    // no date: stays
-        order("O7", Bson::DateTime(at("2026-01-05T11:00:00Z"))),     // recent: stays
-    ]);
+    mongo.load(
+        DB,
+        "orders_fact",
+        vec![
+            order("O1", Bson::DateTime(at("2026-01-05T09:59:59.999Z"))), // last instant before the cutoff
+            order("O2", Bson::DateTime(at("2026-01-05T10:00:00Z"))),     // the cutoff: stays
+            o3,
+            o4,
+            o5,
+            order("O6", Bson::String("2026-01-05T01:00:00Z".into())), // no date: stays
+            order("O7", Bson::DateTime(at("2026-01-05T11:00:00Z"))),  // recent: stays
+        ],
+    );
     mongo.load(DB, "inventory_fact", vec![
         doc! {"sku_id": "SKU-1", "dc_id": "DC-1", "on_hand_qty": 10, "reserved_qty": 3i64, "inventory_ts": at("2026-01-05T09:15:00Z")},
         doc! {"sku_id": "SKU-1", "dc_id": "DC-1", "on_hand_qty": 9, "reserved_qty": 0, "inventory_ts": at("2026-01-05T10:30:00Z")},
@@ -110,13 +114,25 @@ fn ids(docs: &[Document]) -> Vec<String> {
 }
 
 fn cluster(mongo: &Mongo, extra: &[(&str, &str)]) -> Cluster {
-    let mut env = vec![("STOCKYARD_MONGO_URI".to_string(), mongo.uri()), ("STOCKYARD_MONGO_DB".to_string(), DB.to_string())];
+    let mut env =
+        vec![("STOCKYARD_MONGO_URI".to_string(), mongo.uri()), ("STOCKYARD_MONGO_DB".to_string(), DB.to_string())];
     env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     Cluster::start_with_env(2, env)
 }
 
 fn archive(cluster: &Cluster, dest: &str) -> (i32, Value, String) {
-    let run = cluster.stockyard(&["run", "archive", "--now", NOW, "--threshold-mb", "0", "--older-than", "120m", "--dest", dest]);
+    let run = cluster.stockyard(&[
+        "run",
+        "archive",
+        "--now",
+        NOW,
+        "--threshold-mb",
+        "0",
+        "--older-than",
+        "120m",
+        "--dest",
+        dest,
+    ]);
     let summary = run.stdout.lines().last().and_then(|l| serde_json::from_str(l).ok()).unwrap_or(Value::Null);
     (run.code, summary, run.stderr)
 }
@@ -129,7 +145,12 @@ pub(crate) fn selected(mongo: &Mongo) -> BTreeMap<&'static str, Vec<Document>> {
 /// Every selected document is in the archive exactly once, equal to its
 /// original, and gone from MongoDB; every other document is still there
 /// and unmarked.
-pub(crate) fn assert_exactly_once(mongo: &Mongo, dest: &Path, before: &BTreeMap<&str, Vec<Document>>, everything: &BTreeMap<&str, Vec<Document>>) {
+pub(crate) fn assert_exactly_once(
+    mongo: &Mongo,
+    dest: &Path,
+    before: &BTreeMap<&str, Vec<Document>>,
+    everything: &BTreeMap<&str, Vec<Document>>,
+) {
     for c in FACTS {
         let archived: Vec<Document> = archived(dest, c).into_values().flatten().collect();
         let mut got: Vec<_> = archived.iter().map(sorted).collect();
@@ -161,11 +182,8 @@ fn the_archive_writes_exact_hive_partitions_and_deletes_only_what_it_wrote() {
     assert_eq!(summary["cutoff"], "2026-01-05T10:00:00Z");
 
     // Layout: one directory per event date and hour (unpadded), by hand.
-    let layout: BTreeMap<String, Vec<String>> = FACTS
-        .iter()
-        .flat_map(|c| archived(dest.path(), c))
-        .map(|(dir, docs)| (dir, ids(&docs)))
-        .collect();
+    let layout: BTreeMap<String, Vec<String>> =
+        FACTS.iter().flat_map(|c| archived(dest.path(), c)).map(|(dir, docs)| (dir, ids(&docs))).collect();
     let mut want: BTreeMap<String, Vec<String>> = BTreeMap::new();
     want.insert("orders_fact/event_date=2026-01-04/event_hour=23".into(), vec!["O4".into()]);
     want.insert("orders_fact/event_date=2026-01-05/event_hour=8".into(), vec!["O3".into(), "O5".into()]);
@@ -194,15 +212,21 @@ fn the_archive_writes_exact_hive_partitions_and_deletes_only_what_it_wrote() {
     assert!(meta["created_at"].as_str().unwrap().ends_with('Z'));
     assert_eq!(meta["base_path"], dest.path().to_str().unwrap());
     assert_eq!(meta["total_records"], 6);
-    assert_eq!(meta["archive_policy"], json!({"older_than_minutes": 120.0, "format": "parquet", "compression": "snappy", "partitioned_by": ["event_date", "event_hour"]}));
-    assert_eq!(meta["archived_collections"], json!([
-        {"collection": "orders_fact", "record_count": 4, "size_mb": size("orders_fact"),
-         "date_range": {"min": "2026-01-04T23:30:00Z", "max": "2026-01-05T09:59:59.999Z"}},
-        {"collection": "shipments_fact", "record_count": 1, "size_mb": size("shipments_fact"),
-         "date_range": {"min": "2026-01-05T07:10:00Z", "max": "2026-01-05T07:10:00Z"}},
-        {"collection": "inventory_fact", "record_count": 1, "size_mb": size("inventory_fact"),
-         "date_range": {"min": "2026-01-05T09:15:00Z", "max": "2026-01-05T09:15:00Z"}},
-    ]));
+    assert_eq!(
+        meta["archive_policy"],
+        json!({"older_than_minutes": 120.0, "format": "parquet", "compression": "snappy", "partitioned_by": ["event_date", "event_hour"]})
+    );
+    assert_eq!(
+        meta["archived_collections"],
+        json!([
+            {"collection": "orders_fact", "record_count": 4, "size_mb": size("orders_fact"),
+             "date_range": {"min": "2026-01-04T23:30:00Z", "max": "2026-01-05T09:59:59.999Z"}},
+            {"collection": "shipments_fact", "record_count": 1, "size_mb": size("shipments_fact"),
+             "date_range": {"min": "2026-01-05T07:10:00Z", "max": "2026-01-05T07:10:00Z"}},
+            {"collection": "inventory_fact", "record_count": 1, "size_mb": size("inventory_fact"),
+             "date_range": {"min": "2026-01-05T09:15:00Z", "max": "2026-01-05T09:15:00Z"}},
+        ])
+    );
     let total = meta["total_size_mb"].as_f64().unwrap();
     assert!((total - FACTS.iter().map(|c| size(c)).sum::<f64>()).abs() < 1e-12, "{total}");
 
@@ -234,7 +258,18 @@ fn the_archive_skips_below_the_threshold_and_says_what_it_measured() {
     load(&mongo);
     let cluster = cluster(&mongo, &[]);
     let dest = tempfile::tempdir().unwrap();
-    let run = cluster.stockyard(&["run", "archive", "--now", NOW, "--threshold-mb", "100000", "--dest", dest.path().to_str().unwrap()]).ok();
+    let run = cluster
+        .stockyard(&[
+            "run",
+            "archive",
+            "--now",
+            NOW,
+            "--threshold-mb",
+            "100000",
+            "--dest",
+            dest.path().to_str().unwrap(),
+        ])
+        .ok();
     let summary: Value = serde_json::from_str(run.stdout.lines().last().unwrap()).unwrap();
     assert_eq!(summary["status"], "skipped", "{summary}");
     assert_eq!(summary["threshold_bytes"], 100000u64 << 20);
@@ -360,7 +395,11 @@ fn documents_inserted_during_a_run_and_a_mongodb_outage_lose_nothing() {
         .iter()
         .map(|(c, docs)| (*c, docs.iter().filter(|d| selected_time(d)).cloned().collect()))
         .collect();
-    let during = archived(dest.path(), "orders_fact").into_values().flatten().find(|d| id(d) == "DURING").expect("DURING archived");
+    let during = archived(dest.path(), "orders_fact")
+        .into_values()
+        .flatten()
+        .find(|d| id(d) == "DURING")
+        .expect("DURING archived");
     before.get_mut("orders_fact").unwrap().push(during.clone());
     let mut everything = everything_before.clone();
     everything.get_mut("orders_fact").unwrap().push(during);
@@ -405,9 +444,15 @@ fn the_archive_writes_to_s3() {
     // A run may name a destination only under one the scheduler was given.
     extra.push(("STOCKYARD_ARCHIVE_DESTS", "s3://archive/cold"));
     let cluster = cluster(&mongo, &extra);
-    let outside = cluster.stockyard(&["run", "archive", "--now", NOW, "--threshold-mb", "0", "--dest", "s3://archive/elsewhere"]);
+    let outside =
+        cluster.stockyard(&["run", "archive", "--now", NOW, "--threshold-mb", "0", "--dest", "s3://archive/elsewhere"]);
     assert_eq!(outside.code, 1, "{outside:?}");
-    assert!(outside.stderr.contains("the archive destination 's3://archive/elsewhere' is not under the scheduler's destinations"), "{outside:?}");
+    assert!(
+        outside
+            .stderr
+            .contains("the archive destination 's3://archive/elsewhere' is not under the scheduler's destinations"),
+        "{outside:?}"
+    );
     assert_eq!(selected(&mongo), before, "a refused run marks nothing");
     let (code, summary, stderr) = archive(&cluster, "s3://archive/cold/supply");
     assert_eq!(code, 0, "{summary} {stderr}\n{}", cluster.logs());
@@ -441,10 +486,14 @@ fn the_archive_writes_to_s3() {
     for ids in layout.values_mut() {
         ids.sort();
     }
-    assert_eq!(layout.get("cold/supply/orders_fact/event_date=2026-01-05/event_hour=8"), Some(&vec!["O3".to_string(), "O5".to_string()]));
+    assert_eq!(
+        layout.get("cold/supply/orders_fact/event_date=2026-01-05/event_hour=8"),
+        Some(&vec!["O3".to_string(), "O5".to_string()])
+    );
     assert_eq!(layout.values().map(Vec::len).sum::<usize>(), 6);
     assert_eq!(objects.keys().filter(|k| k.starts_with("cold/supply/metadata/archive_")).count(), 1);
-    let archived_orders: Vec<String> = layout.iter().filter(|(k, _)| k.contains("orders_fact")).flat_map(|(_, v)| v.clone()).collect();
+    let archived_orders: Vec<String> =
+        layout.iter().filter(|(k, _)| k.contains("orders_fact")).flat_map(|(_, v)| v.clone()).collect();
     let mut archived_orders = archived_orders;
     archived_orders.sort();
     assert_eq!(archived_orders, ids(&before["orders_fact"]));

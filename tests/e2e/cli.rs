@@ -77,12 +77,18 @@ fn json_logs_are_one_object_per_line_with_the_run_id() {
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
             .collect();
         assert!(lines.iter().all(|l| l["level"].is_string() && l["timestamp"].is_string()), "{log}");
-        let ended = lines
-            .iter()
-            .find(|l| l["fields"]["message"] == "job run ended" && l["fields"]["run"] == run_id.as_str() && l["fields"]["status"] == "succeeded");
+        let ended = lines.iter().find(|l| {
+            l["fields"]["message"] == "job run ended"
+                && l["fields"]["run"] == run_id.as_str()
+                && l["fields"]["status"] == "succeeded"
+        });
         // In the run's span, and naming the Ballista job the run submitted.
         if let Some(l) = ended {
-            assert_eq!((&l["span"]["name"], &l["span"]["run"], &l["span"]["job"]), (&"run".into(), &run_id.as_str().into(), &"sql".into()), "{l}");
+            assert_eq!(
+                (&l["span"]["name"], &l["span"]["run"], &l["span"]["job"]),
+                (&"run".into(), &run_id.as_str().into(), &"sql".into()),
+                "{l}"
+            );
             let jobs = l["fields"]["ballista_jobs"].as_str().unwrap_or_default();
             assert!(jobs.len() >= 7 && !jobs.contains(','), "one Ballista job: {l}");
         }

@@ -93,12 +93,26 @@ fn local_files_are_refused_unless_an_operator_allows_them() {
     write_parquet(&data);
     let orders = data.join("orders/");
     // A client's query would read the executors' disk.
-    let read = cluster.stockyard(&["sql", &format!("CREATE EXTERNAL TABLE o STORED AS PARQUET LOCATION {}; SELECT sum(quantity) FROM o", sql_path(&orders))]);
+    let read = cluster.stockyard(&[
+        "sql",
+        &format!(
+            "CREATE EXTERNAL TABLE o STORED AS PARQUET LOCATION {}; SELECT sum(quantity) FROM o",
+            sql_path(&orders)
+        ),
+    ]);
     assert_eq!(read.code, 1, "{}", read.stdout);
     assert!(read.stderr.contains(&format!("this query reads '{}", orders.display())), "{}", read.stderr);
-    assert!(read.stderr.contains("executors may not use their local files (start them with --allow-local-files to allow it)"), "{}", read.stderr);
+    assert!(
+        read.stderr
+            .contains("executors may not use their local files (start them with --allow-local-files to allow it)"),
+        "{}",
+        read.stderr
+    );
     let target = cluster.dir.path().join("out.parquet");
-    let write = cluster.stockyard(&["sql", &format!("COPY (SELECT value FROM partitioned_range(10, 2)) TO {} STORED AS PARQUET", sql_path(&target))]);
+    let write = cluster.stockyard(&[
+        "sql",
+        &format!("COPY (SELECT value FROM partitioned_range(10, 2)) TO {} STORED AS PARQUET", sql_path(&target)),
+    ]);
     assert_eq!(write.code, 1, "{}", write.stdout);
     assert!(write.stderr.contains("this query writes '"), "{}", write.stderr);
     assert!(!target.exists());
@@ -237,7 +251,10 @@ fn a_job_survives_a_killed_executor() {
     assert_eq!(output, format!("partition,c,s\n{expected}"), "{}", cluster.logs());
     // The job is recorded as succeeded, and the scheduler still serves.
     let jobs = cluster.stockyard(&["jobs", "--ballista", "--format", "json"]).ok().stdout;
-    assert!(jobs.lines().any(|l| l.contains(&format!("partitioned_range({ROWS}")) && l.contains("\"succeeded\"")), "{jobs}");
+    assert!(
+        jobs.lines().any(|l| l.contains(&format!("partitioned_range({ROWS}")) && l.contains("\"succeeded\"")),
+        "{jobs}"
+    );
     assert_eq!(cluster.sql_csv("SELECT 40 + 2 AS x"), "x\n42\n");
 }
 
@@ -245,7 +262,11 @@ fn a_job_survives_a_killed_executor() {
 fn running_tasks(cluster: &Cluster) -> BTreeMap<String, u64> {
     let (_, body) = http_get(cluster.http_port, "/api/executors");
     let list: serde_json::Value = serde_json::from_str(&body).unwrap();
-    list.as_array().unwrap().iter().map(|e| (e["id"].as_str().unwrap().to_string(), e["running_tasks"].as_u64().unwrap())).collect()
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["id"].as_str().unwrap().to_string(), e["running_tasks"].as_u64().unwrap()))
+        .collect()
 }
 
 /// Scaling out and in under load: an executor started mid-job takes tasks,
@@ -276,7 +297,11 @@ fn executors_join_and_leave_mid_job_without_losing_a_task() {
     // Scale in: SIGTERM the first executor while it holds tasks.
     let leaving = &cluster.executors[0];
     let leaving_log = leaving.output();
-    let first_id = before.iter().find(|id| leaving_log.contains(id.as_str())).cloned().expect("the first executor's id in its log");
+    let first_id = before
+        .iter()
+        .find(|id| leaving_log.contains(id.as_str()))
+        .cloned()
+        .expect("the first executor's id in its log");
     let deadline = Instant::now() + Duration::from_secs(20);
     while running_tasks(&cluster).get(&first_id).copied().unwrap_or(0) == 0 {
         assert!(Instant::now() < deadline, "the first executor got no task");
@@ -297,11 +322,17 @@ fn executors_join_and_leave_mid_job_without_losing_a_task() {
     // Every task succeeded on its first try, some on the new executor.
     let (_, jobs) = http_get(cluster.http_port, "/api/jobs");
     let jobs: serde_json::Value = serde_json::from_str(&jobs).unwrap();
-    let job = jobs.as_array().unwrap().iter().find(|j| j["name"].as_str().unwrap().contains(&format!("partitioned_range({ROWS}"))).expect("the job");
+    let job = jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["name"].as_str().unwrap().contains(&format!("partitioned_range({ROWS}")))
+        .expect("the job");
     let (_, detail) = http_get(cluster.http_port, &format!("/api/jobs/{}", job["id"].as_str().unwrap()));
     let detail: serde_json::Value = serde_json::from_str(&detail).unwrap();
     assert_eq!(detail["status"], "succeeded", "{detail}");
-    let tasks: Vec<&serde_json::Value> = detail["stages"].as_array().unwrap().iter().flat_map(|s| s["tasks"].as_array().unwrap()).collect();
+    let tasks: Vec<&serde_json::Value> =
+        detail["stages"].as_array().unwrap().iter().flat_map(|s| s["tasks"].as_array().unwrap()).collect();
     assert!(tasks.iter().all(|t| t["status"] == "succeeded"), "{detail}");
     assert!(detail["stages"].as_array().unwrap().iter().all(|s| s["tasks_failed"] == 0), "{detail}");
     let on_third = tasks.iter().filter(|t| t["executor"] == third.as_str()).count();
@@ -339,10 +370,15 @@ fn output_formats_and_cluster_listings() {
     let cluster = Cluster::start(2);
     let sql = "SELECT value, value * 2 AS twice FROM partitioned_range(3, 2) ORDER BY value";
     let table = cluster.stockyard(&["sql", sql]).ok().stdout;
-    assert!(table.contains("| value | twice |") && table.contains("| 2     | 4     |") && table.ends_with("3 rows\n"), "{table}");
+    assert!(
+        table.contains("| value | twice |") && table.contains("| 2     | 4     |") && table.ends_with("3 rows\n"),
+        "{table}"
+    );
     let json = cluster.stockyard(&["sql", "--format", "json", sql]).ok().stdout;
     assert_eq!(json, "{\"value\":0,\"twice\":0}\n{\"value\":1,\"twice\":2}\n{\"value\":2,\"twice\":4}\n");
-    let empty = cluster.stockyard(&["sql", "--format", "csv", "SELECT value FROM partitioned_range(3, 2) WHERE value > 5"]).ok();
+    let empty = cluster
+        .stockyard(&["sql", "--format", "csv", "SELECT value FROM partitioned_range(3, 2) WHERE value > 5"])
+        .ok();
     assert_eq!(empty.stdout, "value\n");
 
     let executors = cluster.stockyard(&["executors", "--format", "json"]).ok().stdout;
@@ -357,7 +393,9 @@ fn output_formats_and_cluster_listings() {
     let ours: Vec<serde_json::Value> = jobs
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
-        .filter(|v: &serde_json::Value| v["name"].as_str().is_some_and(|n| n.starts_with("sql: SELECT value, value * 2")))
+        .filter(|v: &serde_json::Value| {
+            v["name"].as_str().is_some_and(|n| n.starts_with("sql: SELECT value, value * 2"))
+        })
         .collect();
     assert_eq!(ours.len(), 2, "{jobs}");
     assert!(ours.iter().all(|v| v["status"] == "succeeded"), "{jobs}");
@@ -373,7 +411,13 @@ fn output_formats_and_cluster_listings() {
 fn standalone_sql_runs_in_one_process() {
     let r = stockyard_tests::cluster::run({
         let mut c = stockyard_tests::cluster::base_command(&[]);
-        c.args(["sql", "--standalone", "--format", "csv", "SELECT count(*) AS n, sum(value) AS s FROM partitioned_range(1000, 4)"]);
+        c.args([
+            "sql",
+            "--standalone",
+            "--format",
+            "csv",
+            "SELECT count(*) AS n, sum(value) AS s FROM partitioned_range(1000, 4)",
+        ]);
         c
     })
     .ok();
@@ -392,7 +436,8 @@ fn metrics_show_executors_pending_tasks_under_load_and_job_runs() {
     assert_eq!(metric(&cluster, "stockyard_executors{state=\"active\"}"), Some(2));
     assert_eq!(metric(&cluster, "stockyard_pending_tasks"), Some(0));
     // 16 tasks of about a second on 4 slots: most wait at first.
-    let cmd = cluster.command(&["sql", "--format", "csv", "SELECT count(*) AS n FROM partitioned_range(400000, 16, 300)"]);
+    let cmd =
+        cluster.command(&["sql", "--format", "csv", "SELECT count(*) AS n FROM partitioned_range(400000, 16, 300)"]);
     let load = std::thread::spawn(move || stockyard_tests::cluster::run(cmd));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let mut peak = 0;
@@ -433,7 +478,17 @@ fn executors_count_their_tasks_and_mongodb_reads_in_their_metrics() {
         cluster.add_executor_with_env(&[("STOCKYARD_METRICS_PORT", &port.to_string())]);
     }
     cluster.wait_for_executors(2);
-    let out = cluster.stockyard(&["sql", "--format", "csv", "--mongo-partitions", "3", "SELECT count(*) AS c, sum(n) AS s FROM things"]).ok().stdout;
+    let out = cluster
+        .stockyard(&[
+            "sql",
+            "--format",
+            "csv",
+            "--mongo-partitions",
+            "3",
+            "SELECT count(*) AS c, sum(n) AS s FROM things",
+        ])
+        .ok()
+        .stdout;
     assert_eq!(out, "c,s\n1000,499500\n");
 
     // The job as the scheduler saw it: its tasks and the rows they wrote.
@@ -456,7 +511,10 @@ fn executors_count_their_tasks_and_mongodb_reads_in_their_metrics() {
     assert_eq!(total("stockyard_executor_output_rows_total"), rows as f64);
     assert_eq!(total("stockyard_executor_output_bytes_total"), bytes as f64);
     assert_eq!(total("stockyard_executor_running_tasks"), 0.0);
-    assert!(pages.iter().all(|p| scrape(p, r#"stockyard_executor_tasks_total{status="succeeded"}"#) > 0.0), "both executors ran tasks: {pages:?}");
+    assert!(
+        pages.iter().all(|p| scrape(p, r#"stockyard_executor_tasks_total{status="succeeded"}"#) > 0.0),
+        "both executors ran tasks: {pages:?}"
+    );
     assert_eq!(http_get(ports[0], "/healthz"), (200, "ok\n".to_string()));
 }
 
@@ -478,7 +536,11 @@ fn a_stopped_scheduler_exits_even_with_a_query_in_flight() {
     let exit = cluster.scheduler.wait_exit(std::time::Duration::from_secs(30));
     assert!(exit.is_some(), "the scheduler still runs 30 s after SIGTERM:\n{}", cluster.logs());
     assert!(stopped.elapsed() < std::time::Duration::from_secs(25), "{:?}", stopped.elapsed());
-    assert!(cluster.scheduler.output().contains("connections still open 10s after the stop signal: stopping anyway"), "{}", cluster.logs());
+    assert!(
+        cluster.scheduler.output().contains("connections still open 10s after the stop signal: stopping anyway"),
+        "{}",
+        cluster.logs()
+    );
     drop(quiet);
     // The client is told, not left waiting.
     let r = client.join().unwrap();

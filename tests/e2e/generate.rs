@@ -7,7 +7,8 @@ use serde_json::Value;
 use stockyard_tests::cluster::{base_command, run};
 use stockyard_tests::{Cluster, Mongo, Run};
 
-const FACTS: [(&str, &str); 3] = [("orders_fact", "order_ts"), ("shipments_fact", "arrival_ts"), ("inventory_fact", "inventory_ts")];
+const FACTS: [(&str, &str); 3] =
+    [("orders_fact", "order_ts"), ("shipments_fact", "arrival_ts"), ("inventory_fact", "inventory_ts")];
 const DIMS: [(&str, u64); 3] = [("skus_dim", 5000), ("dcs_dim", 40), ("suppliers_dim", 50)];
 
 fn generate(mongo: &Mongo, db: &str, args: &[&str]) -> Run {
@@ -25,14 +26,17 @@ fn backfill(mongo: &Mongo, db: &str) -> Value {
 }
 
 fn count(mongo: &Mongo, db: &str, collection: &str) -> u64 {
-    mongo.with_client(async |c| c.database(db).collection::<Document>(collection).count_documents(doc! {}).await.unwrap())
+    mongo.with_client(async |c| {
+        c.database(db).collection::<Document>(collection).count_documents(doc! {}).await.unwrap()
+    })
 }
 
 /// Every document of `collection` but for `_id`, as sorted text.
 fn contents(mongo: &Mongo, db: &str, collection: &str) -> Vec<String> {
     mongo.with_client(async |c| {
         let coll = c.database(db).collection::<Document>(collection);
-        let docs: Vec<Document> = coll.find(doc! {}).projection(doc! {"_id": 0}).await.unwrap().try_collect().await.unwrap();
+        let docs: Vec<Document> =
+            coll.find(doc! {}).projection(doc! {"_id": 0}).await.unwrap().try_collect().await.unwrap();
         let mut text: Vec<String> = docs.iter().map(|d| d.to_string()).collect();
         text.sort();
         text

@@ -90,7 +90,11 @@ impl Ha {
         cmd.args(["executor", "--scheduler", &self.addresses()])
             .args(["--port", &free_port().to_string(), "--grpc-port", &free_port().to_string()])
             .args(["--concurrent-tasks", "2", "--heartbeat-interval", "1s"]);
-        self.executors.push(Proc::spawn(&format!("executor-{i}"), cmd, self.dir.path().join(format!("executor-{i}.log"))));
+        self.executors.push(Proc::spawn(
+            &format!("executor-{i}"),
+            cmd,
+            self.dir.path().join(format!("executor-{i}.log")),
+        ));
     }
 
     /// `stockyard ARGS` given both schedulers.
@@ -115,13 +119,17 @@ impl Ha {
 /// Runs of schedule `name` in `runs` (newest first in), oldest first.
 fn runs_of<'a>(runs: &'a [Value], name: &str) -> Vec<&'a Value> {
     let prefix = format!("schedule:{name} ");
-    let mut out: Vec<&Value> = runs.iter().filter(|r| r["trigger"].as_str().is_some_and(|t| t.starts_with(&prefix))).collect();
+    let mut out: Vec<&Value> =
+        runs.iter().filter(|r| r["trigger"].as_str().is_some_and(|t| t.starts_with(&prefix))).collect();
     out.reverse();
     out
 }
 
 fn millis(t: &Value) -> i64 {
-    t.as_str().and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok()).map(|t| t.timestamp_millis()).unwrap_or(i64::MAX)
+    t.as_str()
+        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| t.timestamp_millis())
+        .unwrap_or(i64::MAX)
 }
 
 /// No two runs of a schedule ever overlapped, on whichever scheduler.
@@ -147,10 +155,17 @@ fn the_standby_takes_over_a_dead_leaders_run_its_executors_and_its_schedules() {
     let mut a = ha.scheduler(0, "scheduler-a", &[("STOCKYARD_FAULT", "archive-after-mark")]);
     ha.wait("a to lead", Duration::from_secs(20), || a.leads());
     let b = ha.scheduler(1, "scheduler-b", &[]);
-    ha.wait("b to know the leader", Duration::from_secs(20), || b.get("/api/overview")["leader"]["address"] == a.addr());
+    ha.wait("b to know the leader", Duration::from_secs(20), || {
+        b.get("/api/overview")["leader"]["address"] == a.addr()
+    });
     let overview = b.get("/api/overview");
     assert_eq!(overview["leader"]["this_scheduler"], false);
-    assert!(overview["problems"].to_string().contains(&format!("this scheduler is a standby; the leader is at {}", a.addr())), "{overview}");
+    assert!(
+        overview["problems"]
+            .to_string()
+            .contains(&format!("this scheduler is a standby; the leader is at {}", a.addr())),
+        "{overview}"
+    );
     // A standby is ready (it answers where the leader is) and refuses runs.
     assert_eq!(http_get(b.http, "/readyz"), (200, format!("ready: standby, the leader is at {}\n", a.addr())));
     let (status, body) = http(b.http, "POST", "/api/runs", Some(r#"{"job":"sql","params":{"sql":"SELECT 1"}}"#));
@@ -168,13 +183,24 @@ fn the_standby_takes_over_a_dead_leaders_run_its_executors_and_its_schedules() {
     // A schedule that fires every second, on whichever scheduler leads.
     ha.stockyard(&["schedules", "add", "tick", "--job", "sql", "--every", "1s", "--sql", "SELECT 1"]).ok();
     ha.wait("tick to run on a", Duration::from_secs(20), || {
-        runs_of(&json_lines(&ha.stockyard(&["jobs", "--format", "json"]).stdout), "tick").iter().any(|r| r["status"] == "succeeded")
+        runs_of(&json_lines(&ha.stockyard(&["jobs", "--format", "json"]).stdout), "tick")
+            .iter()
+            .any(|r| r["status"] == "succeeded")
     });
 
     // The archive run: a marks, then dies. The CLI follows the run to the
     // new leader and prints the rerun's summary.
     let archive = ha.stockyard(&[
-        "run", "archive", "--now", NOW, "--threshold-mb", "0", "--older-than", "120m", "--dest", dest.path().to_str().unwrap(),
+        "run",
+        "archive",
+        "--now",
+        NOW,
+        "--threshold-mb",
+        "0",
+        "--older-than",
+        "120m",
+        "--dest",
+        dest.path().to_str().unwrap(),
     ]);
     assert!(a.proc.wait_exit(Duration::from_secs(10)).is_some(), "a died at the fault point");
     assert_eq!(archive.code, 0, "{}\n{}\n{}", archive.stdout, archive.stderr, ha.logs());
@@ -187,7 +213,8 @@ fn the_standby_takes_over_a_dead_leaders_run_its_executors_and_its_schedules() {
     let runs = json_lines(&ha.stockyard(&["jobs", "--format", "json"]).ok().stdout);
     let b_id = b.get("/api/overview")["leader"]["id"].as_str().unwrap().to_string();
     let rerun = runs.iter().find(|r| r["run_id"] == summary["run_id"]).unwrap();
-    let first = runs.iter().find(|r| r["run_id"] == rerun["rerun_of"]).unwrap_or_else(|| panic!("no rerun_of in {rerun}"));
+    let first =
+        runs.iter().find(|r| r["run_id"] == rerun["rerun_of"]).unwrap_or_else(|| panic!("no rerun_of in {rerun}"));
     assert_eq!(first["status"], "interrupted", "{first}");
     assert_eq!(first["rerun_as"], rerun["run_id"]);
     assert_ne!(first["scheduler"], b_id.as_str());
@@ -207,7 +234,10 @@ fn the_standby_takes_over_a_dead_leaders_run_its_executors_and_its_schedules() {
         let runs = json_lines(&ha.stockyard(&["jobs", "--format", "json"]).stdout);
         runs_of(&runs, "tick").iter().any(|r| r["scheduler"] == b_id.as_str() && r["status"] == "succeeded")
     });
-    assert_eq!(ha.stockyard(&["sql", "--format", "csv", "SELECT count(*) AS n FROM orders_fact"]).ok().stdout, "n\n3\n");
+    assert_eq!(
+        ha.stockyard(&["sql", "--format", "csv", "SELECT count(*) AS n FROM orders_fact"]).ok().stdout,
+        "n\n3\n"
+    );
 
     // a comes back and stands by.
     let a_again = ha.scheduler(0, "scheduler-a-again", &[]);
@@ -231,7 +261,10 @@ fn without_etcd_no_schedule_fires_and_when_it_returns_none_fires_twice() {
     // Executors started while the election ran find the leader.
     ha.wait("the executors to reach the leader", Duration::from_secs(60), || {
         let leader = if a.leads() { &a } else { &b };
-        leader.get("/api/executors").as_array().is_some_and(|e| e.iter().filter(|e| e["state"] == "active").count() == 2)
+        leader
+            .get("/api/executors")
+            .as_array()
+            .is_some_and(|e| e.iter().filter(|e| e["state"] == "active").count() == 2)
     });
 
     // etcd goes away for 8 s: both step down within a lease, and neither
@@ -279,7 +312,9 @@ fn a_leader_that_lost_its_lease_but_lives_lets_its_executors_go_unharmed() {
     let b = ha.scheduler(1, "scheduler-b", &[]);
     ha.executor();
     ha.executor();
-    let active = |s: &Scheduler| s.get("/api/executors").as_array().map_or(0, |e| e.iter().filter(|e| e["state"] == "active").count());
+    let active = |s: &Scheduler| {
+        s.get("/api/executors").as_array().map_or(0, |e| e.iter().filter(|e| e["state"] == "active").count())
+    };
     ha.wait("two executors on a", Duration::from_secs(60), || active(&a) == 2);
 
     // a freezes past its lease: b leads, the executors follow it. a wakes

@@ -17,56 +17,76 @@ fn load(mongo: &Mongo) {
         doc! {"sku_id": "SKU-1", "product_name": "Phone", "category": "Electronics", "unit_price": 10.0, "supplier_id": "SUP-1"},
         doc! {"sku_id": "SKU-2", "product_name": "Novel", "category": "Books", "unit_price": 5.0, "supplier_id": "SUP-2"},
     ]);
-    mongo.load(DB, "dcs_dim", vec![
-        doc! {"dc_id": "DC-1", "dc_name": "Alpha", "region": "North", "capacity_units": 1000i64},
-        doc! {"dc_id": "DC-2", "dc_name": "Beta", "region": "South", "capacity_units": 500i64},
-        doc! {"dc_id": "DC-3", "dc_name": "Gamma", "region": "North", "capacity_units": 200i64},
-    ]);
-    mongo.load(DB, "suppliers_dim", vec![
-        doc! {"supplier_id": "SUP-1", "supplier_name": "Acme", "promised_lead_time_days": 2.0},
-        doc! {"supplier_id": "SUP-2", "supplier_name": "Bolt", "promised_lead_time_days": 3.0},
-    ]);
+    mongo.load(
+        DB,
+        "dcs_dim",
+        vec![
+            doc! {"dc_id": "DC-1", "dc_name": "Alpha", "region": "North", "capacity_units": 1000i64},
+            doc! {"dc_id": "DC-2", "dc_name": "Beta", "region": "South", "capacity_units": 500i64},
+            doc! {"dc_id": "DC-3", "dc_name": "Gamma", "region": "North", "capacity_units": 200i64},
+        ],
+    );
+    mongo.load(
+        DB,
+        "suppliers_dim",
+        vec![
+            doc! {"supplier_id": "SUP-1", "supplier_name": "Acme", "promised_lead_time_days": 2.0},
+            doc! {"supplier_id": "SUP-2", "supplier_name": "Bolt", "promised_lead_time_days": 3.0},
+        ],
+    );
     let reading = |sku: &str, dc: &str, on_hand: Bson, reserved: Bson, t: &str| {
         doc! {"sku_id": sku, "dc_id": dc, "on_hand_qty": on_hand, "reserved_qty": reserved, "inventory_ts": at(t)}
     };
-    mongo.load(DB, "inventory_fact", vec![
-        // Window: [11:45, 12:00).
-        reading("SKU-1", "DC-1", Bson::Int32(999), Bson::Int32(0), "2026-01-05T11:44:59.999Z"), // before
-        reading("SKU-1", "DC-1", Bson::Int32(100), Bson::Int32(10), "2026-01-05T11:45:00Z"),   // first instant: in
-        reading("SKU-1", "DC-1", Bson::Int32(80), Bson::Int32(5), "2026-01-05T11:50:00Z"),
-        reading("SKU-1", "DC-1", Bson::Int32(90), Bson::Int32(0), "2026-01-05T11:50:00Z"),     // tie: greater wins
-        reading("SKU-2", "DC-1", Bson::Int32(20), Bson::Int32(2), "2026-01-05T11:59:59.999Z"),
-        reading("SKU-2", "DC-1", Bson::Int32(500), Bson::Int32(0), "2026-01-05T12:00:00Z"),    // now: out
-        reading("SKU-1", "DC-2", Bson::Int32(50), Bson::Null, "2026-01-05T11:55:00Z"),
-        reading("SKU-9", "DC-1", Bson::Int32(5), Bson::Int32(0), "2026-01-05T11:50:00Z"),      // unknown SKU
-        reading("SKU-2", "DC-2", Bson::String("7".into()), Bson::Int32(0), "2026-01-05T11:50:00Z"), // unreadable
-        reading("SKU-2", "DC-2", Bson::Double(7.0), Bson::Int32(1), "2026-01-05T11:52:00Z"),   // whole double: 7
-    ]);
+    mongo.load(
+        DB,
+        "inventory_fact",
+        vec![
+            // Window: [11:45, 12:00).
+            reading("SKU-1", "DC-1", Bson::Int32(999), Bson::Int32(0), "2026-01-05T11:44:59.999Z"), // before
+            reading("SKU-1", "DC-1", Bson::Int32(100), Bson::Int32(10), "2026-01-05T11:45:00Z"),    // first instant: in
+            reading("SKU-1", "DC-1", Bson::Int32(80), Bson::Int32(5), "2026-01-05T11:50:00Z"),
+            reading("SKU-1", "DC-1", Bson::Int32(90), Bson::Int32(0), "2026-01-05T11:50:00Z"), // tie: greater wins
+            reading("SKU-2", "DC-1", Bson::Int32(20), Bson::Int32(2), "2026-01-05T11:59:59.999Z"),
+            reading("SKU-2", "DC-1", Bson::Int32(500), Bson::Int32(0), "2026-01-05T12:00:00Z"), // now: out
+            reading("SKU-1", "DC-2", Bson::Int32(50), Bson::Null, "2026-01-05T11:55:00Z"),
+            reading("SKU-9", "DC-1", Bson::Int32(5), Bson::Int32(0), "2026-01-05T11:50:00Z"), // unknown SKU
+            reading("SKU-2", "DC-2", Bson::String("7".into()), Bson::Int32(0), "2026-01-05T11:50:00Z"), // unreadable
+            reading("SKU-2", "DC-2", Bson::Double(7.0), Bson::Int32(1), "2026-01-05T11:52:00Z"), // whole double: 7
+        ],
+    );
     let order = |id: &str, sku: &str, dc: &str, qty: Bson, status: Bson, t: &str| {
         doc! {"order_id": id, "sku_id": sku, "dc_id": dc, "quantity": qty, "unit_price": 10.0, "status": status, "order_ts": at(t)}
     };
     let s = |v: &str| Bson::String(v.into());
-    mongo.load(DB, "orders_fact", vec![
-        order("O1", "SKU-1", "DC-1", Bson::Int32(30), s("FULFILLED"), "2026-01-05T11:46:00Z"),
-        order("O2", "SKU-1", "DC-1", Bson::Int32(15), s("CANCELLED"), "2026-01-05T11:47:00Z"),
-        order("O3", "SKU-1", "DC-1", Bson::Int32(5), s("PENDING"), "2026-01-05T11:48:00Z"),
-        order("O4", "SKU-2", "DC-1", Bson::Int32(4), Bson::Null, "2026-01-05T11:49:00Z"),
-        order("O5", "SKU-1", "DC-2", Bson::Int32(2), s("FULFILLED"), "2026-01-05T11:45:00Z"),
-        order("O6", "SKU-1", "DC-2", Bson::Int32(100), s("FULFILLED"), "2026-01-05T12:00:00Z"), // out
-        order("O7", "SKU-2", "DC-9", Bson::Int32(3), s("FULFILLED"), "2026-01-05T11:50:00Z"),   // unknown DC
-        order("O8", "SKU-2", "DC-2", s("x"), s("FULFILLED"), "2026-01-05T11:51:00Z"),           // unreadable
-    ]);
+    mongo.load(
+        DB,
+        "orders_fact",
+        vec![
+            order("O1", "SKU-1", "DC-1", Bson::Int32(30), s("FULFILLED"), "2026-01-05T11:46:00Z"),
+            order("O2", "SKU-1", "DC-1", Bson::Int32(15), s("CANCELLED"), "2026-01-05T11:47:00Z"),
+            order("O3", "SKU-1", "DC-1", Bson::Int32(5), s("PENDING"), "2026-01-05T11:48:00Z"),
+            order("O4", "SKU-2", "DC-1", Bson::Int32(4), Bson::Null, "2026-01-05T11:49:00Z"),
+            order("O5", "SKU-1", "DC-2", Bson::Int32(2), s("FULFILLED"), "2026-01-05T11:45:00Z"),
+            order("O6", "SKU-1", "DC-2", Bson::Int32(100), s("FULFILLED"), "2026-01-05T12:00:00Z"), // out
+            order("O7", "SKU-2", "DC-9", Bson::Int32(3), s("FULFILLED"), "2026-01-05T11:50:00Z"),   // unknown DC
+            order("O8", "SKU-2", "DC-2", s("x"), s("FULFILLED"), "2026-01-05T11:51:00Z"),           // unreadable
+        ],
+    );
     let shipment = |id: &str, sup: &str, qty: i32, shipped: &str, expected: &str, arrived: &str| {
         doc! {"shipment_id": id, "supplier_id": sup, "sku_id": "SKU-1", "dc_id": "DC-1", "quantity": qty,
-              "shipped_ts": at(shipped), "expected_arrival_ts": at(expected), "arrival_ts": at(arrived)}
+        "shipped_ts": at(shipped), "expected_arrival_ts": at(expected), "arrival_ts": at(arrived)}
     };
-    mongo.load(DB, "shipments_fact", vec![
-        shipment("S1", "SUP-1", 10, "2026-01-03T11:50:00Z", "2026-01-05T11:50:00Z", "2026-01-05T11:50:00Z"), // on time, 2 days
-        shipment("S2", "SUP-1", 20, "2026-01-04T11:55:00Z", "2026-01-05T11:00:00Z", "2026-01-05T11:55:00Z"), // late, 1 day
-        shipment("S3", "SUP-2", 5, "2026-01-02T11:46:00Z", "2026-01-06T00:00:00Z", "2026-01-05T11:46:00Z"),  // on time, 3 days
-        shipment("S4", "SUP-2", 7, "2026-01-02T11:00:00Z", "2026-01-05T00:00:00Z", "2026-01-05T11:40:00Z"),  // before the window
-        shipment("S5", "SUP-9", 1, "2026-01-02T11:00:00Z", "2026-01-05T00:00:00Z", "2026-01-05T11:50:00Z"),  // unknown supplier
-    ]);
+    mongo.load(
+        DB,
+        "shipments_fact",
+        vec![
+            shipment("S1", "SUP-1", 10, "2026-01-03T11:50:00Z", "2026-01-05T11:50:00Z", "2026-01-05T11:50:00Z"), // on time, 2 days
+            shipment("S2", "SUP-1", 20, "2026-01-04T11:55:00Z", "2026-01-05T11:00:00Z", "2026-01-05T11:55:00Z"), // late, 1 day
+            shipment("S3", "SUP-2", 5, "2026-01-02T11:46:00Z", "2026-01-06T00:00:00Z", "2026-01-05T11:46:00Z"), // on time, 3 days
+            shipment("S4", "SUP-2", 7, "2026-01-02T11:00:00Z", "2026-01-05T00:00:00Z", "2026-01-05T11:40:00Z"), // before the window
+            shipment("S5", "SUP-9", 1, "2026-01-02T11:00:00Z", "2026-01-05T00:00:00Z", "2026-01-05T11:50:00Z"), // unknown supplier
+        ],
+    );
 }
 
 fn redis_json(redis: &Redis, key: &str) -> Value {
@@ -80,80 +100,126 @@ fn the_kpi_job_writes_exact_kpis_to_redis_in_one_run() {
     let mongo = Mongo::start();
     let redis = Redis::start();
     load(&mongo);
-    let cluster = Cluster::start_with_env(2, vec![
-        ("STOCKYARD_MONGO_URI".into(), mongo.uri()),
-        ("STOCKYARD_MONGO_DB".into(), DB.into()),
-        ("STOCKYARD_REDIS_URL".into(), redis.url()),
-    ]);
-    let run = cluster.stockyard(&["run", "kpi", "--now", "2026-01-05T12:00:00Z", "--window", "15m", "--ttl", "300s"]).ok();
+    let cluster = Cluster::start_with_env(
+        2,
+        vec![
+            ("STOCKYARD_MONGO_URI".into(), mongo.uri()),
+            ("STOCKYARD_MONGO_DB".into(), DB.into()),
+            ("STOCKYARD_REDIS_URL".into(), redis.url()),
+        ],
+    );
+    let run =
+        cluster.stockyard(&["run", "kpi", "--now", "2026-01-05T12:00:00Z", "--window", "15m", "--ttl", "300s"]).ok();
     let summary: Value = serde_json::from_str(run.stdout.lines().last().unwrap()).unwrap();
     assert_eq!(summary["status"], "succeeded", "{summary}");
-    assert_eq!(summary["rows"], json!({"inventory_level": 4, "stockout_alerts": 3, "supplier_performance": 2, "dc_utilization": 3, "regional_performance": 2}), "{summary}");
+    assert_eq!(
+        summary["rows"],
+        json!({"inventory_level": 4, "stockout_alerts": 3, "supplier_performance": 2, "dc_utilization": 3, "regional_performance": 2}),
+        "{summary}"
+    );
 
     // Keys in the spec's order, as a reader of the raw value sees them.
     let raw = redis.command("GET kpi:inventory_level");
-    assert!(raw.contains(r#"{"window_start":"2026-01-05T11:45:00Z","window_end":"2026-01-05T12:00:00Z","generated_at":"#), "{raw}");
-    assert!(raw.contains(r#""rows":[{"sku_id":"SKU-1","product_name":"Phone","category":"Electronics","dc_id":"DC-1","#), "{raw}");
+    assert!(
+        raw.contains(r#"{"window_start":"2026-01-05T11:45:00Z","window_end":"2026-01-05T12:00:00Z","generated_at":"#),
+        "{raw}"
+    );
+    assert!(
+        raw.contains(r#""rows":[{"sku_id":"SKU-1","product_name":"Phone","category":"Electronics","dc_id":"DC-1","#),
+        "{raw}"
+    );
     let window = |v: &Value| (v["window_start"].clone(), v["window_end"].clone());
     let inventory = redis_json(&redis, "kpi:inventory_level");
     assert_eq!(window(&inventory), (json!("2026-01-05T11:45:00Z"), json!("2026-01-05T12:00:00Z")));
-    assert_eq!(inventory["rows"], json!([
-        {"sku_id": "SKU-1", "product_name": "Phone", "category": "Electronics", "dc_id": "DC-1", "dc_name": "Alpha", "region": "North",
-         "on_hand_qty": 90, "reserved_qty": 0, "available_qty": 90, "as_of": "2026-01-05T11:50:00Z"},
-        {"sku_id": "SKU-1", "product_name": "Phone", "category": "Electronics", "dc_id": "DC-2", "dc_name": "Beta", "region": "South",
-         "on_hand_qty": 50, "reserved_qty": null, "available_qty": null, "as_of": "2026-01-05T11:55:00Z"},
-        {"sku_id": "SKU-2", "product_name": "Novel", "category": "Books", "dc_id": "DC-1", "dc_name": "Alpha", "region": "North",
-         "on_hand_qty": 20, "reserved_qty": 2, "available_qty": 18, "as_of": "2026-01-05T11:59:59.999Z"},
-        {"sku_id": "SKU-2", "product_name": "Novel", "category": "Books", "dc_id": "DC-2", "dc_name": "Beta", "region": "South",
-         "on_hand_qty": 7, "reserved_qty": 1, "available_qty": 6, "as_of": "2026-01-05T11:52:00Z"},
-    ]));
+    assert_eq!(
+        inventory["rows"],
+        json!([
+            {"sku_id": "SKU-1", "product_name": "Phone", "category": "Electronics", "dc_id": "DC-1", "dc_name": "Alpha", "region": "North",
+             "on_hand_qty": 90, "reserved_qty": 0, "available_qty": 90, "as_of": "2026-01-05T11:50:00Z"},
+            {"sku_id": "SKU-1", "product_name": "Phone", "category": "Electronics", "dc_id": "DC-2", "dc_name": "Beta", "region": "South",
+             "on_hand_qty": 50, "reserved_qty": null, "available_qty": null, "as_of": "2026-01-05T11:55:00Z"},
+            {"sku_id": "SKU-2", "product_name": "Novel", "category": "Books", "dc_id": "DC-1", "dc_name": "Alpha", "region": "North",
+             "on_hand_qty": 20, "reserved_qty": 2, "available_qty": 18, "as_of": "2026-01-05T11:59:59.999Z"},
+            {"sku_id": "SKU-2", "product_name": "Novel", "category": "Books", "dc_id": "DC-2", "dc_name": "Beta", "region": "South",
+             "on_hand_qty": 7, "reserved_qty": 1, "available_qty": 6, "as_of": "2026-01-05T11:52:00Z"},
+        ])
+    );
 
     // units_per_day = units_sold / 15 * 1440; days = current_stock / units_per_day.
     let per_day = |units: f64| units / 15.0 * 1440.0;
     let stockout = redis_json(&redis, "kpi:stockout_alerts");
-    assert_eq!(stockout["rows"], json!([
-        {"sku_id": "SKU-1", "product_name": "Phone", "dc_id": "DC-1", "dc_name": "Alpha", "current_stock": 90.0,
-         "units_sold": 35, "units_per_day": per_day(35.0), "days_to_stockout": 90.0 / per_day(35.0)},
-        {"sku_id": "SKU-2", "product_name": "Novel", "dc_id": "DC-1", "dc_name": "Alpha", "current_stock": 20.0,
-         "units_sold": 4, "units_per_day": per_day(4.0), "days_to_stockout": 20.0 / per_day(4.0)},
-        {"sku_id": "SKU-1", "product_name": "Phone", "dc_id": "DC-2", "dc_name": "Beta", "current_stock": 50.0,
-         "units_sold": 2, "units_per_day": per_day(2.0), "days_to_stockout": 50.0 / per_day(2.0)},
-    ]), "SKU-2 at DC-2 sold nothing readable: 9999 days, no alert");
+    assert_eq!(
+        stockout["rows"],
+        json!([
+            {"sku_id": "SKU-1", "product_name": "Phone", "dc_id": "DC-1", "dc_name": "Alpha", "current_stock": 90.0,
+             "units_sold": 35, "units_per_day": per_day(35.0), "days_to_stockout": 90.0 / per_day(35.0)},
+            {"sku_id": "SKU-2", "product_name": "Novel", "dc_id": "DC-1", "dc_name": "Alpha", "current_stock": 20.0,
+             "units_sold": 4, "units_per_day": per_day(4.0), "days_to_stockout": 20.0 / per_day(4.0)},
+            {"sku_id": "SKU-1", "product_name": "Phone", "dc_id": "DC-2", "dc_name": "Beta", "current_stock": 50.0,
+             "units_sold": 2, "units_per_day": per_day(2.0), "days_to_stockout": 50.0 / per_day(2.0)},
+        ]),
+        "SKU-2 at DC-2 sold nothing readable: 9999 days, no alert"
+    );
 
     let suppliers = redis_json(&redis, "kpi:supplier_performance");
-    assert_eq!(suppliers["rows"], json!([
-        {"supplier_id": "SUP-1", "supplier_name": "Acme", "shipments": 2, "units": 30, "avg_lead_time_days": 1.5,
-         "promised_lead_time_days": 2.0, "on_time_rate": 0.5, "late_shipments": 1},
-        {"supplier_id": "SUP-2", "supplier_name": "Bolt", "shipments": 1, "units": 5, "avg_lead_time_days": 3.0,
-         "promised_lead_time_days": 3.0, "on_time_rate": 1.0, "late_shipments": 0},
-    ]));
+    assert_eq!(
+        suppliers["rows"],
+        json!([
+            {"supplier_id": "SUP-1", "supplier_name": "Acme", "shipments": 2, "units": 30, "avg_lead_time_days": 1.5,
+             "promised_lead_time_days": 2.0, "on_time_rate": 0.5, "late_shipments": 1},
+            {"supplier_id": "SUP-2", "supplier_name": "Bolt", "shipments": 1, "units": 5, "avg_lead_time_days": 3.0,
+             "promised_lead_time_days": 3.0, "on_time_rate": 1.0, "late_shipments": 0},
+        ])
+    );
 
     let dcs = redis_json(&redis, "kpi:dc_utilization");
-    assert_eq!(dcs["rows"], json!([
-        {"dc_id": "DC-2", "dc_name": "Beta", "region": "South", "capacity_units": 500, "used_units": 57, "utilization_pct": 11.4},
-        {"dc_id": "DC-1", "dc_name": "Alpha", "region": "North", "capacity_units": 1000, "used_units": 110, "utilization_pct": 11.0},
-        {"dc_id": "DC-3", "dc_name": "Gamma", "region": "North", "capacity_units": 200, "used_units": 0, "utilization_pct": 0.0},
-    ]));
+    assert_eq!(
+        dcs["rows"],
+        json!([
+            {"dc_id": "DC-2", "dc_name": "Beta", "region": "South", "capacity_units": 500, "used_units": 57, "utilization_pct": 11.4},
+            {"dc_id": "DC-1", "dc_name": "Alpha", "region": "North", "capacity_units": 1000, "used_units": 110, "utilization_pct": 11.0},
+            {"dc_id": "DC-3", "dc_name": "Gamma", "region": "North", "capacity_units": 200, "used_units": 0, "utilization_pct": 0.0},
+        ])
+    );
 
     let regions = redis_json(&redis, "kpi:regional_performance");
-    assert_eq!(regions["rows"], json!([
-        {"region": "North", "total_orders": 4, "fulfilled_orders": 1, "fulfillment_rate": 0.25, "units": 39, "revenue": 300.0},
-        {"region": "South", "total_orders": 1, "fulfilled_orders": 1, "fulfillment_rate": 1.0, "units": 2, "revenue": 20.0},
-    ]));
+    assert_eq!(
+        regions["rows"],
+        json!([
+            {"region": "North", "total_orders": 4, "fulfilled_orders": 1, "fulfillment_rate": 0.25, "units": 39, "revenue": 300.0},
+            {"region": "South", "total_orders": 1, "fulfilled_orders": 1, "fulfillment_rate": 1.0, "units": 2, "revenue": 20.0},
+        ])
+    );
 
     let quality = redis_json(&redis, "kpi:data_quality");
-    assert_eq!(quality["collections"]["inventory_fact"], json!({"read": 8, "rejected": 2,
-        "reasons": {"unreadable_on_hand_qty": 1, "unknown_sku_id": 1}}));
-    assert_eq!(quality["collections"]["orders_fact"], json!({"read": 7, "rejected": 2,
-        "reasons": {"unreadable_quantity": 1, "unknown_dc_id": 1}}));
-    assert_eq!(quality["collections"]["shipments_fact"], json!({"read": 4, "rejected": 1,
-        "reasons": {"unknown_supplier_id": 1}}));
+    assert_eq!(
+        quality["collections"]["inventory_fact"],
+        json!({"read": 8, "rejected": 2,
+        "reasons": {"unreadable_on_hand_qty": 1, "unknown_sku_id": 1}})
+    );
+    assert_eq!(
+        quality["collections"]["orders_fact"],
+        json!({"read": 7, "rejected": 2,
+        "reasons": {"unreadable_quantity": 1, "unknown_dc_id": 1}})
+    );
+    assert_eq!(
+        quality["collections"]["shipments_fact"],
+        json!({"read": 4, "rejected": 1,
+        "reasons": {"unknown_supplier_id": 1}})
+    );
 
     // Every key from this one run, with the TTL.
-    let generated: Vec<Value> = ["kpi:inventory_level", "kpi:stockout_alerts", "kpi:supplier_performance", "kpi:dc_utilization", "kpi:regional_performance", "kpi:data_quality"]
-        .iter()
-        .map(|k| redis_json(&redis, k)["generated_at"].clone())
-        .collect();
+    let generated: Vec<Value> = [
+        "kpi:inventory_level",
+        "kpi:stockout_alerts",
+        "kpi:supplier_performance",
+        "kpi:dc_utilization",
+        "kpi:regional_performance",
+        "kpi:data_quality",
+    ]
+    .iter()
+    .map(|k| redis_json(&redis, k)["generated_at"].clone())
+    .collect();
     assert!(generated.iter().all(|g| g == &generated[0] && g.is_string()), "{generated:?}");
     for key in ["kpi:inventory_level", "kpi:last_update", "kpi:data_quality"] {
         let ttl: i64 = redis.command(&format!("TTL {key}")).trim_start_matches(':').trim().parse().unwrap();
@@ -163,7 +229,8 @@ fn the_kpi_job_writes_exact_kpis_to_redis_in_one_run() {
     // The run read each dimension from MongoDB in one scan, and every scan
     // of a fact collection sent MongoDB the same filter, so that the
     // queries share one read of the window.
-    let (status, body) = stockyard_tests::http_get(cluster.http_port, &format!("/api/runs/{}", summary["run_id"].as_str().unwrap()));
+    let (status, body) =
+        stockyard_tests::http_get(cluster.http_port, &format!("/api/runs/{}", summary["run_id"].as_str().unwrap()));
     assert_eq!(status, 200, "{body}");
     let record: Value = serde_json::from_str(&body).unwrap();
     let mut scans: Vec<String> = Vec::new();
@@ -173,8 +240,11 @@ fn the_kpi_job_writes_exact_kpis_to_redis_in_one_run() {
         assert_eq!(n, 1, "{dimension} scanned {n} times: {scans:#?}");
     }
     for fact in ["orders_fact", "shipments_fact", "inventory_fact"] {
-        let filters: std::collections::BTreeSet<&str> =
-            scans.iter().filter(|s| s.contains(&format!("collection={fact},"))).filter_map(|s| s.split(" filter=").nth(1)).collect();
+        let filters: std::collections::BTreeSet<&str> = scans
+            .iter()
+            .filter(|s| s.contains(&format!("collection={fact},")))
+            .filter_map(|s| s.split(" filter=").nth(1))
+            .collect();
         assert_eq!(filters.len(), 1, "{fact}: {filters:#?}");
     }
 }
@@ -221,8 +291,15 @@ fn a_failed_run_writes_nothing_and_says_why() {
     // run's keys stand untouched.
     let cluster = Cluster::start_with_env(2, env(&redis.url()));
     cluster.stockyard(&["run", "kpi", "--now", "2026-01-05T12:00:00Z", "--ttl", "600s"]).ok();
-    let keys = ["kpi:inventory_level", "kpi:stockout_alerts", "kpi:supplier_performance", "kpi:dc_utilization",
-                "kpi:regional_performance", "kpi:data_quality", "kpi:last_update"];
+    let keys = [
+        "kpi:inventory_level",
+        "kpi:stockout_alerts",
+        "kpi:supplier_performance",
+        "kpi:dc_utilization",
+        "kpi:regional_performance",
+        "kpi:data_quality",
+        "kpi:last_update",
+    ];
     let before: Vec<String> = keys.iter().map(|k| redis.command(&format!("GET {k}"))).collect();
     mongo.proc.kill();
     let r = cluster.stockyard(&["run", "kpi", "--now", "2026-01-05T12:05:00Z", "--ttl", "600s"]);
@@ -256,7 +333,11 @@ fn the_kpi_job_runs_standalone_in_one_process() {
     let summary: Value = serde_json::from_str(run.stdout.lines().last().unwrap()).unwrap();
     assert_eq!(summary["status"], "succeeded", "{summary}");
     // 8 readings, 7 orders and 4 shipments in the window; 5 of them rejected.
-    assert_eq!((summary["documents_read"].clone(), summary["documents_rejected"].clone()), (json!(19), json!(5)), "{summary}");
+    assert_eq!(
+        (summary["documents_read"].clone(), summary["documents_rejected"].clone()),
+        (json!(19), json!(5)),
+        "{summary}"
+    );
     let regions = redis_json(&redis, "kpi:regional_performance");
     assert_eq!(regions["rows"][0]["revenue"], json!(300.0));
 }

@@ -3,10 +3,10 @@
 
 mod archive;
 mod cli;
-mod ha;
-mod generate;
-mod kpi;
 mod cluster;
+mod generate;
+mod ha;
+mod kpi;
 mod mongo;
 mod schedules;
 mod security;

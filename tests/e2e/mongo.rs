@@ -101,7 +101,14 @@ fn scans_are_exact_with_1_2_and_7_partitions_by_id_and_by_time() {
     }
     // Every document once, by its key.
     let out = cluster
-        .stockyard(&["sql", "--format", "csv", "--mongo-partitions", "7", "SELECT count(DISTINCT order_id) AS d, count(*) AS n FROM orders_fact"])
+        .stockyard(&[
+            "sql",
+            "--format",
+            "csv",
+            "--mongo-partitions",
+            "7",
+            "SELECT count(DISTINCT order_id) AS d, count(*) AS n FROM orders_fact",
+        ])
         .ok()
         .stdout;
     assert_eq!(out, "d,n\n3000,3000\n");
@@ -111,7 +118,8 @@ fn scans_are_exact_with_1_2_and_7_partitions_by_id_and_by_time() {
     let plan = cluster.stockyard(&["sql", "EXPLAIN SELECT order_id FROM orders_fact LIMIT 5"]).ok().stdout;
     assert!(plan.contains("projection=[order_id], limit=5"), "{plan}");
     // The partitions are visible in the plan.
-    let plan = cluster.stockyard(&["sql", "--mongo-partitions", "7", "EXPLAIN SELECT count(*) FROM orders_fact"]).ok().stdout;
+    let plan =
+        cluster.stockyard(&["sql", "--mongo-partitions", "7", "EXPLAIN SELECT count(*) FROM orders_fact"]).ok().stdout;
     assert!(plan.contains("MongoScanExec: collection=orders_fact, partitions=7 (ranges of _id)"), "{plan}");
 }
 
@@ -122,14 +130,14 @@ fn types_nesting_and_dirty_values_read_as_documented() {
     let dec = |s: &str| Bson::Decimal128(s.parse::<Decimal128>().unwrap());
     let docs = vec![
         doc! {"_id": 1, "i": 1i32, "s": "a", "b": true, "t": DateTime::from_millis(-86_400_000),
-              "o": oid("6b024cab249a8006423f8c6f"), "n": {"x": 1i32, "y": "p"}, "l": [1i32, 2i32], "dec": dec("1.25")},
+        "o": oid("6b024cab249a8006423f8c6f"), "n": {"x": 1i32, "y": "p"}, "l": [1i32, 2i32], "dec": dec("1.25")},
         doc! {"_id": 2, "i": 2i64, "s": "b", "b": false, "t": DateTime::parse_rfc3339_str("2026-01-01T00:00:00Z").unwrap(),
-              "o": oid("6b024cab249a8006423f8c70"), "n": {"x": 2i32}, "l": [3i32], "dec": dec("-3.50")},
+        "o": oid("6b024cab249a8006423f8c70"), "n": {"x": 2i32}, "l": [3i32], "dec": dec("-3.50")},
         doc! {"_id": 3, "i": Bson::Null, "s": 7i32, "b": "yes", "t": "2026-01-01", "o": "custom", "n": "str",
-              "l": "notarray", "dec": 4i32},
+        "l": "notarray", "dec": 4i32},
         doc! {"_id": 4},
         doc! {"_id": 5, "i": 5i32, "s": "c", "b": true, "t": DateTime::from_millis(-2_208_988_800_000),
-              "o": oid("6b024cab249a8006423f8c71"), "n": {"y": "q", "z": true}, "l": [Bson::Null, 4i32], "dec": dec("0.01")},
+        "o": oid("6b024cab249a8006423f8c71"), "n": {"y": "q", "z": true}, "l": [Bson::Null, 4i32], "dec": dec("0.01")},
     ];
     mongo.load(DB, "kinds", docs);
     let cluster = cluster_on(&mongo);
@@ -219,7 +227,10 @@ fn every_pushed_filter_returns_what_sql_would() {
         .ok()
         .stdout;
     assert!(
-        types.contains("s,Utf8\n") && types.contains("q,Float64\n") && types.contains("r,Int64\n") && types.contains("p,Float64\n"),
+        types.contains("s,Utf8\n")
+            && types.contains("q,Float64\n")
+            && types.contains("r,Int64\n")
+            && types.contains("p,Float64\n"),
         "{types}"
     );
     let predicates = [
@@ -287,7 +298,8 @@ fn missing_collections_and_a_dead_mongodb_give_clear_errors() {
     cmd.env("STOCKYARD_LOG", "off");
     let mut query = Proc::spawn("query", cmd, cluster.dir.path().join("query.log"));
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !cluster.stockyard(&["jobs", "--ballista", "--format", "json"]).ok().stdout.contains("\"status\":\"running\"") {
+    while !cluster.stockyard(&["jobs", "--ballista", "--format", "json"]).ok().stdout.contains("\"status\":\"running\"")
+    {
         assert!(Instant::now() < deadline, "the scan never ran\n{}", cluster.logs());
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -319,8 +331,15 @@ fn a_wrong_password_fails_clearly_and_no_password_ever_shows() {
         coll.insert_many(vec![doc! {"a": 1}, doc! {"a": 2}]).await.expect("insert");
     });
     mongo.restart(&["--auth"]);
-    let uri = |password: &str| format!("mongodb://stockyard:{password}@127.0.0.1:{}/?authSource=admin&serverSelectionTimeoutMS=2000", mongo.port);
-    let env = |password: &str| vec![("STOCKYARD_MONGO_URI".to_string(), uri(password)), ("STOCKYARD_MONGO_DB".to_string(), DB.to_string())];
+    let uri = |password: &str| {
+        format!(
+            "mongodb://stockyard:{password}@127.0.0.1:{}/?authSource=admin&serverSelectionTimeoutMS=2000",
+            mongo.port
+        )
+    };
+    let env = |password: &str| {
+        vec![("STOCKYARD_MONGO_URI".to_string(), uri(password)), ("STOCKYARD_MONGO_DB".to_string(), DB.to_string())]
+    };
 
     let wrong = Cluster::start_with_env(2, env("wrong-Pa55"));
     let started = Instant::now();

@@ -71,7 +71,9 @@ fn schedules_fire_on_time_skip_overlaps_and_obey_pause_resume_trigger_remove() {
     assert!(info["skipped_ticks"].as_u64().unwrap() >= 2, "{info}");
     assert!(!info["last_skipped"].as_str().unwrap().is_empty(), "{info}");
     // Triggering it while it runs is refused, plainly.
-    wait_until("a slow run in flight", Duration::from_secs(10), || schedule(&cluster, "slow")["last_status"] == "running");
+    wait_until("a slow run in flight", Duration::from_secs(10), || {
+        schedule(&cluster, "slow")["last_status"] == "running"
+    });
     let busy = cluster.stockyard(&["schedules", "trigger", "slow"]);
     assert_eq!(busy.code, 1);
     assert!(busy.stderr.contains("is still running its last run"), "{}", busy.stderr);
@@ -161,10 +163,13 @@ fn state_survives_a_scheduler_restart_on_the_file_store() {
 #[test]
 fn state_survives_a_scheduler_restart_on_etcd() {
     let etcd = Etcd::start();
-    let cluster = Cluster::start_with_env(2, vec![
-        ("STOCKYARD_STATE".into(), format!("etcd://{}", etcd.endpoint())),
-        ("STOCKYARD_DEFAULT_SCHEDULES".into(), "true".into()),
-    ]);
+    let cluster = Cluster::start_with_env(
+        2,
+        vec![
+            ("STOCKYARD_STATE".into(), format!("etcd://{}", etcd.endpoint())),
+            ("STOCKYARD_DEFAULT_SCHEDULES".into(), "true".into()),
+        ],
+    );
     survives_restart(cluster);
     // It is etcd that holds it.
     let keys = std::process::Command::new("etcdctl")
@@ -178,10 +183,13 @@ fn state_survives_a_scheduler_restart_on_etcd() {
 #[test]
 fn an_unreachable_etcd_gives_clear_errors_and_queries_go_on() {
     let port = free_port();
-    let cluster = Cluster::start_with_env(2, vec![
-        ("STOCKYARD_STATE".into(), format!("etcd://127.0.0.1:{port}")),
-        ("STOCKYARD_DEFAULT_SCHEDULES".into(), "true".into()),
-    ]);
+    let cluster = Cluster::start_with_env(
+        2,
+        vec![
+            ("STOCKYARD_STATE".into(), format!("etcd://127.0.0.1:{port}")),
+            ("STOCKYARD_DEFAULT_SCHEDULES".into(), "true".into()),
+        ],
+    );
     // Queries do not need the state store.
     let out = cluster.sql_csv("SELECT count(*) AS n FROM partitioned_range(10, 2)");
     assert_eq!(out.trim(), "n\n10");

@@ -48,7 +48,8 @@ async fn stranger() -> (String, Arc<Mutex<Vec<String>>>) {
     let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
         let record = record.clone();
         async move {
-            let headers: Vec<String> = request.headers().iter().map(|(k, v)| format!("{k}: {}", v.to_str().unwrap_or("?"))).collect();
+            let headers: Vec<String> =
+                request.headers().iter().map(|(k, v)| format!("{k}: {}", v.to_str().unwrap_or("?"))).collect();
             record.lock().unwrap().push(format!("{} {}", request.uri(), headers.join("; ")));
             axum::http::StatusCode::OK
         }
@@ -128,7 +129,10 @@ fn an_unauthenticated_launch_naming_a_stranger_is_refused_and_the_stranger_hears
     assert_eq!(error.map(|e| e.code()), Some(tonic::Code::Unauthenticated));
     assert_eq!(heard, Vec::<String>::new());
     let (error, heard) = launch_to_a_stranger(&cluster, Some("a-guess"));
-    assert_eq!(error.map(|e| (e.code(), e.message().to_string())), Some((tonic::Code::Unauthenticated, "the token is wrong".into())));
+    assert_eq!(
+        error.map(|e| (e.code(), e.message().to_string())),
+        Some((tonic::Code::Unauthenticated, "the token is wrong".into()))
+    );
     assert_eq!(heard, Vec::<String>::new());
 }
 
@@ -152,9 +156,14 @@ fn executor_calls_and_flight_fetches_without_the_token_are_refused() {
     let rt = runtime();
     rt.block_on(async {
         let mut client = ExecutorGrpcClient::connect(format!("http://127.0.0.1:{}", ports[0].grpc)).await.unwrap();
-        let cancel = CancelTasksParams { task_infos: vec![RunningTaskInfo { task_id: 1, job_id: "j".into(), stage_id: 1, partition_id: 0 }] };
+        let cancel = CancelTasksParams {
+            task_infos: vec![RunningTaskInfo { task_id: 1, job_id: "j".into(), stage_id: 1, partition_id: 0 }],
+        };
         let e = client.cancel_tasks(with_token(cancel, None)).await.unwrap_err();
-        assert_eq!((e.code(), e.message()), (tonic::Code::Unauthenticated, "this executor requires the cluster's token"));
+        assert_eq!(
+            (e.code(), e.message()),
+            (tonic::Code::Unauthenticated, "this executor requires the cluster's token")
+        );
         let remove = RemoveJobDataParams { job_id: "victim".into(), remove_stage_ids: vec![] };
         let e = client.remove_job_data(with_token(remove, None)).await.unwrap_err();
         assert_eq!(e.code(), tonic::Code::Unauthenticated);
@@ -184,7 +193,10 @@ fn executor_calls_and_flight_fetches_without_the_token_are_refused() {
         let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{}", ports[0].flight)).unwrap();
         let mut flight = FlightServiceClient::new(channel.connect().await.unwrap());
         let e = flight.do_get(with_token(fetch("some-job"), None)).await.unwrap_err();
-        assert_eq!((e.code(), e.message()), (tonic::Code::Unauthenticated, "this executor requires the cluster's token"));
+        assert_eq!(
+            (e.code(), e.message()),
+            (tonic::Code::Unauthenticated, "this executor requires the cluster's token")
+        );
         let e = flight.do_get(with_token(fetch("../../etc"), Some(TOKEN))).await.unwrap_err();
         assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
     });
@@ -220,7 +232,10 @@ fn the_gateway_is_no_token_proxy_for_other_local_processes() {
         let mut client = ExecutorGrpcClient::connect(format!("http://127.0.0.1:{gateway}")).await.unwrap();
         let remove = RemoveJobDataParams { job_id: "x".into(), remove_stage_ids: vec![] };
         let e = client.remove_job_data(remove).await.unwrap_err();
-        assert_eq!((e.code(), e.message()), (tonic::Code::Unauthenticated, "this gateway serves only the process that started it"));
+        assert_eq!(
+            (e.code(), e.message()),
+            (tonic::Code::Unauthenticated, "this gateway serves only the process that started it")
+        );
     });
 }
 
@@ -233,7 +248,11 @@ fn other_sites_cannot_drive_the_web_ui_frame_it_or_rebind_to_it() {
     // A cross-site form POST, as a browser sends it: refused before it acts.
     for headers in [[("Origin", "http://evil.example")], [("Sec-Fetch-Site", "cross-site")]] {
         let answer = http_with(port, "POST", pause, &headers, None);
-        assert_eq!((answer.status, answer.body.as_str()), (403, r#"{"error":"refused: this request comes from another site"}"#), "{headers:?}");
+        assert_eq!(
+            (answer.status, answer.body.as_str()),
+            (403, r#"{"error":"refused: this request comes from another site"}"#),
+            "{headers:?}"
+        );
     }
     // The same request from the UI's own page reaches the API (which has
     // no such schedule).
@@ -262,7 +281,10 @@ fn the_session_cookie_is_not_the_token_and_login_sends_nobody_off_site() {
     assert_eq!(answer.header("location").as_deref(), Some("/"));
     let cookie = answer.header("set-cookie").expect("a session cookie");
     assert!(!cookie.contains(TOKEN), "{cookie}");
-    assert!(cookie.starts_with("stockyard_session=") && cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(
+        cookie.starts_with("stockyard_session=") && cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
     let session = cookie.split(';').next().unwrap().to_string();
     let with_cookie = http_with(port, "GET", "/api/overview", &[("Cookie", session.as_str())], None);
     assert_eq!(with_cookie.status, 200, "{with_cookie:?}");

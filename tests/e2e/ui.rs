@@ -11,7 +11,8 @@ use stockyard_tests::{Browser, Cluster, Mongo, Redis, free_port, http, http_with
 
 const DB: &str = "supply_chain";
 const NOW: &str = "2026-01-05T12:00:00Z";
-const KPIS: [&str; 5] = ["inventory_level", "stockout_alerts", "supplier_performance", "dc_utilization", "regional_performance"];
+const KPIS: [&str; 5] =
+    ["inventory_level", "stockout_alerts", "supplier_performance", "dc_utilization", "regional_performance"];
 
 fn get(cluster: &Cluster, path: &str) -> (u16, Value) {
     let (code, body) = http(cluster.http_port, "GET", path, None);
@@ -46,18 +47,34 @@ fn wait_run(cluster: &Cluster, run_id: &str) -> Value {
 /// them; then a KPI run over [11:45, 12:00) and an archive of what is older
 /// than 11:00. Returns the two CLI summaries.
 fn cluster_with_runs(mongo: &Mongo, redis: &Redis) -> (Cluster, Value, Value, PathBuf) {
-    let cluster = Cluster::start_with_env(2, vec![
-        ("STOCKYARD_MONGO_URI".into(), mongo.uri()),
-        ("STOCKYARD_MONGO_DB".into(), DB.into()),
-        ("STOCKYARD_REDIS_URL".into(), redis.url()),
-    ]);
-    cluster.stockyard(&["generate", "--seed", "5", "--docs", "600", "--start", "2026-01-05T10:00:00Z", "--end", NOW]).ok();
+    let cluster = Cluster::start_with_env(
+        2,
+        vec![
+            ("STOCKYARD_MONGO_URI".into(), mongo.uri()),
+            ("STOCKYARD_MONGO_DB".into(), DB.into()),
+            ("STOCKYARD_REDIS_URL".into(), redis.url()),
+        ],
+    );
+    cluster
+        .stockyard(&["generate", "--seed", "5", "--docs", "600", "--start", "2026-01-05T10:00:00Z", "--end", NOW])
+        .ok();
     let last = |out: &str| -> Value { serde_json::from_str(out.lines().last().unwrap()).unwrap() };
     let kpi = last(&cluster.stockyard(&["run", "kpi", "--now", NOW, "--ttl", "600s"]).ok().stdout);
     let dest = cluster.dir.path().join("archive");
     let archive = last(
         &cluster
-            .stockyard(&["run", "archive", "--now", NOW, "--threshold-mb", "0", "--older-than", "60m", "--dest", dest.to_str().unwrap()])
+            .stockyard(&[
+                "run",
+                "archive",
+                "--now",
+                NOW,
+                "--threshold-mb",
+                "0",
+                "--older-than",
+                "60m",
+                "--dest",
+                dest.to_str().unwrap(),
+            ])
             .ok()
             .stdout,
     );
@@ -77,17 +94,27 @@ fn the_rest_api_shows_kpi_and_archive_runs_and_schedule_changes() {
     // Metrics: what the two runs did.
     let metrics = http(cluster.http_port, "GET", "/metrics", None).1;
     let value = |name: &str| -> f64 {
-        let line = metrics.lines().find(|l| l.starts_with(name) && l[name.len()..].starts_with(' ')).unwrap_or_else(|| panic!("no {name} in\n{metrics}"));
+        let line = metrics
+            .lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+            .unwrap_or_else(|| panic!("no {name} in\n{metrics}"));
         line[name.len()..].trim().parse().unwrap()
     };
     assert_eq!(value(r#"stockyard_job_runs_total{job="kpi",status="succeeded"}"#), 1.0);
     assert_eq!(value(r#"stockyard_job_runs_total{job="archive",status="succeeded"}"#), 1.0);
     assert_eq!(value(r#"stockyard_job_run_duration_seconds_count{job="kpi"}"#), 1.0);
     assert_eq!(value(r#"stockyard_mongo_documents_total{outcome="read"}"#), kpi["documents_read"].as_f64().unwrap());
-    assert_eq!(value(r#"stockyard_mongo_documents_total{outcome="rejected"}"#), kpi["documents_rejected"].as_f64().unwrap());
+    assert_eq!(
+        value(r#"stockyard_mongo_documents_total{outcome="rejected"}"#),
+        kpi["documents_rejected"].as_f64().unwrap()
+    );
     assert_eq!(value("stockyard_redis_write_seconds_count"), 1.0);
     assert_eq!(value("stockyard_archived_documents_total"), archive["total_records"].as_f64().unwrap());
-    let parquet_bytes: u64 = walk(&dest).iter().filter(|p| p.extension().is_some_and(|e| e == "parquet")).map(|p| p.metadata().unwrap().len()).sum();
+    let parquet_bytes: u64 = walk(&dest)
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .map(|p| p.metadata().unwrap().len())
+        .sum();
     assert!((value("stockyard_archived_bytes_total") - parquet_bytes as f64).abs() < 1.0, "{parquet_bytes}\n{metrics}");
     let age = value("stockyard_kpi_age_seconds");
     assert!((0.0..600.0).contains(&age), "{age}");
@@ -146,7 +173,19 @@ fn the_rest_api_shows_kpi_and_archive_runs_and_schedule_changes() {
     assert!(archive["total_records"].as_u64().unwrap() > 0, "{archive}");
 
     // A schedule changed through the API is what the CLI lists.
-    cluster.stockyard(&["schedules", "add", "hourly", "--job", "kpi", "--every", "1h", "--param", "now=2026-01-05T12:00:00Z"]).ok();
+    cluster
+        .stockyard(&[
+            "schedules",
+            "add",
+            "hourly",
+            "--job",
+            "kpi",
+            "--every",
+            "1h",
+            "--param",
+            "now=2026-01-05T12:00:00Z",
+        ])
+        .ok();
     let metrics = http(cluster.http_port, "GET", "/metrics", None).1;
     assert!(metrics.contains("stockyard_schedule_lateness_seconds{schedule=\"hourly\"} 0\n"), "{metrics}");
     assert!(metrics.contains("stockyard_schedule_skipped_ticks{schedule=\"hourly\"} 0\n"), "{metrics}");
@@ -154,7 +193,10 @@ fn the_rest_api_shows_kpi_and_archive_runs_and_schedule_changes() {
     assert_eq!((code, &paused), (200, &json!({"name": "hourly", "paused": true, "run_id": null})));
     let (_, list) = get(&cluster, "/api/schedules");
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
-    assert_eq!((list[0]["name"].clone(), list[0]["paused"].clone(), list[0]["next_run_ms"].clone()), (json!("hourly"), json!(true), Value::Null));
+    assert_eq!(
+        (list[0]["name"].clone(), list[0]["paused"].clone(), list[0]["next_run_ms"].clone()),
+        (json!("hourly"), json!(true), Value::Null)
+    );
     let cli = cluster.stockyard(&["schedules", "--format", "json"]).ok().stdout;
     assert!(cli.contains("\"paused\":true"), "{cli}");
     let (_, resumed) = post(&cluster, "/api/schedules/hourly/resume", None);
@@ -170,16 +212,29 @@ fn the_rest_api_shows_kpi_and_archive_runs_and_schedule_changes() {
     assert_eq!(get(&cluster, "/api/schedules").1[0]["last_run_id"], run["run_id"]);
     assert_eq!(post(&cluster, "/api/schedules/nope/trigger", None).0, 404);
     let (code, bad) = post(&cluster, "/api/schedules/hourly/explode", None);
-    assert_eq!((code, bad["error"].as_str().unwrap()), (400, "'explode' is not a schedule action (trigger, pause, resume, remove)"));
+    assert_eq!(
+        (code, bad["error"].as_str().unwrap()),
+        (400, "'explode' is not a schedule action (trigger, pause, resume, remove)")
+    );
 
     // A SQL run started through the API, and its result.
-    let (code, started) = post(&cluster, "/api/runs", Some(json!({"job": "sql", "params": {"sql": "SELECT dc_id, capacity_units FROM dcs_dim WHERE dc_id < 'DC-04' ORDER BY dc_id"}})));
+    let (code, started) = post(
+        &cluster,
+        "/api/runs",
+        Some(
+            json!({"job": "sql", "params": {"sql": "SELECT dc_id, capacity_units FROM dcs_dim WHERE dc_id < 'DC-04' ORDER BY dc_id"}}),
+        ),
+    );
     assert_eq!(code, 202, "{started}");
     let run = wait_run(&cluster, started["run_id"].as_str().unwrap());
     assert_eq!(run["status"], "succeeded", "{run}");
     assert_eq!(run["trigger"], "ui");
-    assert_eq!(run["result"]["columns"], json!([{"name": "dc_id", "type": "Utf8"}, {"name": "capacity_units", "type": "Int64"}]));
-    let dcs: Vec<&str> = run["result"]["rows"].as_array().unwrap().iter().map(|r| r["dc_id"].as_str().unwrap()).collect();
+    assert_eq!(
+        run["result"]["columns"],
+        json!([{"name": "dc_id", "type": "Utf8"}, {"name": "capacity_units", "type": "Int64"}])
+    );
+    let dcs: Vec<&str> =
+        run["result"]["rows"].as_array().unwrap().iter().map(|r| r["dc_id"].as_str().unwrap()).collect();
     assert_eq!(dcs, ["DC-01", "DC-02", "DC-03"]);
     assert_eq!((run["result"]["total_rows"].clone(), run["summary"]["rows"].clone()), (json!(3), json!(3)));
     let (code, bad) = post(&cluster, "/api/runs", Some(json!({"job": "nap"})));
@@ -216,10 +271,10 @@ fn problems_are_named_and_secrets_never_shown() {
     let encoded = "s3cr%2Fet%3Fpw%23x%40y%3A%25";
     let mongo_uri = format!("mongodb://admin:{encoded}@127.0.0.1:{mongo_port}/?serverSelectionTimeoutMS=1000");
     let redis_url = format!("redis://:{encoded}@127.0.0.1:{redis_port}");
-    let cluster = Cluster::start_with_env(0, vec![
-        ("STOCKYARD_MONGO_URI".into(), mongo_uri),
-        ("STOCKYARD_REDIS_URL".into(), redis_url),
-    ]);
+    let cluster = Cluster::start_with_env(
+        0,
+        vec![("STOCKYARD_MONGO_URI".into(), mongo_uri), ("STOCKYARD_REDIS_URL".into(), redis_url)],
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
     let overview = loop {
         let (_, o) = get(&cluster, "/api/overview");
@@ -233,7 +288,10 @@ fn problems_are_named_and_secrets_never_shown() {
     assert_eq!(problems.len(), 3, "{problems:?}");
     assert_eq!(problems[0], "no active executor: queries and jobs wait until one registers");
     assert!(problems[1].starts_with(&format!("MongoDB (mongodb://admin:***@127.0.0.1:{mongo_port}/")), "{problems:?}");
-    assert!(problems[2].starts_with(&format!("reading the KPIs from Redis failed: redis://:***@127.0.0.1:{redis_port}")), "{problems:?}");
+    assert!(
+        problems[2].starts_with(&format!("reading the KPIs from Redis failed: redis://:***@127.0.0.1:{redis_port}")),
+        "{problems:?}"
+    );
     let (code, kpis) = get(&cluster, "/api/kpis");
     assert_eq!(code, 503);
     assert!(kpis["error"].as_str().unwrap().starts_with("reading the KPIs from Redis failed"), "{kpis}");
@@ -243,7 +301,13 @@ fn problems_are_named_and_secrets_never_shown() {
     // gRPC does.
     let (code, refused) = post(&cluster, "/api/runs", Some(json!({"job": "archive", "params": {"threshold_mb": "0"}})));
     assert_eq!(code, 503, "{refused}");
-    assert!(refused["error"].as_str().unwrap().starts_with("the scheduler has no executors; start one with `stockyard executor"), "{refused}");
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("the scheduler has no executors; start one with `stockyard executor"),
+        "{refused}"
+    );
     let mut browser = Browser::start(shots("problems"), cluster.dir.path());
     let base = format!("http://127.0.0.1:{}", cluster.http_port);
     browser.goto(&format!("{base}/"));
@@ -260,7 +324,9 @@ fn problems_are_named_and_secrets_never_shown() {
     assert_eq!(run["status"], "failed", "{run}");
     // SQL whose options hold a key is kept in the history with it masked.
     let key = "wJalrXUtnFEMI-K7MDENG";
-    let sql = format!("CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION 's3://b/t/' OPTIONS ('aws.secret_access_key' '{key}', 'aws.region' 'r1')");
+    let sql = format!(
+        "CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION 's3://b/t/' OPTIONS ('aws.secret_access_key' '{key}', 'aws.region' 'r1')"
+    );
     let (_, sql_run) = post(&cluster, "/api/runs", Some(json!({"job": "sql", "params": {"sql": sql}})));
     let sql_run = wait_run(&cluster, sql_run["run_id"].as_str().unwrap());
     assert_eq!(
@@ -274,11 +340,28 @@ fn problems_are_named_and_secrets_never_shown() {
 
     // No answer, page or log line shows the password.
     let mut seen = Vec::new();
-    for path in ["/api/overview", "/api/executors", "/api/jobs", "/api/runs", "/api/schedules", "/api/kpis", "/api/archives", "/metrics"] {
+    for path in [
+        "/api/overview",
+        "/api/executors",
+        "/api/jobs",
+        "/api/runs",
+        "/api/schedules",
+        "/api/kpis",
+        "/api/archives",
+        "/metrics",
+    ] {
         seen.push(http(cluster.http_port, "GET", path, None).1);
     }
     seen.push(http(cluster.http_port, "GET", &format!("/api/runs/{}", run["run_id"].as_str().unwrap()), None).1);
-    for page in ["/", "/runs", "/schedules", "/kpis", "/archives", "/sql", &format!("/runs/{}", run["run_id"].as_str().unwrap())] {
+    for page in [
+        "/",
+        "/runs",
+        "/schedules",
+        "/kpis",
+        "/archives",
+        "/sql",
+        &format!("/runs/{}", run["run_id"].as_str().unwrap()),
+    ] {
         browser.goto(&format!("{base}{page}"));
         seen.push(browser.text("body"));
     }
@@ -337,7 +420,19 @@ fn every_page_works_in_a_browser() {
     let (cluster, kpi, archive, _) = cluster_with_runs(&mongo, &redis);
     let kpi_id = kpi["run_id"].as_str().unwrap();
     let archive_id = archive["run_id"].as_str().unwrap();
-    cluster.stockyard(&["schedules", "add", "hourly", "--job", "kpi", "--every", "1h", "--param", "now=2026-01-05T12:00:00Z"]).ok();
+    cluster
+        .stockyard(&[
+            "schedules",
+            "add",
+            "hourly",
+            "--job",
+            "kpi",
+            "--every",
+            "1h",
+            "--param",
+            "now=2026-01-05T12:00:00Z",
+        ])
+        .ok();
     let mut b = Browser::start(shots("pages"), cluster.dir.path());
     let base = format!("http://127.0.0.1:{}", cluster.http_port);
     let wait = Duration::from_secs(20);
@@ -383,7 +478,11 @@ fn every_page_works_in_a_browser() {
     b.wait_text("table.runs", archive_id, wait);
     // Every status a run can end in can be filtered for.
     let statuses = b.texts("select[name=status] option");
-    assert_eq!(statuses, ["any", "running", "succeeded", "failed", "skipped", "cancelled", "interrupted"], "{statuses:?}");
+    assert_eq!(
+        statuses,
+        ["any", "running", "succeeded", "failed", "skipped", "cancelled", "interrupted"],
+        "{statuses:?}"
+    );
     b.click("select[name=job] option[value=archive]");
     b.wait_text("table.runs", archive_id, wait);
     let rows = b.texts("table.runs tbody tr");
@@ -399,7 +498,11 @@ fn every_page_works_in_a_browser() {
     // Open the first stage's plan and tasks, and show the stage graph.
     b.click("details[data-key*='/'] summary");
     b.script("document.querySelector('.job').scrollIntoView()", json!([]));
-    assert!(b.text("details[data-key*='/'][open]").contains("ShuffleWriterExec"), "{}", b.text("details[data-key*='/']"));
+    assert!(
+        b.text("details[data-key*='/'][open]").contains("ShuffleWriterExec"),
+        "{}",
+        b.text("details[data-key*='/']")
+    );
     b.screenshot("kpi-run");
     // A Ballista job's own page, from its link.
     let job = run_job_id(&cluster, kpi_id);
@@ -448,7 +551,11 @@ fn every_page_works_in_a_browser() {
     assert_eq!(cancelled.as_array().unwrap().len(), 1, "{cancelled}");
     let run = get(&cluster, &format!("/api/runs/{}", cancelled[0]["run_id"].as_str().unwrap())).1;
     assert_eq!(run["jobs"].as_array().unwrap().len(), 1, "{run}");
-    assert_eq!((run["jobs"][0]["status"].as_str(), run["jobs"][0]["error"].as_str()), (Some("failed"), Some("Cancelled")), "{run}");
+    assert_eq!(
+        (run["jobs"][0]["status"].as_str(), run["jobs"][0]["error"].as_str()),
+        (Some("failed"), Some("Cancelled")),
+        "{run}"
+    );
     let deadline = Instant::now() + wait;
     while get(&cluster, "/api/overview").1["executors"].as_array().unwrap().iter().any(|e| e["running_tasks"] != 0) {
         assert!(Instant::now() < deadline, "tasks still run after the cancel");
@@ -494,7 +601,9 @@ impl Garbage {
 /// answer, close, or wait for more, but must not fall over.
 fn throw(port: u16, bytes: &[u8]) {
     use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { panic!("port {port} refused a connection") };
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        panic!("port {port} refused a connection")
+    };
     s.set_read_timeout(Some(Duration::from_millis(300))).ok();
     let _ = s.write_all(bytes);
     let _ = s.shutdown(std::net::Shutdown::Write);
@@ -506,7 +615,17 @@ fn throw(port: u16, bytes: &[u8]) {
 fn random_and_truncated_requests_leave_the_scheduler_serving() {
     let mut cluster = Cluster::start(1);
     let mut g = Garbage(0x5eed_cafe_f00d_d00d);
-    let paths = ["/api/runs", "/api/runs/x/cancel", "/api/schedules/kpi/trigger", "/api/schedules/%ff/pause", "/api/jobs/..%2f", "/api/overview", "/sql", "/ui/app.js", "/metrics"];
+    let paths = [
+        "/api/runs",
+        "/api/runs/x/cancel",
+        "/api/schedules/kpi/trigger",
+        "/api/schedules/%ff/pause",
+        "/api/jobs/..%2f",
+        "/api/overview",
+        "/sql",
+        "/ui/app.js",
+        "/metrics",
+    ];
     let bodies = [
         r#"{"job":"sql","params":{"sql":"SELECT"#,
         r#"{"job":"kpi","params":{"window":"-1m","ttl":"x"}}"#,
@@ -523,7 +642,11 @@ fn random_and_truncated_requests_leave_the_scheduler_serving() {
             0 => g.some(2048),
             // A valid start, cut off.
             1 => {
-                let full = format!("POST {} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{}", g.pick(&paths), g.pick(&bodies));
+                let full = format!(
+                    "POST {} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{}",
+                    g.pick(&paths),
+                    g.pick(&bodies)
+                );
                 let cut = (g.next() % full.len() as u64) as usize;
                 full.as_bytes()[..cut].to_vec()
             }
@@ -534,7 +657,12 @@ fn random_and_truncated_requests_leave_the_scheduler_serving() {
             }
             // Odd paths and headers.
             3 => {
-                let mut r = format!("GET {}{} HTTP/1.1\r\nHost: x\r\nX-Long: ", g.pick(&paths), String::from_utf8_lossy(&g.bytes(8))).into_bytes();
+                let mut r = format!(
+                    "GET {}{} HTTP/1.1\r\nHost: x\r\nX-Long: ",
+                    g.pick(&paths),
+                    String::from_utf8_lossy(&g.bytes(8))
+                )
+                .into_bytes();
                 r.extend(std::iter::repeat_n(b'a', (g.next() % 20000) as usize));
                 r.extend(b"\r\n\r\n");
                 r
@@ -554,7 +682,8 @@ fn random_and_truncated_requests_leave_the_scheduler_serving() {
     }
     assert!(cluster.scheduler.is_running(), "the scheduler died:\n{}", cluster.logs());
     assert_eq!(http(cluster.http_port, "GET", "/healthz", None), (200, "ok\n".to_string()));
-    let (code, body) = post(&cluster, "/api/runs", Some(json!({"job": "sql", "params": {"sql": "SELECT 40 + 2 AS x"}})));
+    let (code, body) =
+        post(&cluster, "/api/runs", Some(json!({"job": "sql", "params": {"sql": "SELECT 40 + 2 AS x"}})));
     assert_eq!(code, 202, "{body}");
     let run = wait_run(&cluster, body["run_id"].as_str().unwrap());
     assert_eq!(run["result"]["rows"], json!([{"x": 42}]), "{run}");
@@ -582,9 +711,15 @@ fn a_token_guards_the_api_the_metrics_and_the_ui() {
     let port = cluster.http_port;
     let bearer = format!("Bearer {token}");
     let none = http_with(port, "GET", "/api/overview", &[], None);
-    assert_eq!((none.status, none.body.as_str()), (401, r#"{"error":"this scheduler requires a token: send Authorization: Bearer <token>"}"#));
+    assert_eq!(
+        (none.status, none.body.as_str()),
+        (401, r#"{"error":"this scheduler requires a token: send Authorization: Bearer <token>"}"#)
+    );
     let wrong = http_with(port, "GET", "/api/runs", &[("Authorization", "Bearer nope")], None);
-    assert_eq!((wrong.status, wrong.body.as_str()), (401, r#"{"error":"the token is wrong: send Authorization: Bearer <token>"}"#));
+    assert_eq!(
+        (wrong.status, wrong.body.as_str()),
+        (401, r#"{"error":"the token is wrong: send Authorization: Bearer <token>"}"#)
+    );
     let right = http_with(port, "GET", "/api/overview", &[("Authorization", &bearer)], None);
     assert_eq!(right.status, 200, "{}", right.body);
     assert!(right.body.contains("\"state\":\"active\""), "{}", right.body);
@@ -646,7 +781,13 @@ fn a_token_guards_the_api_the_metrics_and_the_ui() {
     let executors = http_with(port, "GET", "/api/executors", &[("Authorization", &bearer)], None);
     assert_eq!(executors.body.matches("\"state\":\"active\"").count(), 1, "{}", executors.body);
     // Raw gRPC calls without it get UNAUTHENTICATED (16), not a crash.
-    let raw = http_with(cluster.port, "POST", "/stockyard.Stockyard/ListRuns", &[("content-type", "application/grpc")], Some(""));
+    let raw = http_with(
+        cluster.port,
+        "POST",
+        "/stockyard.Stockyard/ListRuns",
+        &[("content-type", "application/grpc")],
+        Some(""),
+    );
     assert_eq!(raw.header("grpc-status").as_deref(), Some("16"), "{} {:?}", raw.status, raw.body);
 }
 
@@ -658,11 +799,35 @@ fn certificates(dir: &std::path::Path) -> (PathBuf, PathBuf, PathBuf) {
         assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     };
     let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-    openssl(&[&["req", "-x509"], &ec[..], &["-days", "2", "-subj", "/CN=stockyard test CA", "-keyout", "ca.key", "-out", "ca.pem"]].concat());
+    openssl(
+        &[
+            &["req", "-x509"],
+            &ec[..],
+            &["-days", "2", "-subj", "/CN=stockyard test CA", "-keyout", "ca.key", "-out", "ca.pem"],
+        ]
+        .concat(),
+    );
     openssl(&[&["req"], &ec[..], &["-subj", "/CN=localhost", "-keyout", "key.pem", "-out", "cert.csr"]].concat());
-    std::fs::write(dir.join("ext.cnf"), "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n").unwrap();
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
     openssl(&[
-        "x509", "-req", "-in", "cert.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2", "-extfile", "ext.cnf", "-out",
+        "x509",
+        "-req",
+        "-in",
+        "cert.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+        "-out",
         "cert.pem",
     ]);
     (dir.join("ca.pem"), dir.join("cert.pem"), dir.join("key.pem"))
@@ -685,11 +850,14 @@ fn with_a_certificate_both_ports_speak_only_tls() {
     let path = |p: &PathBuf| p.display().to_string();
     // Every process gets the authority: executors and the CLI check the
     // scheduler with it, the scheduler's own jobs too.
-    let cluster = Cluster::start_with_env(2, vec![
-        ("STOCKYARD_TLS_CERT".into(), path(&cert)),
-        ("STOCKYARD_TLS_KEY".into(), path(&key)),
-        ("STOCKYARD_TLS_CA".into(), path(&ca)),
-    ]);
+    let cluster = Cluster::start_with_env(
+        2,
+        vec![
+            ("STOCKYARD_TLS_CERT".into(), path(&cert)),
+            ("STOCKYARD_TLS_KEY".into(), path(&key)),
+            ("STOCKYARD_TLS_CA".into(), path(&ca)),
+        ],
+    );
     // Queries (Ballista's client and executors through TLS) and a job the
     // scheduler runs itself.
     assert_eq!(cluster.sql_csv("SELECT count(*) AS n FROM partitioned_range(10, 2)"), "n\n10\n");
@@ -699,7 +867,11 @@ fn with_a_certificate_both_ports_speak_only_tls() {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let jobs = cluster.stockyard(&["jobs", "--format", "json"]).ok().stdout;
-        let run: Value = jobs.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).find(|r| r["run_id"] == run_id.as_str()).unwrap();
+        let run: Value = jobs
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|r| r["run_id"] == run_id.as_str())
+            .unwrap();
         if run["status"] == "succeeded" {
             break;
         }
@@ -712,12 +884,18 @@ fn with_a_certificate_both_ports_speak_only_tls() {
     let (code, body) = curl(&["--cacert", &path(&ca), &format!("https://{base}/api/overview")]);
     assert_eq!(code, 0, "{body}");
     assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["executors"].as_array().map(Vec::len), Some(2), "{body}");
-    assert_eq!(curl(&["--cacert", &path(&ca), &format!("https://localhost:{}/healthz", cluster.http_port)]), (0, "ok\n".into()));
+    assert_eq!(
+        curl(&["--cacert", &path(&ca), &format!("https://localhost:{}/healthz", cluster.http_port)]),
+        (0, "ok\n".into())
+    );
     assert_ne!(curl(&[&format!("http://{base}/healthz")]).0, 0);
     // A client that does not know the authority, or expects another name,
     // is refused by its own check, and says so.
     let not_for = r#"invalid peer certificate: certificate not valid for name "other.example""#;
-    for (drop_ca, domain, why) in [(true, None, "is it serving TLS? then give its authority with --tls-ca"), (false, Some("other.example"), not_for)] {
+    for (drop_ca, domain, why) in [
+        (true, None, "is it serving TLS? then give its authority with --tls-ca"),
+        (false, Some("other.example"), not_for),
+    ] {
         let mut cmd = cluster.command(&["executors"]);
         if drop_ca {
             cmd.env_remove("STOCKYARD_TLS_CA");
@@ -732,9 +910,19 @@ fn with_a_certificate_both_ports_speak_only_tls() {
     // A certificate that does not go with the key stops the scheduler at
     // once, naming both files.
     let mut cmd = stockyard_tests::cluster::base_command(&[]);
-    cmd.args(["scheduler", "--port", &free_port().to_string(), "--http-port", &free_port().to_string()])
-        .args(["--state", "memory", "--tls-cert", &path(&ca), "--tls-key", &path(&key)]);
+    cmd.args(["scheduler", "--port", &free_port().to_string(), "--http-port", &free_port().to_string()]).args([
+        "--state",
+        "memory",
+        "--tls-cert",
+        &path(&ca),
+        "--tls-key",
+        &path(&key),
+    ]);
     let bad = stockyard_tests::cluster::run(cmd);
     assert_eq!(bad.code, 1, "{}", bad.stderr);
-    assert!(bad.stderr.contains(&format!("{} and {} do not make a certificate and its key", path(&ca), path(&key))), "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains(&format!("{} and {} do not make a certificate and its key", path(&ca), path(&key))),
+        "{}",
+        bad.stderr
+    );
 }

@@ -45,7 +45,10 @@ impl Browser {
         }}});
         let (code, body) = http(port, "POST", "/session", Some(&caps.to_string()));
         let answer: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-        let session = answer["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no browser session ({code}): {body}")).to_string();
+        let session = answer["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no browser session ({code}): {body}"))
+            .to_string();
         Browser { session, port, shots, taken: 0, _driver: driver, logged_in: Default::default() }
     }
 
@@ -62,9 +65,12 @@ impl Browser {
         self.log_in_for(url);
         self.call("POST", "/url", Some(json!({"url": url})));
         self.wait_until("the page's first refresh", Duration::from_secs(20), || {
-            self.script("return document.getElementById('live') && document.getElementById('live').textContent", json!([]))
-                .as_str()
-                .is_some_and(|t| t.starts_with("live ·") || t == "not live")
+            self.script(
+                "return document.getElementById('live') && document.getElementById('live').textContent",
+                json!([]),
+            )
+            .as_str()
+            .is_some_and(|t| t.starts_with("live ·") || t == "not live")
         });
     }
 
@@ -117,7 +123,11 @@ impl Browser {
             last = self.text(css);
             last.contains(wanted)
         });
-        assert!(found, "'{css}' did not show '{wanted}' within {timeout:?}; it shows: '{last}'\npage: {}", self.text("main"));
+        assert!(
+            found,
+            "'{css}' did not show '{wanted}' within {timeout:?}; it shows: '{last}'\npage: {}",
+            self.text("main")
+        );
         last
     }
 
@@ -156,7 +166,9 @@ impl Browser {
     pub fn screenshot(&mut self, name: &str) -> PathBuf {
         use base64::Engine;
         let png = self.call("GET", "/screenshot", None);
-        let bytes = base64::engine::general_purpose::STANDARD.decode(png.as_str().unwrap_or_default()).expect("base64 screenshot");
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(png.as_str().unwrap_or_default())
+            .expect("base64 screenshot");
         self.taken += 1;
         let path = self.shots.join(format!("{:02}-{name}.png", self.taken));
         std::fs::write(&path, bytes).expect("write screenshot");

@@ -50,7 +50,11 @@ fn spawn_scheduler(dir: &TempDir, env: &[(String, String)], port: u16, http_port
         .args(["--executor-timeout", "6s"]);
     let log = if n == 0 { "scheduler.log".to_string() } else { format!("scheduler-{n}.log") };
     let scheduler = Proc::spawn("scheduler", cmd, dir.path().join(log));
-    assert!(wait_for_port(port, Duration::from_secs(30)), "scheduler did not listen on {port}:\n{}", scheduler.output());
+    assert!(
+        wait_for_port(port, Duration::from_secs(30)),
+        "scheduler did not listen on {port}:\n{}",
+        scheduler.output()
+    );
     scheduler
 }
 
@@ -81,7 +85,16 @@ impl Cluster {
         env_with_defaults.extend(env);
         let env = env_with_defaults;
         let scheduler = spawn_scheduler(&dir, &env, port, http_port, 0);
-        let mut cluster = Cluster { dir, scheduler, executors: Vec::new(), port, http_port, env, restarts: 0, executor_env: Vec::new() };
+        let mut cluster = Cluster {
+            dir,
+            scheduler,
+            executors: Vec::new(),
+            port,
+            http_port,
+            env,
+            restarts: 0,
+            executor_env: Vec::new(),
+        };
         for _ in 0..executors {
             cluster.add_executor();
         }

@@ -9,7 +9,7 @@ pub mod process;
 pub mod services;
 pub mod token;
 
-pub use cluster::{Cluster, Run};
 pub use browser::Browser;
+pub use cluster::{Cluster, Run};
 pub use process::{Proc, free_port, http, http_get, http_with, repo_root, stockyard_bin, within};
 pub use services::{Etcd, Mongo, Redis, S3};

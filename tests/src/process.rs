@@ -109,10 +109,11 @@ impl Proc {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if let Some(c) = self.child.as_mut()
-                && let Ok(Some(status)) = c.try_wait() {
-                    self.child = None;
-                    return Some(status);
-                }
+                && let Ok(Some(status)) = c.try_wait()
+            {
+                self.child = None;
+                return Some(status);
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
         None
@@ -166,7 +167,8 @@ fn send(port: u16, method: &str, path: &str, headers: &[(&str, &str)], content: 
     let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
     // A test may name another host; otherwise the one it connects to.
     let named = headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host"));
-    let asked = headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("authorization") || k.eq_ignore_ascii_case("cookie"));
+    let asked =
+        headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("authorization") || k.eq_ignore_ascii_case("cookie"));
     let extra = match crate::token::for_port(port) {
         Some(token) if !asked => format!("{extra}Authorization: Bearer {token}\r\n"),
         _ => extra,
@@ -215,7 +217,8 @@ impl HttpAnswer {
 }
 
 fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
-    head.lines().find_map(|l| l.split_once(':').filter(|(k, _)| k.trim().eq_ignore_ascii_case(name)).map(|(_, v)| v.trim()))
+    head.lines()
+        .find_map(|l| l.split_once(':').filter(|(k, _)| k.trim().eq_ignore_ascii_case(name)).map(|(_, v)| v.trim()))
 }
 
 fn response_complete(raw: &[u8]) -> bool {
@@ -258,9 +261,8 @@ pub fn within(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
 
 /// The last lines of every `*.log` in `dir`, each under its path.
 pub fn log_tails(dir: &Path) -> String {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
-        .unwrap_or_default();
+    let mut paths: Vec<PathBuf> =
+        std::fs::read_dir(dir).map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect()).unwrap_or_default();
     paths.retain(|p| p.extension().is_some_and(|e| e == "log"));
     paths.sort();
     let mut out = String::new();

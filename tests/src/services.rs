@@ -12,12 +12,7 @@ use tempfile::TempDir;
 use crate::process::{Proc, free_port, repo_root, wait_for_port};
 
 fn ready(proc: &Proc, port: u16) {
-    assert!(
-        wait_for_port(port, Duration::from_secs(60)),
-        "{} did not listen on {port}:\n{}",
-        proc.name,
-        proc.output()
-    );
+    assert!(wait_for_port(port, Duration::from_secs(60)), "{} did not listen on {port}:\n{}", proc.name, proc.output());
 }
 
 fn venv_bin(name: &str) -> PathBuf {
