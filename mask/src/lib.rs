@@ -135,9 +135,9 @@ pub fn sql(sql: &str) -> String {
     let mut last = 0;
     for pair in literals.windows(2) {
         let ((ns, ne), (vs, ve)) = (pair[0], pair[1]);
-        let between = &sql[ne + 1..vs];
-        let adjacent = between.trim().is_empty() || between.trim() == ",";
-        if adjacent && between.trim().is_empty() && is_secret_name(&sql[ns + 1..ne]) && vs >= last {
+        // A name literal followed directly by its value literal.
+        let adjacent = sql[ne + 1..vs].trim().is_empty();
+        if adjacent && is_secret_name(&sql[ns + 1..ne]) && vs >= last {
             out.push_str(&sql[last..vs + 1]);
             out.push_str(MASK);
             last = ve;
