@@ -1,0 +1,36 @@
+//! The stream runtime: a stream is one SQL file (a Kafka source, sinks,
+//! one `INSERT INTO … SELECT`) run as deterministic micro-batches. Each
+//! batch reads fixed offset ranges, aggregates them into per-pane partial
+//! states with DataFusion's own accumulators, merges them into the window
+//! state, writes the sinks, and only then commits offsets, watermark and
+//! state in one write to the state store: a redone batch writes the same
+//! rows, so every sink shows each batch once. `../shared/spec/streaming.md`
+//! is the contract.
+
+pub mod definition;
+pub mod manager;
+pub mod plan;
+pub mod progress;
+pub mod stream;
+pub mod watermark;
+pub mod window;
+
+pub use definition::{Definition, DefinitionError};
+pub use manager::{StreamControl, StreamInfo, StreamState, Streams};
+
+/// Why a stream cannot go on (the next batch tries again).
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    #[error(transparent)]
+    Kafka(#[from] stockyard_stream_source::KafkaError),
+    #[error(transparent)]
+    Sink(#[from] stockyard_stream_sinks::SinkError),
+    #[error("state store: {0}")]
+    State(#[from] stockyard_state::StateError),
+    #[error("{0}")]
+    Plan(#[from] datafusion::error::DataFusionError),
+    #[error("{0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    #[error("the stored state of stream '{stream}' is unreadable: {reason}")]
+    Corrupt { stream: String, reason: String },
+}

@@ -1,0 +1,246 @@
+//! A stream's query as DataFusion plans run on one batch of rows. A
+//! windowed query is split where DataFusion splits every aggregation:
+//! the partial aggregate runs on the batch's rows (grouped by pane), a
+//! `PartialReduce` aggregate merges its states into the stream's pane
+//! states, and the final aggregate (with everything above it: projection,
+//! `HAVING`, order) runs on the panes of one window at a time. Every
+//! mergeable aggregate works this way, `count(DISTINCT …)` included.
+
+use std::sync::{Arc, Mutex};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::{Result, plan_err};
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::logical_expr::{Expr, LogicalPlan, ScalarUDF, TableType};
+use datafusion::optimizer::Optimizer;
+use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
+use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
+use datafusion::physical_plan::{ExecutionPlan, collect};
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use crate::definition::Definition;
+use crate::window::{self, PaneUdf};
+
+/// A session for stream queries: one partition (a batch is small and the
+/// split below needs one final aggregate), no rules that merge the partial
+/// and final aggregates or rewrite distinct aggregates into two levels.
+pub fn session() -> SessionContext {
+    let config = SessionConfig::new().with_target_partitions(1);
+    let logical =
+        Optimizer::new().rules.into_iter().filter(|r| r.name() != "single_distinct_aggregation_to_group_by").collect();
+    let physical = PhysicalOptimizer::new()
+        .rules
+        .into_iter()
+        .filter(|r| {
+            !matches!(r.name(), "CombinePartialFinalAggregate" | "aggregate_statistics" | "LimitedDistinctAggregation")
+        })
+        .collect();
+    let state = SessionStateBuilder::new()
+        .with_default_features()
+        .with_config(config)
+        .with_optimizer_rules(logical)
+        .with_physical_optimizer_rules(physical)
+        .build();
+    let ctx = SessionContext::new_with_state(state);
+    ctx.register_udf(ScalarUDF::from(PaneUdf::default()));
+    ctx
+}
+
+/// The source table: the rows of the batch being run.
+#[derive(Debug)]
+pub struct BatchTable {
+    schema: SchemaRef,
+    rows: Mutex<Vec<RecordBatch>>,
+}
+
+impl BatchTable {
+    fn new(schema: SchemaRef) -> Self {
+        Self { schema, rows: Mutex::new(Vec::new()) }
+    }
+
+    /// Sets the rows the next plan reads.
+    pub fn set(&self, rows: Vec<RecordBatch>) {
+        *self.rows.lock().expect("batch table lock") = rows;
+    }
+}
+
+#[async_trait]
+impl TableProvider for BatchTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let rows = self.rows.lock().expect("batch table lock").clone();
+        Ok(MemorySourceConfig::try_new_exec(&[rows], self.schema.clone(), projection.cloned())?)
+    }
+}
+
+/// A stream's query, planned once; physical plans are made per batch.
+pub struct Prepared {
+    pub ctx: SessionContext,
+    pub table: Arc<BatchTable>,
+    pub logical: LogicalPlan,
+}
+
+impl Prepared {
+    /// Registers the source and static tables and plans the query.
+    pub async fn new(definition: &Definition) -> std::result::Result<Self, String> {
+        let ctx = session();
+        crate::definition::register_statics(&ctx, definition).await?;
+        let table = Arc::new(BatchTable::new(definition.source.schema.clone()));
+        ctx.register_table(definition.source.table.as_str(), table.clone()).map_err(|e| e.strip_backtrace())?;
+        let frame = ctx.sql(&definition.query).await.map_err(|e| e.strip_backtrace())?;
+        Ok(Self { ctx, table, logical: frame.logical_plan().clone() })
+    }
+
+    /// The physical plan over `rows`.
+    pub async fn physical(&self, rows: Vec<RecordBatch>) -> Result<Arc<dyn ExecutionPlan>> {
+        self.table.set(rows);
+        self.ctx.state().create_physical_plan(&self.logical).await
+    }
+
+    /// Runs `plan` to the end.
+    pub async fn run(&self, plan: Arc<dyn ExecutionPlan>) -> Result<Vec<RecordBatch>> {
+        collect(plan, self.ctx.task_ctx()).await
+    }
+}
+
+/// Plans the definition on no rows: errors in the query are found before
+/// the stream starts.
+pub async fn check(definition: &Definition) -> std::result::Result<(), String> {
+    let prepared = Prepared::new(definition).await?;
+    let plan = prepared.physical(vec![]).await.map_err(|e| e.strip_backtrace())?;
+    if definition.window.is_some() {
+        WindowPlan::split(plan)?;
+    }
+    Ok(())
+}
+
+/// The parts of a windowed query's physical plan.
+pub struct WindowPlan {
+    root: Arc<dyn ExecutionPlan>,
+    final_agg: Arc<dyn ExecutionPlan>,
+    partial: Arc<dyn ExecutionPlan>,
+    /// The index of the `window` column in the state schema.
+    pub window_column: usize,
+}
+
+fn aggregate(plan: &Arc<dyn ExecutionPlan>) -> Option<&AggregateExec> {
+    plan.downcast_ref::<AggregateExec>()
+}
+
+impl WindowPlan {
+    /// Finds the final and partial aggregates of `root`.
+    pub fn split(root: Arc<dyn ExecutionPlan>) -> std::result::Result<Self, String> {
+        fn find_final(plan: &Arc<dyn ExecutionPlan>) -> Option<Arc<dyn ExecutionPlan>> {
+            if aggregate(plan)
+                .is_some_and(|a| matches!(a.mode(), AggregateMode::Final | AggregateMode::FinalPartitioned))
+            {
+                return Some(plan.clone());
+            }
+            plan.children().into_iter().find_map(find_final)
+        }
+        let cannot = "the query's aggregation cannot be split into window panes";
+        let final_agg = find_final(&root).ok_or_else(|| format!("{cannot} (no final aggregate in the plan)"))?;
+        let mut partial = final_agg.children()[0].clone();
+        while !aggregate(&partial).is_some_and(|a| *a.mode() == AggregateMode::Partial) {
+            let children = partial.children();
+            if children.len() != 1 {
+                return Err(format!("{cannot} (no partial aggregate under the final one)"));
+            }
+            partial = children[0].clone();
+        }
+        let schema = partial.schema();
+        let windows: Vec<usize> =
+            (0..schema.fields().len()).filter(|&i| schema.field(i).data_type() == &window::struct_type()).collect();
+        let [window_column] = windows.as_slice() else {
+            return Err(format!("{cannot} (the window is not one of the groups)"));
+        };
+        Ok(Self { window_column: *window_column, root, final_agg, partial })
+    }
+
+    /// The schema of pane states.
+    pub fn state_schema(&self) -> SchemaRef {
+        self.partial.schema()
+    }
+
+    /// The partial aggregate of the batch's rows: states per pane and group.
+    pub async fn partial(&self, prepared: &Prepared) -> Result<Vec<RecordBatch>> {
+        prepared.run(self.partial.clone()).await
+    }
+
+    /// `states` merged into one state per pane and group.
+    pub async fn reduce(&self, prepared: &Prepared, states: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
+        let states = conform(states, &self.state_schema())?;
+        if states.iter().all(|b| b.num_rows() == 0) {
+            return Ok(vec![]);
+        }
+        let Some(f) = aggregate(&self.final_agg) else { return plan_err!("not an aggregate") };
+        let input = MemorySourceConfig::try_new_exec(&[states], self.state_schema(), None)?;
+        let reduce = AggregateExec::try_new(
+            AggregateMode::PartialReduce,
+            f.group_expr().clone(),
+            f.aggr_expr().to_vec(),
+            f.filter_expr().to_vec(),
+            input,
+            f.input_schema(),
+        )?;
+        let out = prepared.run(Arc::new(reduce)).await?;
+        conform(out, &self.state_schema())
+    }
+
+    /// The query's rows for one window, from the states of its panes with
+    /// their `window` column set to the window.
+    pub async fn finish(&self, prepared: &Prepared, states: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
+        let states = conform(states, &self.state_schema())?;
+        let input = MemorySourceConfig::try_new_exec(&[states], self.state_schema(), None)?;
+        let final_agg = self.final_agg.clone().with_new_children(vec![input])?;
+        let target = self.final_agg.clone();
+        let root = self
+            .root
+            .clone()
+            .transform_down(|node| {
+                Ok(if Arc::ptr_eq(&node, &target) {
+                    Transformed::new(final_agg.clone(), true, TreeNodeRecursion::Jump)
+                } else {
+                    Transformed::no(node)
+                })
+            })?
+            .data;
+        prepared.run(root).await
+    }
+}
+
+/// `batches` under `schema` (the same columns; nullability may differ
+/// between the partial and reduced outputs).
+pub fn conform(batches: Vec<RecordBatch>, schema: &SchemaRef) -> Result<Vec<RecordBatch>> {
+    batches
+        .into_iter()
+        .map(|b| {
+            if b.schema() == *schema {
+                Ok(b)
+            } else {
+                RecordBatch::try_new_with_options(
+                    schema.clone(),
+                    b.columns().to_vec(),
+                    &arrow::array::RecordBatchOptions::new().with_row_count(Some(b.num_rows())),
+                )
+                .map_err(Into::into)
+            }
+        })
+        .collect()
+}
