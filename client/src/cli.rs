@@ -42,6 +42,8 @@ pub enum Command {
     Jobs(JobsArgs),
     /// List schedules, or add, pause, resume, trigger or remove one.
     Schedules(SchedulesArgs),
+    /// List streams (continuous SQL over Kafka), or create, pause, resume, stop or drop one.
+    Streams(StreamsArgs),
     /// Write supply-chain data to MongoDB: a backfill over a time range, or a live stream.
     Generate(GenerateArgs),
 }
@@ -471,6 +473,49 @@ pub enum ScheduleAction {
     Trigger(ScheduleName),
     /// Remove a schedule (a run in flight goes on).
     Remove(ScheduleName),
+}
+
+#[derive(Debug, Args)]
+pub struct StreamsArgs {
+    #[command(subcommand)]
+    pub action: Option<StreamAction>,
+    #[command(flatten)]
+    pub list: ListArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StreamAction {
+    /// Check a stream's SQL and start it; it runs until stopped.
+    Create(CreateStream),
+    /// Stop reading until resumed (the batch in flight finishes).
+    Pause(StreamName),
+    /// Read again after a pause or a stop.
+    Resume(StreamName),
+    /// Stop the stream after the batch in flight; its state is kept.
+    Stop(StreamName),
+    /// Stop the stream and forget its state (its sinks keep their data).
+    Drop(StreamName),
+}
+
+#[derive(Debug, Args)]
+pub struct StreamName {
+    /// The stream.
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateStream {
+    /// Its name (letters, digits, '_', '-', '.').
+    pub name: String,
+    /// The stream's SQL file.
+    #[arg(long, conflicts_with = "sql", required_unless_present = "sql")]
+    pub file: Option<std::path::PathBuf>,
+    /// The stream's SQL.
+    #[arg(long)]
+    pub sql: Option<String>,
+    /// The pause between batches when there is nothing to catch up on.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub trigger: Duration,
 }
 
 #[derive(Debug, Args)]

@@ -71,7 +71,7 @@ fn time(secs: u64) -> String {
 
 /// Writes a listing to stdout. A reader that stops early (`| head`) ends
 /// the output, not the process with a panic: write errors are dropped.
-fn print(format: Format, header: &[&str], rows: Vec<Vec<String>>, objects: Vec<Value>) {
+pub(crate) fn print(format: Format, header: &[&str], rows: Vec<Vec<String>>, objects: Vec<Value>) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     match format {
@@ -186,7 +186,7 @@ fn time_ms(ms: u64) -> String {
     humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + Duration::from_millis(ms)).to_string()
 }
 
-fn failed(scheduler: &Remote, e: tonic::Status) -> Failure {
+pub(crate) fn failed(scheduler: &Remote, e: tonic::Status) -> Failure {
     Failure::new(format!("the scheduler at {scheduler} failed: {}", e.message()))
 }
 

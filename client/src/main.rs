@@ -8,6 +8,7 @@ mod list;
 mod run;
 mod sql;
 mod standalone;
+mod streams;
 
 use std::process::ExitCode;
 
@@ -18,19 +19,25 @@ use stockyard_mongo::ScanOptions;
 use stockyard_scheduler::{BoundScheduler, MongoSettings, SchedulerSettings};
 use tracing_subscriber::EnvFilter;
 
-/// Work that failed: printed as `error: …`, exit status 1.
+/// Work that failed: printed as `error: …`, exit status 1 (2 when the
+/// command line or what it names is wrong).
 #[derive(Debug)]
-pub struct Failure(String);
+pub struct Failure(String, u8);
 
 impl Failure {
     /// A failure with this message.
     pub fn new(message: impl Into<String>) -> Self {
-        Self(message.into())
+        Self(message.into(), 1)
+    }
+
+    /// A bad command line or input: exit status 2.
+    pub fn usage(message: impl Into<String>) -> Self {
+        Self(message.into(), 2)
     }
 
     /// A failure from an error's display text.
     pub fn from_error(e: impl std::fmt::Display) -> Self {
-        Self(e.to_string())
+        Self(e.to_string(), 1)
     }
 }
 
@@ -97,9 +104,9 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Failure(message)) => {
+        Err(Failure(message, code)) => {
             eprintln!("error: {message}");
-            ExitCode::from(1)
+            ExitCode::from(code)
         }
     }
 }
@@ -236,6 +243,7 @@ async fn run(command: Command) -> Result<(), Failure> {
                 Some(action) => list::change_schedule(&remote, action).await,
             }
         }
+        Command::Streams(a) => streams::run(a).await,
         Command::Generate(a) => generate::run(a).await,
     }
 }

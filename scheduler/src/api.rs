@@ -36,6 +36,8 @@ pub(crate) struct Api {
     pub tls: bool,
     /// Whether this scheduler leads, and which one does.
     pub leadership: Arc<crate::leader::Leadership>,
+    /// The streams this scheduler runs (as the leader) or lists.
+    pub streams: Arc<stockyard_stream_runtime::Streams>,
 }
 
 type Answer = Result<Json<Value>, (StatusCode, Json<Value>)>;

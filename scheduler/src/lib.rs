@@ -14,6 +14,7 @@ pub mod runner;
 pub mod schedules;
 mod service;
 mod standby;
+pub mod streams;
 pub mod tls;
 mod ui;
 
@@ -217,6 +218,7 @@ pub struct BoundScheduler {
     runner: Arc<JobRunner>,
     schedules: Arc<Schedules>,
     leadership: Arc<leader::Leadership>,
+    streams: Arc<stockyard_stream_runtime::Streams>,
     default_schedules: bool,
     executor_timeout: Duration,
     /// Ballista's job store, for the stages and tasks of any job.
@@ -314,6 +316,7 @@ impl BoundScheduler {
         };
         let runner = Arc::new(JobRunner::new(targets, store.clone(), settings.history_retention, me.id.clone()));
         let schedules = Schedules::new(store.clone(), runner.clone());
+        let streams = stockyard_stream_runtime::Streams::new(store.clone(), settings.allow_local_files);
         let leadership = leader::Leadership::start(store, me);
         let config = Arc::new(config);
         let cluster = BallistaCluster::new_from_config(&config).await?;
@@ -326,6 +329,7 @@ impl BoundScheduler {
             runner,
             schedules,
             leadership,
+            streams,
             default_schedules: settings.default_schedules,
             executor_timeout: settings.executor_timeout,
             jobs,
@@ -361,6 +365,7 @@ impl BoundScheduler {
             runner,
             schedules,
             leadership,
+            streams,
             default_schedules,
             executor_timeout,
             jobs,
@@ -383,6 +388,7 @@ impl BoundScheduler {
             token: token.clone(),
             tls: tls.is_some(),
             leadership: leadership.clone(),
+            streams: streams.clone(),
         };
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -402,6 +408,7 @@ impl BoundScheduler {
                 runner,
                 schedules.clone(),
                 leadership.clone(),
+                streams.clone(),
             )));
         let token: Option<Arc<str>> = token.map(Into::into);
         let grpc_routes =
@@ -448,6 +455,7 @@ impl BoundScheduler {
         // after start sees them; otherwise the schedule loop keeps trying.
         let seeded = !default_schedules
             || tokio::time::timeout(Duration::from_secs(3), schedules.seed_defaults()).await.is_ok_and(|r| r.is_ok());
+        streams::start(streams, leadership.clone());
         tokio::spawn(schedules.run(!seeded, leadership));
         let (g, h) = tokio::select! {
             both = async { tokio::join!(grpc_server, http_server) } => both,

@@ -31,6 +31,7 @@ pub(crate) struct JobApi {
     runner: Arc<JobRunner>,
     schedules: Arc<Schedules>,
     leadership: Arc<Leadership>,
+    streams: Arc<stockyard_stream_runtime::Streams>,
 }
 
 fn schedule_status(e: ScheduleError) -> Status {
@@ -49,8 +50,9 @@ impl JobApi {
         runner: Arc<JobRunner>,
         schedules: Arc<Schedules>,
         leadership: Arc<Leadership>,
+        streams: Arc<stockyard_stream_runtime::Streams>,
     ) -> Self {
-        Self { scheduler, catalog, runner, schedules, leadership }
+        Self { scheduler, catalog, runner, schedules, leadership, streams }
     }
 
     /// Refuses work only the leader runs, naming the leader.
@@ -202,6 +204,25 @@ impl Stockyard for JobApi {
     ) -> Result<Response<ListSchedulesResponse>, Status> {
         let schedules = self.schedules.list().await.map_err(schedule_status)?;
         Ok(Response::new(ListSchedulesResponse { schedules: schedules.iter().map(Schedule::info).collect() }))
+    }
+
+    async fn list_streams(
+        &self,
+        request: Request<stockyard_proto::ListStreamsRequest>,
+    ) -> Result<Response<stockyard_proto::ListStreamsResponse>, Status> {
+        let streams = crate::streams::list(&self.streams, &request.into_inner().name).await?;
+        Ok(Response::new(stockyard_proto::ListStreamsResponse { streams }))
+    }
+
+    async fn change_stream(
+        &self,
+        request: Request<stockyard_proto::ChangeStreamRequest>,
+    ) -> Result<Response<stockyard_proto::ChangeStreamResponse>, Status> {
+        let r = request.into_inner();
+        let changed = crate::streams::change(&self.streams, &self.leadership, &r.name, &r.action, &r.sql, &r.trigger)
+            .await
+            .map_err(|(code, message)| Status::new(code, message))?;
+        Ok(Response::new(stockyard_proto::ChangeStreamResponse { stream: changed.as_ref().map(crate::streams::proto) }))
     }
 
     async fn change_schedule(

@@ -11,4 +11,5 @@ mod mongo;
 mod schedules;
 mod security;
 mod services;
+mod streams;
 mod ui;

@@ -228,3 +228,100 @@ impl S3 {
         .collect()
     }
 }
+
+/// A Kafka-protocol broker: Tansu, with SQLite storage in its directory so
+/// records survive a restart. Built by `scripts/setup` into a cache.
+pub struct Kafka {
+    pub proc: Proc,
+    pub port: u16,
+    pub dir: TempDir,
+}
+
+fn tansu_bin() -> PathBuf {
+    let tools = std::env::var_os("STOCKYARD_TOOLS").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/stockyard-tools")
+    });
+    let bin = tools.join("tansu/bin/tansu");
+    assert!(bin.exists(), "{} is missing: run scripts/setup", bin.display());
+    bin
+}
+
+impl Kafka {
+    /// Starts Tansu and waits until it listens.
+    pub fn start() -> Kafka {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let proc = Self::spawn(&dir, port);
+        Kafka { proc, port, dir }
+    }
+
+    fn spawn(dir: &TempDir, port: u16) -> Proc {
+        let url = format!("tcp://127.0.0.1:{port}");
+        let mut cmd = Command::new(tansu_bin());
+        // The SQLite path is relative to the working directory.
+        cmd.current_dir(dir.path())
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args(["--storage-engine", "sqlite://tansu.db"]);
+        let proc = Proc::spawn("tansu", cmd, dir.path().join("tansu.log"));
+        ready(&proc, port);
+        proc
+    }
+
+    /// Stops it (SIGTERM) and starts it again on the same port and data
+    /// after `down`.
+    pub fn restart_after(&mut self, down: Duration) {
+        self.proc.stop(Duration::from_secs(10));
+        std::thread::sleep(down);
+        self.proc = Self::spawn(&self.dir, self.port);
+    }
+
+    /// `kafka://127.0.0.1:PORT/topic`.
+    pub fn location(&self, topic: &str) -> String {
+        format!("kafka://127.0.0.1:{}/{topic}", self.port)
+    }
+
+    fn broker<T>(&self, topic: &str, work: impl AsyncFnOnce(stockyard_stream_source::Broker) -> T) -> T {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let location: stockyard_stream_source::KafkaLocation = self.location(topic).parse().expect("location");
+        runtime.block_on(async move {
+            let broker = stockyard_stream_source::Broker::connect(&location).await.expect("connect to the broker");
+            work(broker).await
+        })
+    }
+
+    /// Creates `topic` with `partitions` partitions.
+    pub fn create_topic(&self, topic: &str, partitions: i32) {
+        self.broker(topic, async |b| b.create_topic(partitions).await.expect("create topic"));
+    }
+
+    /// Appends `values` to one partition with our own producer (rskafka).
+    pub fn produce(&self, topic: &str, partition: i32, values: &[String]) {
+        let values: Vec<Vec<u8>> = values.iter().map(|v| v.as_bytes().to_vec()).collect();
+        self.broker(topic, async |b| b.produce(partition, values).await.expect("produce"));
+    }
+
+    /// Appends `values` to one partition with kafka-python, a client no one
+    /// here wrote.
+    pub fn produce_with_kafka_python(&self, topic: &str, partition: i32, values: &[String]) {
+        let script = r#"
+import json, sys
+from kafka import KafkaProducer
+port, topic, partition = sys.argv[1], sys.argv[2], int(sys.argv[3])
+producer = KafkaProducer(bootstrap_servers=f"127.0.0.1:{port}", api_version=(2, 5, 0))
+for line in sys.stdin.read().splitlines():
+    producer.send(topic, value=line.encode(), partition=partition)
+producer.flush(30)
+producer.close()
+"#;
+        let mut child = Command::new(venv_bin("python"))
+            .args(["-c", script, &self.port.to_string(), topic, &partition.to_string()])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start python");
+        child.stdin.take().expect("stdin").write_all(values.join("\n").as_bytes()).expect("write values");
+        let out = child.wait_with_output().expect("kafka-python ran");
+        assert!(out.status.success(), "kafka-python failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}

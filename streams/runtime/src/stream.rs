@@ -309,6 +309,9 @@ impl Stream {
                 sink.write(&view.to_string()).await?;
             }
         }
+        // A crash here leaves the sink written and the batch uncommitted:
+        // the batch is redone and writes the same rows again.
+        stockyard_plan::fault::point("stream-after-sink");
         counts.rows_out = rows_out as u64;
         let mut total = self.progress.counts;
         add(&mut total, &counts);
@@ -410,7 +413,7 @@ pub(crate) fn window_input(
     Ok(vec![concat_batches(&schema, &out)?])
 }
 
-/// Rows as JSON objects, timestamps as RFC 3339 in UTC.
+/// Rows as JSON objects (nulls written out), timestamps as RFC 3339 in UTC.
 fn json_rows(batches: &[RecordBatch]) -> Result<Vec<serde_json::Value>, StreamError> {
     let mut out = Vec::new();
     for b in batches.iter().filter(|b| b.num_rows() > 0) {
@@ -433,7 +436,9 @@ fn json_rows(batches: &[RecordBatch]) -> Result<Vec<serde_json::Value>, StreamEr
             .map(|(f, c)| f.as_ref().clone().with_data_type(c.data_type().clone()))
             .collect();
         let b = RecordBatch::try_new(Arc::new(arrow::datatypes::Schema::new(fields)), columns)?;
-        let mut writer = arrow::json::ArrayWriter::new(Vec::new());
+        let mut writer = arrow::json::WriterBuilder::new()
+            .with_explicit_nulls(true)
+            .build::<_, arrow::json::writer::JsonArray>(Vec::new());
         writer.write(&b)?;
         writer.finish()?;
         let bytes = writer.into_inner();
