@@ -101,9 +101,58 @@ pub(crate) async fn render(api: &Api) -> Result<String, String> {
             }
         }
     }
+    if let Ok(list) = api.streams.list().await {
+        streams(&registry, &list).map_err(e)?;
+    }
     let mut families = registry.gather();
     families.extend(runner.counters.registry.gather());
     let mut out = Vec::new();
     TextEncoder::new().encode(&families, &mut out).map_err(e)?;
     String::from_utf8(out).map_err(|e| e.to_string())
+}
+
+/// Each stream's position and counts.
+fn streams(registry: &Registry, list: &[stockyard_stream_runtime::StreamInfo]) -> prometheus::Result<()> {
+    let state = gauge_vec(registry, "stockyard_stream_state", "1 for each stream's state now.", &["stream", "state"])?;
+    let batches = gauge_vec(registry, "stockyard_stream_batches", "Batches a stream has committed.", &["stream"])?;
+    let lag = gauge_vec(
+        registry,
+        "stockyard_stream_lag_records",
+        "Records behind the end of each partition after the last batch.",
+        &["stream", "partition"],
+    )?;
+    let rows = gauge_vec(
+        registry,
+        "stockyard_stream_rows",
+        "Rows a stream has counted: in (on time), out (to the sink), late, rejected (unreadable records).",
+        &["stream", "kind"],
+    )?;
+    let duration = GaugeVec::new(
+        Opts::new("stockyard_stream_last_batch_seconds", "How long a stream's last batch took."),
+        &["stream"],
+    )?;
+    registry.register(Box::new(duration.clone()))?;
+    let delay = GaugeVec::new(
+        Opts::new("stockyard_stream_watermark_delay_seconds", "Wall clock minus a stream's watermark."),
+        &["stream"],
+    )?;
+    registry.register(Box::new(delay.clone()))?;
+    let now = chrono::Utc::now().timestamp_millis();
+    for s in list {
+        let name = s.name.as_str();
+        state.with_label_values(&[name, &s.state.to_string()]).set(1);
+        batches.with_label_values(&[name]).set(s.batches as i64);
+        for (p, l) in &s.partition_lag {
+            lag.with_label_values(&[name, &p.to_string()]).set(*l as i64);
+        }
+        for (kind, n) in [("in", s.rows_in), ("out", s.rows_out), ("late", s.late_rows), ("rejected", s.rejected_rows)]
+        {
+            rows.with_label_values(&[name, kind]).set(n as i64);
+        }
+        duration.with_label_values(&[name]).set(s.last_batch_ms as f64 / 1000.0);
+        if let Some(w) = s.watermark_ms {
+            delay.with_label_values(&[name]).set((now - w) as f64 / 1000.0);
+        }
+    }
+    Ok(())
 }

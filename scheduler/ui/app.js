@@ -344,6 +344,76 @@ pages.schedules = {
   },
 };
 
+// Records per second of each stream over the last polls, for sparklines.
+const streamHistory = new Map();
+
+function sparkline(points) {
+  const w = 120, hgt = 24;
+  if (points.length < 2) return h("span", { class: "muted" }, "…");
+  const max = Math.max(1, ...points);
+  const step = w / (points.length - 1);
+  const path = points.map((p, i) => `${(i * step).toFixed(1)},${(hgt - (hgt * p) / max).toFixed(1)}`).join(" ");
+  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  svg.setAttribute("width", w); svg.setAttribute("height", hgt); svg.setAttribute("class", "spark");
+  const line = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
+  line.setAttribute("points", path);
+  svg.append(line);
+  const t = document.createElementNS("http://www.w3.org/2000/svg", "title");
+  t.textContent = `${fmtNum(points[points.length - 1], 0)} records/s now, ${fmtNum(max, 0)} at most`;
+  svg.append(t);
+  return svg;
+}
+
+pages.streams = {
+  title: "Streams",
+  mount(root) {
+    this.el = h("div");
+    this.msg = h("div");
+    root.append(h("h1", {}, "Streams"), this.msg, this.el);
+  },
+  async act(name, action) {
+    try {
+      await post(`/api/streams/${encodeURIComponent(name)}/${action}`);
+      fill(this.msg, h("div", { class: "card", id: "stream-message" }, `${name}: ${action} done`));
+    } catch (e) {
+      fill(this.msg, problem(`${name}: ${action} failed: ${e.message}`));
+    }
+    refreshNow();
+  },
+  async refresh() {
+    const list = await api("/api/streams");
+    const now = Date.now();
+    for (const x of list) {
+      const seen = streamHistory.get(x.name) || { rates: [] };
+      if (seen.at && now > seen.at) seen.rates.push(Math.max(0, ((x.records - seen.records) * 1000) / (now - seen.at)));
+      seen.rates = seen.rates.slice(-30);
+      Object.assign(seen, { at: now, records: x.records });
+      streamHistory.set(x.name, seen);
+    }
+    const maxLag = Math.max(1, ...list.map((x) => x.lag));
+    fill(this.el, list.length ? table([
+      { label: "name", cell: (x) => h("b", {}, x.name) },
+      { label: "state", cell: (x) => [status(x.state), x.error ? h("div", { class: "status failed", "data-error": true }, x.error) : ""] },
+      { label: "source", cell: (x) => x.sources.join(" ") },
+      { label: "sink", cell: (x) => x.sink },
+      { label: "lag", num: true, cell: (x) => h("div", {}, fmtNum(x.lag), bar(x.lag, maxLag, x.lag > 0)) },
+      { label: "watermark", cell: (x) => (x.watermark_ms ? h("span", { title: x.watermark }, `${fmtSpan((now - x.watermark_ms) / 1000)} behind`) : h("span", { class: "muted" }, "none yet")) },
+      { label: "throughput", cell: (x) => sparkline(streamHistory.get(x.name).rates) },
+      { label: "batches", num: true, cell: (x) => fmtNum(x.batches) },
+      { label: "rows in", num: true, cell: (x) => fmtNum(x.rows_in) },
+      { label: "rows out", num: true, cell: (x) => fmtNum(x.rows_out) },
+      { label: "late", num: true, cell: (x) => fmtNum(x.late_rows) },
+      { label: "rejected", num: true, cell: (x) => h("span", { title: `not JSON ${x.rejected.not_json}, not an object ${x.rejected.not_an_object}, bad event time ${x.rejected.bad_event_time}` }, fmtNum(x.rejected_rows)) },
+      { label: "last batch", num: true, cell: (x) => fmtMs(x.last_batch_ms) },
+      { label: "", cell: (x) => h("div", { class: "row" },
+        x.state === "paused" || x.state === "stopped"
+          ? h("button", { "data-action": "resume", onclick: () => this.act(x.name, "resume") }, "Resume")
+          : h("button", { "data-action": "pause", onclick: () => this.act(x.name, "pause") }, "Pause"),
+        x.state !== "stopped" ? h("button", { "data-action": "stop", onclick: () => this.act(x.name, "stop") }, "Stop") : "") },
+    ], rowsOf(list, (x) => ({ "data-stream": x.name }))) : h("p", { class: "muted" }, "No streams. Create one with stockyard streams create NAME --file stream.sql."));
+  },
+};
+
 pages.kpis = {
   title: "KPIs",
   heading: () => "Supply-chain KPIs",

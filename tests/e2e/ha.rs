@@ -338,3 +338,58 @@ fn a_leader_that_lost_its_lease_but_lives_lets_its_executors_go_unharmed() {
     let n = ha.stockyard(&["sql", "--format", "csv", "SELECT count(*) AS n FROM orders_fact"]).ok().stdout;
     assert_eq!(n, format!("n\n{}\n", all(&mongo, "orders_fact").len()));
 }
+
+/// A stream on the leader goes on at the standby when the leader is
+/// killed: every record counts once in the sink.
+#[test]
+fn the_standby_takes_over_a_dead_leaders_stream_exactly_once() {
+    use crate::streams::{at, oracle, order, sink_rows, source};
+    let etcd = Etcd::start();
+    let mongo = Mongo::start();
+    let kafka = stockyard_tests::Kafka::start();
+    kafka.create_topic("orders", 1);
+    let mut ha = Ha::new(&etcd, &mongo);
+    let mut a = ha.scheduler(0, "scheduler-a", &[]);
+    ha.wait("a to lead", Duration::from_secs(20), || a.leads());
+    let b = ha.scheduler(1, "scheduler-b", &[]);
+    ha.executor();
+    ha.executor();
+    let out = ha.dir.path().join("sink");
+    let sql = format!(
+        "{}
+         CREATE EXTERNAL TABLE sink STORED AS PARQUET LOCATION '{}';
+         INSERT INTO sink SELECT window.start AS window_start, product_id, count(*) AS orders, sum(price) AS revenue
+         FROM orders GROUP BY window(ts, '5 minutes'), product_id",
+        source(&kafka, "orders", "").replace("'2 minutes'", "'0s'"),
+        out.display()
+    );
+    ha.stockyard(&["streams", "create", "ha", "--sql", &sql, "--trigger", "100ms"]).ok();
+    let records = |s: &Scheduler| -> u64 {
+        let (code, body) = http_get(s.http, "/api/streams/ha");
+        if code != 200 {
+            return 0;
+        }
+        serde_json::from_str::<Value>(&body).map(|v| v["records"].as_u64().unwrap_or(0)).unwrap_or(0)
+    };
+    let mut produced = Vec::new();
+    let mut batch = |from: i64, n: i64, produced: &mut Vec<(String, f64, i64)>| {
+        let values: Vec<String> = (from..from + n)
+            .map(|m| {
+                let product = ["a", "b"][(m % 2) as usize];
+                produced.push((product.to_string(), 1.5, m));
+                order(product, 1.5, 1, &at(m, 0))
+            })
+            .collect();
+        kafka.produce("orders", 0, &values);
+    };
+    batch(0, 40, &mut produced);
+    ha.wait("a to read 40 records", Duration::from_secs(30), || records(&a) >= 40);
+    a.proc.kill();
+    batch(40, 40, &mut produced);
+    ha.wait("b to lead", Duration::from_secs(40), || b.leads());
+    // The standby lists the stream as stored, and reads on from a's commit.
+    ha.wait("b to read 80 records", Duration::from_secs(30), || records(&b) >= 80);
+    kafka.produce("orders", 0, &[order("zz", 1.0, 1, &at(10_000, 0))]);
+    ha.wait("b to read the last record", Duration::from_secs(30), || records(&b) >= 81);
+    assert_eq!(sink_rows(&out), oracle(&produced), "{}", ha.logs());
+}

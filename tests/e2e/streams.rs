@@ -22,12 +22,12 @@ fn base_ns() -> i64 {
     chrono::DateTime::parse_from_rfc3339("2026-11-30T10:00:00Z").unwrap().timestamp_nanos_opt().unwrap()
 }
 
-fn at(minutes: i64, seconds: i64) -> String {
+pub(crate) fn at(minutes: i64, seconds: i64) -> String {
     chrono::DateTime::<chrono::Utc>::from_timestamp_nanos(base_ns() + minutes * MIN + seconds * 1_000_000_000)
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-fn order(product: &str, price: f64, quantity: i64, ts: &str) -> String {
+pub(crate) fn order(product: &str, price: f64, quantity: i64, ts: &str) -> String {
     json!({"order_id": format!("{product}-{ts}"), "product_id": product, "price": price, "quantity": quantity, "ts": ts})
         .to_string()
 }
@@ -52,7 +52,7 @@ fn write_sql(dir: &Path, name: &str, sql: &str) -> String {
 
 /// Every row of every `*.parquet` file under `dir` (and no other file),
 /// as (window start in minutes from the base, product, orders, revenue).
-fn sink_rows(dir: &Path) -> Vec<(i64, String, i64, Option<f64>)> {
+pub(crate) fn sink_rows(dir: &Path) -> Vec<(i64, String, i64, Option<f64>)> {
     let mut out = Vec::new();
     for file in files(dir) {
         assert!(file.extension().is_some_and(|e| e == "parquet"), "a file that is not whole Parquet: {file:?}");
@@ -81,7 +81,7 @@ fn sink_rows(dir: &Path) -> Vec<(i64, String, i64, Option<f64>)> {
     out
 }
 
-fn files(dir: &Path) -> Vec<std::path::PathBuf> {
+pub(crate) fn files(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else { return out };
     for e in entries {
@@ -91,7 +91,7 @@ fn files(dir: &Path) -> Vec<std::path::PathBuf> {
     out
 }
 
-fn source(kafka: &Kafka, topic: &str, extra: &str) -> String {
+pub(crate) fn source(kafka: &Kafka, topic: &str, extra: &str) -> String {
     format!(
         "CREATE EXTERNAL TABLE orders (order_id VARCHAR, product_id VARCHAR, price DOUBLE, quantity INT, ts TIMESTAMP)
            STORED AS KAFKA LOCATION '{}'
@@ -190,6 +190,8 @@ fn hopping_and_tumbling_windows_give_the_rows_written_out_by_hand() {
     assert_eq!(st["rows_in"], 9);
     assert_eq!(st["rows_out"], 9);
     assert_eq!(st["lag"], 0);
+    assert_eq!(st["sink"], hops_dir.display().to_string());
+    assert_eq!(st["sources"], json!([kafka.location("orders")]));
     assert_eq!(st["watermark"], "2026-11-30T10:58:00.000Z");
 
     // Redis: the open window (z) and the final ones, newest first.
@@ -213,6 +215,33 @@ fn hopping_and_tumbling_windows_give_the_rows_written_out_by_hand() {
     let listed = cluster.stockyard(&["streams", "--format", "json"]).ok().stdout;
     let names: Vec<Value> = crate::schedules::json_lines(&listed).into_iter().map(|s| s["name"].clone()).collect();
     assert_eq!(names, vec![json!("hops"), json!("tumble")]);
+
+    // Counted on /metrics.
+    let (_, metrics) = http_get(cluster.http_port, "/metrics");
+    let line = |name: &str, labels: &[&str]| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}{{")) && labels.iter().all(|x| l.contains(x)))
+            .unwrap_or_else(|| panic!("no {name} {labels:?} in:\n{metrics}"))
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(line("stockyard_stream_rows", &["stream=\"hops\"", "kind=\"late\""]), "1");
+    assert_eq!(line("stockyard_stream_rows", &["stream=\"hops\"", "kind=\"rejected\""]), "3");
+    assert_eq!(line("stockyard_stream_lag_records", &["stream=\"hops\"", "partition=\"1\""]), "0");
+
+    // The web UI's streams page, and its Pause button.
+    let shots = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ui-screenshots").join("streams");
+    let mut b = stockyard_tests::Browser::start(shots, cluster.dir.path());
+    b.goto(&format!("http://127.0.0.1:{}/streams", cluster.http_port));
+    let row = b.wait_text("tr[data-stream='hops']", "running", Duration::from_secs(20));
+    assert!(row.contains("kafka://127.0.0.1:") && row.contains("behind"), "{row}");
+    b.screenshot("streams");
+    b.click("tr[data-stream='tumble'] button[data-action='pause']");
+    b.wait_text("tr[data-stream='tumble']", "paused", Duration::from_secs(20));
+    assert_eq!(status(&cluster, "tumble")["state"], "paused");
 }
 
 #[test]
@@ -295,7 +324,7 @@ fn bad_stream_files_are_refused_with_status_2_naming_the_problem() {
 /// The windows an oracle computes from the produced records: per
 /// 5-minute window start (minutes from the base) and product, the count
 /// and the revenue.
-fn oracle(records: &[(String, f64, i64)]) -> Vec<(i64, String, i64, Option<f64>)> {
+pub(crate) fn oracle(records: &[(String, f64, i64)]) -> Vec<(i64, String, i64, Option<f64>)> {
     let mut windows: BTreeMap<(i64, String), (i64, f64)> = BTreeMap::new();
     for (product, price, minute) in records {
         let w = windows.entry((minute.div_euclid(5) * 5, product.clone())).or_default();

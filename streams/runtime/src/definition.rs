@@ -118,6 +118,9 @@ impl Definition {
                         return Err(fail("CREATE EXTERNAL TABLE planned into something else".into()));
                     };
                     let table_name = table.name.table().to_string();
+                    // A password in a location is masked wherever it
+                    // would be logged or shown.
+                    stockyard_mask::register_uri(&table.location);
                     let options: HashMap<String, String> = table
                         .options
                         .iter()

@@ -79,6 +79,11 @@ struct Stored {
     trigger_ms: u64,
     desired: Desired,
     created_ms: i64,
+    /// Where it reads and writes, for listings (no credentials).
+    #[serde(default)]
+    sources: Vec<String>,
+    #[serde(default)]
+    sink: String,
 }
 
 /// A stream as listed.
@@ -93,7 +98,11 @@ pub struct StreamInfo {
     pub trigger_ms: u64,
     /// Records behind the end of each topic after the last batch.
     pub lag: u64,
+    /// Records behind, per partition.
+    pub partition_lag: BTreeMap<i32, u64>,
     pub watermark: Option<String>,
+    /// The watermark in milliseconds since the epoch.
+    pub watermark_ms: Option<i64>,
     pub batches: u64,
     pub records: u64,
     pub rows_in: u64,
@@ -168,12 +177,14 @@ impl Streams {
             trigger_ms: trigger.as_millis().max(1) as u64,
             desired: Desired::Running,
             created_ms: chrono::Utc::now().timestamp_millis(),
+            sources: vec![stockyard_mask::uri(&definition.source.location.to_string())],
+            sink: definition.sink.describe(),
         };
         // A stream of this name dropped earlier leaves nothing behind.
         self.store.delete(&progress::commit_key(name)).await?;
         self.store.delete(&progress::intent_key(name)).await?;
         self.save(&stored).await?;
-        Ok(self.info(&stored, Some(&definition)))
+        Ok(self.info(&stored))
     }
 
     async fn save(&self, stored: &Stored) -> Result<(), StreamsError> {
@@ -219,22 +230,22 @@ impl Streams {
         if let Some(task) = self.tasks.lock().expect("tasks lock").get(name) {
             task.control.send_replace(stored.desired);
         }
-        Ok(Some(self.info(&stored, None)))
+        Ok(Some(self.info(&stored)))
     }
 
     /// Every stream, by name.
     pub async fn list(&self) -> Result<Vec<StreamInfo>, StreamsError> {
         let stored = self.stored().await?;
-        Ok(stored.iter().map(|s| self.info(s, None)).collect())
+        Ok(stored.iter().map(|s| self.info(s)).collect())
     }
 
     /// One stream.
     pub async fn get(&self, name: &str) -> Result<StreamInfo, StreamsError> {
         let stored = self.one(name).await?;
-        Ok(self.info(&stored, None))
+        Ok(self.info(&stored))
     }
 
-    fn info(&self, stored: &Stored, definition: Option<&Definition>) -> StreamInfo {
+    fn info(&self, stored: &Stored) -> StreamInfo {
         let tasks = self.tasks.lock().expect("tasks lock");
         let live = tasks.get(&stored.name).map(|t| {
             let l = t.live.lock().expect("live lock");
@@ -248,20 +259,18 @@ impl Streams {
             (Desired::Running, Some(_)) => StreamState::Failed,
             (Desired::Running, None) => StreamState::Running,
         };
-        let (sources, sink) = match definition {
-            Some(d) => (vec![d.source.location.to_string()], d.sink.describe()),
-            None => describe(&stored.sql),
-        };
         let c = progress.counts;
         StreamInfo {
             name: stored.name.clone(),
             state,
             error,
-            sources,
-            sink,
+            sources: stored.sources.clone(),
+            sink: stored.sink.clone(),
             trigger_ms: stored.trigger_ms,
             lag: progress.lag,
+            partition_lag: progress.partition_lag.clone(),
             watermark: progress.watermark_ns.map(rfc3339),
+            watermark_ms: progress.watermark_ns.map(|w| w.div_euclid(1_000_000)),
             batches: progress.batch,
             records: c.records,
             rows_in: c.rows_in,
@@ -271,7 +280,7 @@ impl Streams {
             rejected: c.rejected,
             unreadable_values: c.unreadable_values,
             last_batch_ms: progress.last_batch_ms,
-            sql: stored.sql.clone(),
+            sql: stockyard_mask::sql(&stored.sql),
         }
     }
 
@@ -319,18 +328,6 @@ impl Streams {
             tasks.insert(s.name.clone(), Task { control, live, handle });
         }
     }
-}
-
-/// The source and sink of a stream's SQL, for listings when it is not
-/// open here.
-fn describe(sql: &str) -> (Vec<String>, String) {
-    let mut sources = Vec::new();
-    for part in sql.split("LOCATION").skip(1) {
-        if let Some(loc) = part.split('\'').nth(1).filter(|l| l.starts_with("kafka://")) {
-            sources.push(loc.to_string());
-        }
-    }
-    (sources, String::new())
 }
 
 async fn check_sink(definition: &Definition) -> Result<(), StreamsError> {

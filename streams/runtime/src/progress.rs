@@ -72,6 +72,9 @@ pub struct Progress {
     pub last_batch_ms: u64,
     /// Records behind the end of the topic after the last batch.
     pub lag: u64,
+    /// The same, per partition.
+    #[serde(default)]
+    pub partition_lag: BTreeMap<i32, u64>,
 }
 
 /// The batch in flight.
@@ -86,6 +89,9 @@ pub struct Intent {
     pub now_ms: i64,
     /// Records behind the end of the topic once this batch is read.
     pub lag: u64,
+    /// The same, per partition.
+    #[serde(default)]
+    pub partition_lag: BTreeMap<i32, u64>,
 }
 
 /// `progress` and the pane states as one value.

@@ -150,13 +150,14 @@ impl Stream {
         let offsets = self.progress.offsets.clone();
         let broker = self.broker().await?;
         let mut ranges = BTreeMap::new();
-        let mut lag = 0u64;
+        let mut partition_lag = BTreeMap::new();
         for (&p, &from) in &offsets {
             let end = broker.end(p, from).await?;
             let to = end.min(from + MAX_RECORDS).max(from);
-            lag += (end - to).max(0) as u64;
+            partition_lag.insert(p, (end - to).max(0) as u64);
             ranges.insert(p, (from, to));
         }
+        let lag = partition_lag.values().sum();
         let has_records: BTreeSet<i32> = ranges.iter().filter(|(_, (f, t))| t > f).map(|(p, _)| *p).collect();
         let idle_ms = source.idle_timeout.as_millis() as i64;
         let idle = watermark::idle(&self.progress.clocks, &has_records, now_ms, idle_ms);
@@ -184,6 +185,7 @@ impl Stream {
             idle,
             now_ms,
             lag,
+            partition_lag,
         }))
     }
 
@@ -324,6 +326,7 @@ impl Stream {
             finals,
             last_batch_ms: started.elapsed().as_millis() as u64,
             lag: intent.lag,
+            partition_lag: intent.partition_lag.clone(),
         };
         let bytes = progress::encode(&progress, self.state_schema.as_ref(), &states)
             .map_err(|e| StreamError::Corrupt { stream: self.definition.name.clone(), reason: e })?;
