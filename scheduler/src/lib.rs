@@ -316,7 +316,16 @@ impl BoundScheduler {
         };
         let runner = Arc::new(JobRunner::new(targets, store.clone(), settings.history_retention, me.id.clone()));
         let schedules = Schedules::new(store.clone(), runner.clone());
-        let streams = stockyard_stream_runtime::Streams::new(store.clone(), settings.allow_local_files);
+        // Streams may join the MongoDB collections, read once and refreshed.
+        let collections: Arc<dyn datafusion::catalog::SchemaProvider> =
+            Arc::new(stockyard_mongo::CatalogSchema::new(catalog.clone(), stockyard_mongo::ScanOptions::default()));
+        let streams = stockyard_stream_runtime::Streams::new(
+            store.clone(),
+            stockyard_stream_runtime::Environment {
+                local_files: settings.allow_local_files,
+                tables: Some(collections),
+            },
+        );
         let leadership = leader::Leadership::start(store, me);
         let config = Arc::new(config);
         let cluster = BallistaCluster::new_from_config(&config).await?;

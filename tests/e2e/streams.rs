@@ -408,3 +408,129 @@ fn every_record_counts_once_across_a_killed_scheduler_a_restarted_broker_and_a_s
     assert_eq!(st["late_rows"], 0, "{st}");
     assert_eq!(st["rows_in"], 1402, "{st}");
 }
+
+#[test]
+fn a_stateless_stream_lands_each_record_once_and_waits_for_a_broker_that_is_not_there_yet() {
+    let cluster = Cluster::start(2);
+    let port = stockyard_tests::free_port();
+    let out = cluster.dir.path().join("landed");
+    let sql = format!(
+        "CREATE EXTERNAL TABLE raw (id VARCHAR, category VARCHAR, price DOUBLE, ts TIMESTAMP)
+           STORED AS KAFKA LOCATION 'kafka://127.0.0.1:{port}/raw' OPTIONS ('start' 'earliest');
+         CREATE EXTERNAL TABLE landed STORED AS PARQUET PARTITIONED BY (category) LOCATION '{}';
+         INSERT INTO landed SELECT id, upper(category) AS category, price FROM raw WHERE price > 0",
+        out.display()
+    );
+    // No broker yet: the stream is created and says what it waits for.
+    cluster.stockyard(&["streams", "create", "land", "--sql", &sql]).ok();
+    wait_until("the stream to say the broker is away", Duration::from_secs(40), || {
+        let s = status(&cluster, "land");
+        s["state"] == "failed" && s["error"].as_str().is_some_and(|e| e.contains(&format!("127.0.0.1:{port}")))
+    });
+    let kafka = Kafka::start_on(port);
+    kafka.create_topic("raw", 1);
+    let rec = |id: &str, category: &str, price: f64| {
+        json!({"id": id, "category": category, "price": price, "ts": at(0, 0)}).to_string()
+    };
+    kafka.produce("raw", 0, &[rec("1", "toys", 2.0), rec("2", "books", 3.0), rec("3", "toys", 0.0), "{oops".into()]);
+    wait_records(&cluster, "land", 4);
+    kafka.produce("raw", 0, &[rec("4", "toys", 5.0)]);
+    wait_records(&cluster, "land", 5);
+    let st = status(&cluster, "land");
+    assert_eq!(
+        (st["state"].as_str(), st["rows_out"].as_u64(), st["rejected_rows"].as_u64()),
+        (Some("running"), Some(3), Some(1)),
+        "{st}"
+    );
+    // Hive directories, the partition column out of the files.
+    let mut landed: Vec<(String, String, f64)> = Vec::new();
+    for file in files(&out) {
+        let dir = file.parent().unwrap().file_name().unwrap().to_str().unwrap().to_string();
+        let reader =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(std::fs::File::open(&file).unwrap(), 64)
+                .unwrap();
+        for b in reader {
+            let b = b.unwrap();
+            assert!(b.column_by_name("category").is_none());
+            let ids = arrow::compute::cast(b.column_by_name("id").unwrap(), &arrow::datatypes::DataType::Utf8).unwrap();
+            let prices = b.column_by_name("price").unwrap().as_primitive::<Float64Type>().clone();
+            for i in 0..b.num_rows() {
+                landed.push((dir.clone(), ids.as_string::<i32>().value(i).to_string(), prices.value(i)));
+            }
+        }
+    }
+    landed.sort_by(|a, b| a.1.cmp(&b.1));
+    assert_eq!(
+        landed,
+        vec![
+            ("category=TOYS".to_string(), "1".to_string(), 2.0),
+            ("category=BOOKS".to_string(), "2".to_string(), 3.0),
+            ("category=TOYS".to_string(), "4".to_string(), 5.0),
+        ]
+    );
+}
+
+#[test]
+fn events_are_enriched_with_a_mongodb_collection_and_a_parquet_dimension() {
+    let mongo = stockyard_tests::Mongo::start();
+    use mongodb::bson::doc;
+    mongo.load(
+        "shop",
+        "products",
+        vec![doc! {"product_id": "a", "category": "toys"}, doc! {"product_id": "b", "category": "books"}],
+    );
+    let kafka = Kafka::start();
+    kafka.create_topic("orders", 1);
+    let env =
+        vec![("STOCKYARD_MONGO_URI".to_string(), mongo.uri()), ("STOCKYARD_MONGO_DB".to_string(), "shop".to_string())];
+    let cluster = Cluster::start_with_env(2, env);
+    // A Parquet dimension: the department of each category.
+    let dims = cluster.dir.path().join("departments");
+    std::fs::create_dir_all(&dims).unwrap();
+    let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(vec![
+        arrow::datatypes::Field::new("cat", arrow::datatypes::DataType::Utf8, false),
+        arrow::datatypes::Field::new("department", arrow::datatypes::DataType::Utf8, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            std::sync::Arc::new(arrow::array::StringArray::from(vec!["toys", "books"])),
+            std::sync::Arc::new(arrow::array::StringArray::from(vec!["play", "reading"])),
+        ],
+    )
+    .unwrap();
+    let mut w =
+        parquet::arrow::ArrowWriter::try_new(std::fs::File::create(dims.join("d.parquet")).unwrap(), schema, None)
+            .unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    let out = cluster.dir.path().join("enriched");
+    let sql = format!(
+        "{}
+         CREATE EXTERNAL TABLE departments STORED AS PARQUET LOCATION '{}';
+         CREATE EXTERNAL TABLE enriched STORED AS PARQUET LOCATION '{}';
+         INSERT INTO enriched
+         SELECT window.start AS window_start, d.department AS product_id, count(*) AS orders, sum(o.price) AS revenue
+         FROM orders o JOIN products p ON o.product_id = p.product_id JOIN departments d ON p.category = d.cat
+         GROUP BY window(o.ts, '5 minutes'), d.department",
+        source(&kafka, "orders", "").replace("'2 minutes'", "'0s'"),
+        dims.display(),
+        out.display()
+    );
+    cluster.stockyard(&["streams", "create", "enrich", "--sql", &sql]).ok();
+    kafka.produce(
+        "orders",
+        0,
+        &[
+            order("a", 1.0, 1, &at(0, 0)),
+            order("b", 2.0, 1, &at(1, 0)),
+            order("a", 4.0, 1, &at(2, 0)),
+            // Not in the collection: the inner join leaves it out.
+            order("c", 8.0, 1, &at(3, 0)),
+            order("a", 1.0, 1, &at(60, 0)),
+        ],
+    );
+    wait_records(&cluster, "enrich", 5);
+    let s = |x: &str| x.to_string();
+    assert_eq!(sink_rows(&out), vec![(0, s("play"), 2, Some(5.0)), (0, s("reading"), 1, Some(2.0))]);
+}

@@ -249,8 +249,12 @@ fn tansu_bin() -> PathBuf {
 impl Kafka {
     /// Starts Tansu and waits until it listens.
     pub fn start() -> Kafka {
+        Self::start_on(free_port())
+    }
+
+    /// Starts Tansu on `port`.
+    pub fn start_on(port: u16) -> Kafka {
         let dir = tempfile::tempdir().expect("temp dir");
-        let port = free_port();
         let proc = Self::spawn(&dir, port);
         Kafka { proc, port, dir }
     }

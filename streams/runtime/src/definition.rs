@@ -6,9 +6,11 @@
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
+use std::sync::Arc;
 use std::time::Duration;
 
 use arrow::datatypes::SchemaRef;
+use datafusion::catalog::SchemaProvider;
 use datafusion::logical_expr::{DdlStatement, LogicalPlan};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::{DFParser, Statement};
@@ -76,6 +78,16 @@ impl Sink {
     }
 }
 
+/// What a stream may use beyond its own file.
+#[derive(Debug, Clone, Default)]
+pub struct Environment {
+    /// Whether locations on this machine's disk are allowed.
+    pub local_files: bool,
+    /// Tables the query may join that the file does not declare (the
+    /// scheduler's MongoDB collections), read once and refreshed.
+    pub tables: Option<Arc<dyn SchemaProvider>>,
+}
+
 /// A stream, read and checked.
 #[derive(Debug, Clone)]
 pub struct Definition {
@@ -84,36 +96,38 @@ pub struct Definition {
     /// The table the query inserts into.
     pub sink_table: String,
     pub sink: Sink,
-    /// `CREATE EXTERNAL TABLE` statements of static tables, run in the
-    /// stream's session.
-    pub statics: Vec<String>,
+    /// `CREATE EXTERNAL TABLE` plans of static tables, run in the stream's
+    /// session.
+    pub statics: Vec<LogicalPlan>,
     /// The `SELECT`, with `window.start`/`window.end` written out.
     pub query: String,
     /// The window, for a windowed stream; `None` for a stateless one.
     pub window: Option<WindowSpec>,
+    /// Undeclared tables the query may join.
+    pub tables: Option<Arc<dyn SchemaProvider>>,
 }
 
 impl Definition {
-    /// Reads `sql` as stream `name`. `local_files`: whether locations on
-    /// this machine's disk are allowed.
-    pub async fn parse(name: &str, sql: &str, local_files: bool) -> Result<Self, DefinitionError> {
+    /// Reads `sql` as stream `name`.
+    pub async fn parse(name: &str, sql: &str, env: &Environment) -> Result<Self, DefinitionError> {
+        let local_files = env.local_files;
         let fail = |reason: String| DefinitionError { stream: name.to_string(), reason };
         stockyard_state_name(name).map_err(fail)?;
         let statements =
             DFParser::parse_sql_with_dialect(sql, &GenericDialect {}).map_err(|e| fail(format!("SQL error: {e}")))?;
         let ctx = crate::plan::session();
         let mut source: Option<Source> = None;
-        let mut sinks: HashMap<String, (Sink, String)> = HashMap::new();
+        let mut sinks: HashMap<String, (Sink, LogicalPlan)> = HashMap::new();
         let mut insert: Option<(String, ast::Query)> = None;
         for statement in statements {
             match statement {
                 Statement::CreateExternalTable(create) => {
-                    let text = create.to_string();
                     let plan = ctx
                         .state()
                         .statement_to_plan(Statement::CreateExternalTable(create))
                         .await
                         .map_err(|e| fail(e.strip_backtrace()))?;
+                    let text = plan.clone();
                     let LogicalPlan::Ddl(DdlStatement::CreateExternalTable(table)) = plan else {
                         return Err(fail("CREATE EXTERNAL TABLE planned into something else".into()));
                     };
@@ -222,7 +236,7 @@ impl Definition {
             fail(format!("INSERT INTO '{sink_table}': no such sink (declare it with CREATE EXTERNAL TABLE … STORED AS PARQUET or REDIS)"))
         })?;
         // Other Parquet tables are static tables the query may join.
-        let statics: Vec<String> = sinks
+        let statics: Vec<LogicalPlan> = sinks
             .into_values()
             .map(|(s, text)| match s {
                 Sink::Parquet { .. } => Ok(text),
@@ -230,8 +244,16 @@ impl Definition {
             })
             .collect::<Result<_, _>>()?;
         let window = rewrite_window(&mut query, &source).map_err(fail)?;
-        let definition =
-            Definition { name: name.to_string(), source, sink_table, sink, statics, query: query.to_string(), window };
+        let definition = Definition {
+            name: name.to_string(),
+            source,
+            sink_table,
+            sink,
+            statics,
+            query: query.to_string(),
+            window,
+            tables: env.tables.clone(),
+        };
         // Plans once on no rows: unknown columns, types and functions are
         // named now, not at the first batch.
         crate::plan::check(&definition).await.map_err(fail)?;
@@ -461,11 +483,43 @@ fn literal_duration(e: &Expr) -> Result<i64, String> {
     window::duration_ns(&datafusion::common::ScalarValue::Utf8(Some(text)))
 }
 
-/// A stream's SQL planned in a session of its own (static tables
-/// registered), for [`crate::plan`].
+/// Registers the file's static tables and the undeclared tables the query
+/// names, each read once into memory: a dimension is read when the stream
+/// opens and again when it is refreshed, not at every batch.
 pub async fn register_statics(ctx: &SessionContext, definition: &Definition) -> Result<(), String> {
-    for statement in &definition.statics {
-        ctx.sql(statement).await.map_err(|e| e.strip_backtrace())?;
+    for plan in &definition.statics {
+        ctx.execute_logical_plan(plan.clone()).await.map_err(|e| e.strip_backtrace())?;
     }
+    for name in ctx.catalog("datafusion").and_then(|c| c.schema("public")).map(|s| s.table_names()).unwrap_or_default()
+    {
+        snapshot(ctx, &name).await?;
+    }
+    let Some(tables) = &definition.tables else { return Ok(()) };
+    let statement = ctx
+        .state()
+        .sql_to_statement(&definition.query, &datafusion::config::Dialect::Generic)
+        .map_err(|e| e.strip_backtrace())?;
+    let references = ctx.state().resolve_table_references(&statement).map_err(|e| e.strip_backtrace())?;
+    for r in references {
+        let name = r.table().to_string();
+        if name == definition.source.table || ctx.table_exist(name.as_str()).unwrap_or(false) {
+            continue;
+        }
+        if let Some(provider) = tables.table(&name).await.map_err(|e| e.strip_backtrace())? {
+            ctx.register_table(name.as_str(), provider).map_err(|e| e.strip_backtrace())?;
+            snapshot(ctx, &name).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Replaces table `name` by its rows now.
+async fn snapshot(ctx: &SessionContext, name: &str) -> Result<(), String> {
+    let frame = ctx.table(name).await.map_err(|e| e.strip_backtrace())?;
+    let schema = Arc::new(frame.schema().as_arrow().clone());
+    let rows = frame.collect().await.map_err(|e| format!("reading static table '{name}': {}", e.strip_backtrace()))?;
+    let table = datafusion::datasource::MemTable::try_new(schema, vec![rows]).map_err(|e| e.strip_backtrace())?;
+    ctx.deregister_table(name).map_err(|e| e.strip_backtrace())?;
+    ctx.register_table(name, Arc::new(table)).map_err(|e| e.strip_backtrace())?;
     Ok(())
 }

@@ -15,7 +15,7 @@ pub mod stream;
 pub mod watermark;
 pub mod window;
 
-pub use definition::{Definition, DefinitionError};
+pub use definition::{Definition, DefinitionError, Environment};
 pub use manager::{StreamControl, StreamInfo, StreamState, Streams};
 
 /// Why a stream cannot go on (the next batch tries again).

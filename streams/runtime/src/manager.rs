@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use stockyard_state::StateStore;
 use tokio::sync::watch;
 
-use crate::definition::{Definition, Sink};
+use crate::definition::{Definition, Environment, Sink};
 use crate::progress::{self, Progress};
 use crate::stream::{Step, Stream, rfc3339};
 
@@ -145,7 +145,7 @@ struct Task {
 /// Every stream of this scheduler.
 pub struct Streams {
     store: Arc<dyn StateStore>,
-    local_files: bool,
+    env: Environment,
     tasks: Mutex<BTreeMap<String, Task>>,
 }
 
@@ -156,16 +156,15 @@ impl std::fmt::Debug for Streams {
 }
 
 impl Streams {
-    /// The streams kept in `store`; `local_files`: whether sinks and
-    /// static tables may be on this machine's disk.
-    pub fn new(store: Arc<dyn StateStore>, local_files: bool) -> Arc<Self> {
-        Arc::new(Self { store, local_files, tasks: Mutex::default() })
+    /// The streams kept in `store`, in `env`.
+    pub fn new(store: Arc<dyn StateStore>, env: Environment) -> Arc<Self> {
+        Arc::new(Self { store, env, tasks: Mutex::default() })
     }
 
     /// Checks `sql` and starts it as stream `name`.
     pub async fn create(&self, name: &str, sql: &str, trigger: Duration) -> Result<StreamInfo, StreamsError> {
         let definition =
-            Definition::parse(name, sql, self.local_files).await.map_err(|e| StreamsError::Invalid(e.to_string()))?;
+            Definition::parse(name, sql, &self.env).await.map_err(|e| StreamsError::Invalid(e.to_string()))?;
         if self.store.get(&progress::definition_key(name)).await?.is_some() {
             return Err(StreamsError::Exists(name.to_string()));
         }
@@ -324,7 +323,7 @@ impl Streams {
             }
             let (control, watch) = watch::channel(s.desired);
             let live = Arc::new(Mutex::new(Live::default()));
-            let handle = tokio::spawn(run_stream(s.clone(), self.store.clone(), self.local_files, watch, live.clone()));
+            let handle = tokio::spawn(run_stream(s.clone(), self.store.clone(), self.env.clone(), watch, live.clone()));
             tasks.insert(s.name.clone(), Task { control, live, handle });
         }
     }
@@ -373,7 +372,7 @@ async fn check_source(definition: &Definition) -> Result<(), StreamsError> {
 async fn run_stream(
     stored: Stored,
     store: Arc<dyn StateStore>,
-    local_files: bool,
+    env: Environment,
     mut control: watch::Receiver<Desired>,
     live: Arc<Mutex<Live>>,
 ) {
@@ -395,7 +394,7 @@ async fn run_stream(
             Desired::Running => {}
         }
         if stream.is_none() {
-            let opened = match Definition::parse(&stored.name, &stored.sql, local_files).await {
+            let opened = match Definition::parse(&stored.name, &stored.sql, &env).await {
                 Ok(d) => Stream::open(d, store.clone()).await.map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),
             };

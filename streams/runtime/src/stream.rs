@@ -25,6 +25,9 @@ use crate::progress::{self, Counts, Intent, Progress, WindowRows};
 use crate::watermark;
 use crate::window;
 
+/// How long static tables are kept before they are read again.
+pub const REFRESH: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// The most records a batch reads from one partition: catching up after a
 /// pause goes in large batches, not one unbounded one.
 const MAX_RECORDS: i64 = 200_000;
@@ -49,6 +52,8 @@ pub struct Stream {
     store: Arc<dyn StateStore>,
     broker: Option<Broker>,
     prepared: Prepared,
+    /// When the static tables in `prepared` were read.
+    prepared_at: Instant,
     writer: Writer,
     /// The committed position.
     pub progress: Progress,
@@ -84,7 +89,17 @@ impl Stream {
             Some(s) => conform(states, s)?,
             None => vec![],
         };
-        Ok(Self { definition, store, broker: None, prepared, writer, progress, states, state_schema })
+        Ok(Self {
+            definition,
+            store,
+            broker: None,
+            prepared,
+            prepared_at: Instant::now(),
+            writer,
+            progress,
+            states,
+            state_schema,
+        })
     }
 
     /// The definition it runs.
@@ -102,6 +117,14 @@ impl Stream {
     /// Runs the next batch, or redoes the one in flight.
     pub async fn step(&mut self) -> Result<Step, StreamError> {
         let started = Instant::now();
+        if self.prepared_at.elapsed() >= REFRESH {
+            // Static tables read again; a redone batch may see newer ones.
+            self.prepared = Prepared::new(&self.definition).await.map_err(|e| StreamError::Corrupt {
+                stream: self.definition.name.clone(),
+                reason: format!("the query no longer plans: {e}"),
+            })?;
+            self.prepared_at = Instant::now();
+        }
         let name = self.definition.name.clone();
         let intent = match self.store.get(&progress::intent_key(&name)).await? {
             Some(bytes) => serde_json::from_slice::<Intent>(&bytes).ok().filter(|i| i.batch == self.progress.batch + 1),
@@ -460,6 +483,10 @@ mod tests {
 
     const MIN: i64 = 60_000_000_000;
 
+    fn local() -> crate::definition::Environment {
+        crate::definition::Environment { local_files: true, tables: None }
+    }
+
     fn rows(schema: &SchemaRef, data: &[(&str, &str, f64, i64)]) -> RecordBatch {
         RecordBatch::try_new(
             schema.clone(),
@@ -488,7 +515,7 @@ mod tests {
              FROM orders GROUP BY window(ts, '5 minutes', '1 minute'), product_id ORDER BY product_id",
             dir.path().display()
         );
-        let d = Definition::parse("t", &sql, true).await.unwrap();
+        let d = Definition::parse("t", &sql, &local()).await.unwrap();
         let spec = d.window.unwrap();
         assert_eq!((spec.size, spec.slide), (5 * MIN, MIN));
         let prepared = Prepared::new(&d).await.unwrap();
@@ -550,7 +577,7 @@ mod tests {
              CREATE EXTERNAL TABLE out STORED AS PARQUET LOCATION '{}';",
             dir.path().display()
         );
-        let refuse = |sql: String| async move { Definition::parse("t", &sql, true).await.unwrap_err().reason };
+        let refuse = |sql: String| async move { Definition::parse("t", &sql, &local()).await.unwrap_err().reason };
         let unknown_column =
             refuse(format!("{head} INSERT INTO out SELECT count(*) FROM orders GROUP BY window(ts, '1 minute'), nope"))
                 .await;
@@ -578,7 +605,7 @@ mod tests {
             "INSERT INTO 'other': no such sink (declare it with CREATE EXTERNAL TABLE … STORED AS PARQUET or REDIS)"
         );
         assert!(
-            Definition::parse("t", &format!("{head} INSERT INTO out SELECT * FROM orders"), false)
+            Definition::parse("t", &format!("{head} INSERT INTO out SELECT * FROM orders"), &Default::default())
                 .await
                 .unwrap_err()
                 .reason
