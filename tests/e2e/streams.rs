@@ -107,6 +107,7 @@ fn hopping_and_tumbling_windows_give_the_rows_written_out_by_hand() {
     let redis = Redis::start();
     let cluster = Cluster::start(2);
     let hops_dir = cluster.dir.path().join("hops");
+    let late_dir = cluster.dir.path().join("late");
     let hops = format!(
         "{}
          CREATE EXTERNAL TABLE hops STORED AS PARQUET LOCATION '{}';
@@ -114,7 +115,7 @@ fn hopping_and_tumbling_windows_give_the_rows_written_out_by_hand() {
          SELECT window.start AS window_start, window.end AS window_end, product_id,
                 count(*) AS orders, sum(price * quantity) AS revenue
          FROM orders GROUP BY window(ts, '10 minutes', '5 minutes'), product_id",
-        source(&kafka, "orders", ""),
+        source(&kafka, "orders", &format!(", 'keep_late' '{}'", late_dir.display())),
         hops_dir.display()
     );
     let tumble = format!(
@@ -184,6 +185,28 @@ fn hopping_and_tumbling_windows_give_the_rows_written_out_by_hand() {
     );
     let st = status(&cluster, "hops");
     assert_eq!(st["late_rows"], 1, "{st}");
+    // The late row is kept, as read.
+    let kept: Vec<(String, f64)> = files(&late_dir)
+        .iter()
+        .flat_map(|f| {
+            let reader =
+                parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(std::fs::File::open(f).unwrap(), 64)
+                    .unwrap();
+            reader
+                .flat_map(|b| {
+                    let b = b.unwrap();
+                    let id =
+                        arrow::compute::cast(b.column_by_name("order_id").unwrap(), &arrow::datatypes::DataType::Utf8)
+                            .unwrap();
+                    let price = b.column_by_name("price").unwrap().as_primitive::<Float64Type>().clone();
+                    (0..b.num_rows())
+                        .map(|i| (id.as_string::<i32>().value(i).to_string(), price.value(i)))
+                        .collect::<Vec<_>>()
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(kept, vec![(format!("a-{}", at(1, 0)), 10.0)]);
     assert_eq!(st["rejected"], json!({"not_json": 1, "not_an_object": 1, "bad_event_time": 1}), "{st}");
     assert_eq!(st["rejected_rows"], 3);
     assert_eq!(st["unreadable_values"], 1);

@@ -25,7 +25,7 @@ use stockyard_stream_source::KafkaLocation;
 use crate::window::{self, WindowSpec};
 
 /// Options a Kafka source takes.
-const SOURCE_OPTIONS: [&str; 5] = ["format", "event_time", "watermark", "start", "idle_timeout"];
+const SOURCE_OPTIONS: [&str; 6] = ["format", "event_time", "watermark", "start", "idle_timeout", "keep_late"];
 /// Options a Redis sink takes.
 const REDIS_OPTIONS: [&str; 3] = ["key", "keep", "ttl"];
 
@@ -57,6 +57,8 @@ pub struct Source {
     pub lateness: Duration,
     pub start: Start,
     pub idle_timeout: Duration,
+    /// Where late rows are kept (Parquet, as read), when they are.
+    pub keep_late: Option<String>,
 }
 
 /// Where results go.
@@ -155,7 +157,11 @@ impl Definition {
                                 return Err(fail("a stream reads one Kafka source".into()));
                             }
                             let schema: SchemaRef = table.schema.inner().clone();
-                            source = Some(read_source(&table_name, &table.location, schema, &options).map_err(fail)?);
+                            let read = read_source(&table_name, &table.location, schema, &options).map_err(fail)?;
+                            if let Some(late) = &read.keep_late {
+                                check_local(late)?;
+                            }
+                            source = Some(read);
                         }
                         "REDIS" => {
                             if let Some(unknown) = options.keys().find(|k| !REDIS_OPTIONS.contains(&k.as_str())) {
@@ -347,6 +353,7 @@ fn read_source(
         lateness: duration("watermark", Duration::ZERO)?,
         start,
         idle_timeout: duration("idle_timeout", Duration::from_secs(30))?,
+        keep_late: options.get("keep_late").cloned(),
     })
 }
 

@@ -28,6 +28,9 @@ use crate::window;
 /// How long static tables are kept before they are read again.
 pub const REFRESH: std::time::Duration = std::time::Duration::from_secs(300);
 
+/// How often the topic is asked for partitions added to it.
+const PARTITIONS_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The most records a batch reads from one partition: catching up after a
 /// pause goes in large batches, not one unbounded one.
 const MAX_RECORDS: i64 = 200_000;
@@ -55,6 +58,10 @@ pub struct Stream {
     /// When the static tables in `prepared` were read.
     prepared_at: Instant,
     writer: Writer,
+    /// Where late rows go, when the source keeps them.
+    late_sink: Option<ParquetSink>,
+    /// When the topic's partitions were last listed.
+    partitions_listed: Option<Instant>,
     /// The committed position.
     pub progress: Progress,
     /// Pane states after the committed batch.
@@ -73,6 +80,10 @@ impl Stream {
                 Writer::Parquet(ParquetSink::open(location, partition_by.clone())?)
             }
             Sink::Redis { url, key, keep, ttl } => Writer::Redis(RedisSink::open(url, key, *ttl)?, *keep),
+        };
+        let late_sink = match &definition.source.keep_late {
+            Some(location) => Some(ParquetSink::open(location, vec![])?),
+            None => None,
         };
         let state_schema = match definition.window {
             Some(_) => {
@@ -96,6 +107,8 @@ impl Stream {
             prepared,
             prepared_at: Instant::now(),
             writer,
+            late_sink,
+            partitions_listed: None,
             progress,
             states,
             state_schema,
@@ -170,6 +183,20 @@ impl Stream {
                 .collect();
             self.progress.offsets = offsets;
         }
+        if self.partitions_listed.is_none_or(|t| t.elapsed() >= PARTITIONS_EVERY) {
+            // Partitions added to the topic are read from their start.
+            let partitions = self.broker().await?.partitions().await?;
+            for p in partitions {
+                if let std::collections::btree_map::Entry::Vacant(e) = self.progress.offsets.entry(p) {
+                    tracing::info!(stream = %self.definition.name, partition = p, "a new partition: read from its start");
+                    e.insert(0);
+                    self.progress
+                        .clocks
+                        .insert(p, watermark::PartitionClock { max_event_ns: None, last_record_ms: now_ms });
+                }
+            }
+            self.partitions_listed = Some(Instant::now());
+        }
         let offsets = self.progress.offsets.clone();
         let broker = self.broker().await?;
         let mut ranges = BTreeMap::new();
@@ -228,6 +255,7 @@ impl Stream {
         let mut counts = Counts::default();
         let mut clocks = self.progress.clocks.clone();
         let mut parts = Vec::new();
+        let mut late = Vec::new();
         let mut offsets = self.progress.offsets.clone();
         for (&p, &(from, to)) in &intent.ranges {
             if to <= from {
@@ -251,6 +279,9 @@ impl Stream {
                     let on_time: BooleanArray = decoded.event_ns.iter().map(|&t| Some(t >= bound)).collect();
                     let kept = filter_record_batch(&decoded.batch, &on_time)?;
                     counts.late_rows += (decoded.batch.num_rows() - kept.num_rows()) as u64;
+                    if self.late_sink.is_some() && kept.num_rows() < decoded.batch.num_rows() {
+                        late.push(filter_record_batch(&decoded.batch, &arrow::compute::not(&on_time)?)?);
+                    }
                     kept
                 }
                 _ => decoded.batch,
@@ -333,6 +364,9 @@ impl Stream {
                 let view = self.redis_view(intent.batch, watermark_ns, open, &finals);
                 sink.write(&view.to_string()).await?;
             }
+        }
+        if let Some(sink) = &self.late_sink {
+            sink.write(intent.batch, &late).await?;
         }
         // A crash here leaves the sink written and the batch uncommitted:
         // the batch is redone and writes the same rows again.
@@ -598,7 +632,7 @@ mod tests {
         .await;
         assert_eq!(
             bad_option,
-            "unknown option 'wartermark' for Kafka source 's' (known: format, event_time, watermark, start, idle_timeout)"
+            "unknown option 'wartermark' for Kafka source 's' (known: format, event_time, watermark, start, idle_timeout, keep_late)"
         );
         assert_eq!(
             refuse(format!("{head} INSERT INTO other SELECT * FROM orders")).await,
