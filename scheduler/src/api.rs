@@ -40,9 +40,9 @@ pub(crate) struct Api {
     pub streams: Arc<stockyard_stream_runtime::Streams>,
 }
 
-type Answer = Result<Json<Value>, (StatusCode, Json<Value>)>;
+pub(crate) type Answer = Result<Json<Value>, (StatusCode, Json<Value>)>;
 
-fn fail(status: StatusCode, message: impl std::fmt::Display) -> (StatusCode, Json<Value>) {
+pub(crate) fn fail(status: StatusCode, message: impl std::fmt::Display) -> (StatusCode, Json<Value>) {
     (status, Json(json!({ "error": message.to_string() })))
 }
 

@@ -15,7 +15,7 @@ use stockyard_stream_runtime::manager::StreamsError;
 use stockyard_stream_runtime::{StreamControl, StreamInfo, Streams};
 use tonic::Status;
 
-use crate::api::Api;
+use crate::api::{Answer, Api, fail};
 use crate::leader::Leadership;
 
 /// The pause between batches when a stream is caught up, unless asked.
@@ -105,12 +105,6 @@ pub async fn change(
 pub async fn list(streams: &Streams, name: &str) -> Result<Vec<stockyard_proto::StreamInfo>, Status> {
     let list = if name.is_empty() { streams.list().await } else { streams.get(name).await.map(|s| vec![s]) };
     Ok(list.map_err(status)?.iter().map(proto).collect())
-}
-
-type Answer = Result<Json<Value>, (StatusCode, Json<Value>)>;
-
-fn fail(status: StatusCode, message: impl std::fmt::Display) -> (StatusCode, Json<Value>) {
-    (status, Json(serde_json::json!({ "error": message.to_string() })))
 }
 
 fn view(s: &StreamInfo) -> Value {

@@ -27,10 +27,17 @@ pub enum StreamError {
     Sink(#[from] stockyard_stream_sinks::SinkError),
     #[error("state store: {0}")]
     State(#[from] stockyard_state::StateError),
+    /// Boxed: DataFusion's error is large, and every step returns this.
     #[error("{0}")]
-    Plan(#[from] datafusion::error::DataFusionError),
+    Plan(Box<datafusion::error::DataFusionError>),
     #[error("{0}")]
     Arrow(#[from] arrow::error::ArrowError),
     #[error("the stored state of stream '{stream}' is unreadable: {reason}")]
     Corrupt { stream: String, reason: String },
+}
+
+impl From<datafusion::error::DataFusionError> for StreamError {
+    fn from(e: datafusion::error::DataFusionError) -> Self {
+        StreamError::Plan(Box::new(e))
+    }
 }

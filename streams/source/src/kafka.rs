@@ -22,15 +22,16 @@ const DEADLINE: Duration = Duration::from_secs(10);
 /// Bytes one fetch asks for.
 const FETCH_BYTES: i32 = 8 * 1024 * 1024;
 
-/// Why the broker could not be read.
+/// Why the broker could not be read (rskafka's errors boxed: they are
+/// large and every batch returns this).
 #[derive(Debug, thiserror::Error)]
 pub enum KafkaError {
     #[error("cannot reach the Kafka broker at {brokers}: {source}")]
-    Connect { brokers: String, source: rskafka::client::error::Error },
+    Connect { brokers: String, source: Box<rskafka::client::error::Error> },
     #[error("topic '{topic}' does not exist on {location} (create it first)")]
     NoTopic { topic: String, location: String },
     #[error("{what} on {location}: {source}")]
-    Call { what: String, location: String, source: rskafka::client::error::Error },
+    Call { what: String, location: String, source: Box<rskafka::client::error::Error> },
 }
 
 /// A record as the stream reads it.
@@ -64,7 +65,7 @@ impl Broker {
             .backoff_config(backoff)
             .build()
             .await
-            .map_err(|source| KafkaError::Connect { brokers: location.brokers.join(","), source })?;
+            .map_err(|source| KafkaError::Connect { brokers: location.brokers.join(","), source: Box::new(source) })?;
         Ok(Self { location: location.clone(), client, partitions: Mutex::default() })
     }
 
@@ -74,7 +75,7 @@ impl Broker {
     }
 
     fn call(&self, what: impl Into<String>, source: rskafka::client::error::Error) -> KafkaError {
-        KafkaError::Call { what: what.into(), location: self.location.to_string(), source }
+        KafkaError::Call { what: what.into(), location: self.location.to_string(), source: Box::new(source) }
     }
 
     /// The topic's partitions, in order; an error when the topic is missing.
