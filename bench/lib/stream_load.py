@@ -12,7 +12,7 @@ categories = ["grocery", "electronics", "apparel", "home", "toys", "beauty", "sp
 base = datetime.datetime(2026, 11, 30, tzinfo=datetime.timezone.utc)
 producer = KafkaProducer(
     bootstrap_servers=f"127.0.0.1:{port}", api_version=(2, 5, 0), linger_ms=50, batch_size=1 << 20,
-    max_request_size=8 << 20, buffer_memory=256 << 20)
+    max_request_size=8 << 20)
 for i in range(events):
     ts = base + datetime.timedelta(milliseconds=10 * (i // partitions))
     value = {
