@@ -446,7 +446,7 @@ pub fn rfc3339(ns: i64) -> String {
 
 /// The states of the panes of the window starting at `start`, with their
 /// `window` column set to that window.
-pub(crate) fn window_input(
+pub fn window_input(
     states: &[RecordBatch],
     column: usize,
     spec: &window::WindowSpec,
