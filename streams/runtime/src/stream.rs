@@ -257,18 +257,30 @@ impl Stream {
         let mut parts = Vec::new();
         let mut late = Vec::new();
         let mut offsets = self.progress.offsets.clone();
-        for (&p, &(from, to)) in &intent.ranges {
-            if to <= from {
-                continue;
+        // Every partition is read and decoded at once, each on a core of
+        // its own; the results are taken in partition order.
+        let broker = self.broker().await?;
+        let reads = intent.ranges.iter().filter(|(_, (from, to))| to > from).map(|(&p, &(from, to))| {
+            let (schema, event_time) = (source.schema.clone(), source.event_time);
+            async move {
+                let records = broker.read(p, from, to).await?;
+                let n = records.len();
+                let decoded = tokio::task::spawn_blocking(move || {
+                    decode(records.iter().map(|r| r.value.as_deref()), &schema, event_time)
+                })
+                .await
+                .map_err(|e| StreamError::Corrupt { stream: String::new(), reason: format!("decoding failed: {e}") })?;
+                Ok::<_, StreamError>((p, to, n, decoded))
             }
-            let records = self.broker().await?.read(p, from, to).await?;
-            counts.records += records.len() as u64;
+        });
+        let read = futures::future::try_join_all(reads).await?;
+        for (p, to, n, decoded) in read {
+            counts.records += n as u64;
             offsets.insert(p, to);
             let clock = clocks.entry(p).or_insert(watermark::PartitionClock { max_event_ns: None, last_record_ms: 0 });
-            if !records.is_empty() {
+            if n > 0 {
                 clock.last_record_ms = intent.now_ms;
             }
-            let decoded = decode(records.iter().map(|r| r.value.as_deref()), &source.schema, source.event_time);
             counts.rejected.add(&decoded.rejects);
             counts.unreadable_values += decoded.unreadable_values;
             if let Some(m) = decoded.event_ns.iter().max() {
