@@ -55,13 +55,9 @@ fn status(e: StreamsError) -> Status {
     }
 }
 
-fn http_status(e: &StreamsError) -> StatusCode {
-    match e {
-        StreamsError::Invalid(_) => StatusCode::BAD_REQUEST,
-        StreamsError::Unknown(_) => StatusCode::NOT_FOUND,
-        StreamsError::Exists(_) => StatusCode::CONFLICT,
-        StreamsError::State(_) => StatusCode::SERVICE_UNAVAILABLE,
-    }
+fn http_status(e: StreamsError) -> (StatusCode, Json<Value>) {
+    let s = status(e);
+    fail(http_code(s.code()), s.message())
 }
 
 /// A trigger as the CLI and the API write it (`1s`, `500ms`).
@@ -113,13 +109,13 @@ fn view(s: &StreamInfo) -> Value {
 
 /// `GET /api/streams`.
 pub(crate) async fn all(State(api): State<Api>) -> Answer {
-    let list = api.streams.list().await.map_err(|e| fail(http_status(&e), e))?;
+    let list = api.streams.list().await.map_err(http_status)?;
     Ok(Json(Value::Array(list.iter().map(view).collect())))
 }
 
 /// `GET /api/streams/{name}`.
 pub(crate) async fn one(State(api): State<Api>, Path(name): Path<String>) -> Answer {
-    let s = api.streams.get(&name).await.map_err(|e| fail(http_status(&e), e))?;
+    let s = api.streams.get(&name).await.map_err(http_status)?;
     Ok(Json(view(&s)))
 }
 

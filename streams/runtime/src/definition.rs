@@ -114,7 +114,8 @@ impl Definition {
     pub async fn parse(name: &str, sql: &str, env: &Environment) -> Result<Self, DefinitionError> {
         let local_files = env.local_files;
         let fail = |reason: String| DefinitionError { stream: name.to_string(), reason };
-        stockyard_state_name(name).map_err(fail)?;
+        // Stream names become state keys, and files in a file store.
+        stockyard_plan::names::path_part("stream name", name).map_err(|e| fail(e.to_string()))?;
         let statements =
             DFParser::parse_sql_with_dialect(sql, &GenericDialect {}).map_err(|e| fail(format!("SQL error: {e}")))?;
         let ctx = crate::plan::session();
@@ -143,7 +144,7 @@ impl Definition {
                         .map(|(k, v)| (k.strip_prefix("format.").unwrap_or(k).to_ascii_lowercase(), v.clone()))
                         .collect();
                     let check_local = |location: &str| {
-                        if !local_files && is_local(location) {
+                        if !local_files && stockyard_plan::store::is_local(location) {
                             Err(fail(format!(
                                 "table '{table_name}' names this machine's files ('{location}'); the scheduler allows that only with --allow-local-files"
                             )))
@@ -265,23 +266,6 @@ impl Definition {
         crate::plan::check(&definition).await.map_err(fail)?;
         Ok(definition)
     }
-}
-
-/// Whether a location is on this machine's disk.
-fn is_local(location: &str) -> bool {
-    match location.split_once("://") {
-        None => true,
-        Some((scheme, _)) => scheme.eq_ignore_ascii_case("file"),
-    }
-}
-
-/// Stream names become state keys and file names: plain names only.
-fn stockyard_state_name(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= 100
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-        && !name.starts_with('.');
-    if ok { Ok(()) } else { Err(format!("'{name}' is not a stream name (letters, digits, '_', '-', '.')")) }
 }
 
 fn last_part(name: &ast::ObjectName) -> String {

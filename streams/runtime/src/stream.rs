@@ -67,6 +67,11 @@ pub struct Stream {
     /// Pane states after the committed batch.
     states: Vec<RecordBatch>,
     state_schema: Option<SchemaRef>,
+    /// The `window` column of the pane states.
+    window_column: Option<usize>,
+    /// A batch planned but not committed when the stream was opened:
+    /// redone first. Later intents are this process's own.
+    pending: Option<Intent>,
 }
 
 impl Stream {
@@ -85,12 +90,12 @@ impl Stream {
             Some(location) => Some(ParquetSink::open(location, vec![])?),
             None => None,
         };
-        let state_schema = match definition.window {
+        let (state_schema, window_column) = match definition.window {
             Some(_) => {
-                let plan = prepared.physical(vec![]).await?;
-                Some(WindowPlan::split(plan).map_err(corrupt)?.state_schema())
+                let split = WindowPlan::split(prepared.physical(vec![]).await?).map_err(corrupt)?;
+                (Some(split.state_schema()), Some(split.window_column))
             }
-            None => None,
+            None => (None, None),
         };
         let (progress, states) = match store.get(&progress::commit_key(&definition.name)).await? {
             Some(bytes) => progress::decode(&bytes).map_err(corrupt)?,
@@ -99,6 +104,10 @@ impl Stream {
         let states = match &state_schema {
             Some(s) => conform(states, s)?,
             None => vec![],
+        };
+        let pending = match store.get(&progress::intent_key(&definition.name)).await? {
+            Some(bytes) => serde_json::from_slice::<Intent>(&bytes).ok().filter(|i| i.batch == progress.batch + 1),
+            None => None,
         };
         Ok(Self {
             definition,
@@ -112,6 +121,8 @@ impl Stream {
             progress,
             states,
             state_schema,
+            window_column,
+            pending,
         })
     }
 
@@ -139,11 +150,7 @@ impl Stream {
             self.prepared_at = Instant::now();
         }
         let name = self.definition.name.clone();
-        let intent = match self.store.get(&progress::intent_key(&name)).await? {
-            Some(bytes) => serde_json::from_slice::<Intent>(&bytes).ok().filter(|i| i.batch == self.progress.batch + 1),
-            None => None,
-        };
-        let intent = match intent {
+        let intent = match self.pending.take() {
             Some(i) => {
                 tracing::info!(stream = %name, batch = i.batch, "redoing the batch in flight");
                 i
@@ -241,13 +248,8 @@ impl Stream {
 
     /// The start of every pane in the state.
     fn pane_starts(&self) -> BTreeSet<i64> {
-        let Some(plan_col) = self.window_column() else { return BTreeSet::new() };
-        self.states.iter().flat_map(|b| window::starts(b.column(plan_col).as_ref())).flatten().collect()
-    }
-
-    fn window_column(&self) -> Option<usize> {
-        let schema = self.state_schema.as_ref()?;
-        (0..schema.fields().len()).find(|&i| schema.field(i).data_type() == &window::struct_type())
+        let Some(column) = self.window_column else { return BTreeSet::new() };
+        self.states.iter().flat_map(|b| window::starts(b.column(column).as_ref())).flatten().collect()
     }
 
     async fn run(&mut self, intent: &Intent, started: Instant) -> Result<(), StreamError> {
