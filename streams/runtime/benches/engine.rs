@@ -58,7 +58,7 @@ async fn main() {
         );
         decode_s += t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let split = WindowPlan::split(prepared.physical(vec![decoded.batch]).await.unwrap()).unwrap();
+        let split = WindowPlan::split(prepared.physical(vec![decoded.batch]).await.unwrap(), &spec).unwrap();
         column = split.window_column;
         let mut all = states;
         all.extend(split.partial(&prepared).await.unwrap());
@@ -66,7 +66,7 @@ async fn main() {
         aggregate_s += t.elapsed().as_secs_f64();
     }
     let t = Instant::now();
-    let split = WindowPlan::split(prepared.physical(vec![]).await.unwrap()).unwrap();
+    let split = WindowPlan::split(prepared.physical(vec![]).await.unwrap(), &spec).unwrap();
     let panes: BTreeSet<i64> =
         states.iter().flat_map(|b| window::starts(b.column(column).as_ref())).flatten().collect();
     let windows: BTreeSet<i64> = panes.iter().flat_map(|&p| spec.windows_of_pane(p)).collect();

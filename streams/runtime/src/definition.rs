@@ -341,42 +341,32 @@ fn read_source(
     })
 }
 
-/// Finds `window(...)` in the top-level `GROUP BY`, checks it, and writes
-/// `window`, `window.start` and `window.end` elsewhere as calls on it.
+/// Finds `window(...)` in the `GROUP BY` of the query or of a subquery in
+/// its `FROM` (for window functions over the windows), checks it, and
+/// writes `window`, `window.start` and `window.end` elsewhere as calls on it.
 fn rewrite_window(query: &mut ast::Query, source: &Source) -> Result<Option<WindowSpec>, String> {
-    let SetExpr::Select(select) = query.body.as_mut() else {
+    let SetExpr::Select(select) = query.body.as_ref() else {
         return Ok(None);
     };
-    let GroupByExpr::Expressions(groups, _) = &select.group_by else {
-        return Err("GROUP BY ALL is not supported in a stream".into());
-    };
-    let calls: Vec<&ast::Function> = groups
-        .iter()
-        .filter_map(|g| match g {
-            Expr::Function(f) if is_window(f) => Some(f),
-            _ => None,
-        })
-        .collect();
-    let call = match calls.as_slice() {
-        [] => {
-            let mut aggregates = false;
-            let _ = visit_expressions(select.as_ref(), |e| {
-                if let Expr::Function(f) = e
-                    && is_aggregate_name(f)
-                {
-                    aggregates = true;
+    let call = match window_call(select)? {
+        Some(call) => call,
+        None => match nested_window_call(select)? {
+            Some(call) => {
+                if aggregates(select, false) {
+                    return Err("a query over a windowed subquery aggregates only with window functions (… OVER (…)); group in the subquery".into());
                 }
-                ControlFlow::<()>::Continue(())
-            });
-            if !groups.is_empty() || aggregates {
-                return Err(
-                    "a stream that aggregates needs GROUP BY window(ts, size[, slide]): without a window its groups never close".into(),
-                );
+                call
             }
-            return Ok(None);
-        }
-        [one] => (*one).clone(),
-        _ => return Err("GROUP BY has more than one window(...)".into()),
+            None => {
+                let GroupByExpr::Expressions(groups, _) = &select.group_by else { unreachable!("checked") };
+                if !groups.is_empty() || aggregates(select, true) {
+                    return Err(
+                        "a stream that aggregates needs GROUP BY window(ts, size[, slide]): without a window its groups never close".into(),
+                    );
+                }
+                return Ok(None);
+            }
+        },
     };
     let FunctionArguments::List(list) = &call.args else {
         return Err("window(...) needs arguments: window(ts, size[, slide])".into());
@@ -436,6 +426,62 @@ fn rewrite_window(query: &mut ast::Query, source: &Source) -> Result<Option<Wind
         ControlFlow::<()>::Continue(())
     });
     Ok(Some(spec))
+}
+
+/// The `window(...)` call in `select`'s `GROUP BY`, if there is one.
+fn window_call(select: &ast::Select) -> Result<Option<ast::Function>, String> {
+    let GroupByExpr::Expressions(groups, _) = &select.group_by else {
+        return Err("GROUP BY ALL is not supported in a stream".into());
+    };
+    let calls: Vec<&ast::Function> = groups
+        .iter()
+        .filter_map(|g| match g {
+            Expr::Function(f) if is_window(f) => Some(f),
+            _ => None,
+        })
+        .collect();
+    match calls.as_slice() {
+        [] => Ok(None),
+        [one] => Ok(Some((*one).clone())),
+        _ => Err("GROUP BY has more than one window(...)".into()),
+    }
+}
+
+/// The `window(...)` call of a subquery in `select`'s `FROM`.
+fn nested_window_call(select: &ast::Select) -> Result<Option<ast::Function>, String> {
+    let factors = select.from.iter().flat_map(|t| std::iter::once(&t.relation).chain(t.joins.iter().map(|j| &j.relation)));
+    for factor in factors {
+        if let ast::TableFactor::Derived { subquery, .. } = factor
+            && let SetExpr::Select(inner) = subquery.body.as_ref()
+            && let Some(call) = match window_call(inner)? {
+                Some(call) => Some(call),
+                None => nested_window_call(inner)?,
+            }
+        {
+            return Ok(Some(call));
+        }
+    }
+    Ok(None)
+}
+
+/// Whether `select` calls an aggregate function (`with_over`: counting
+/// window functions too).
+fn aggregates(select: &ast::Select, with_over: bool) -> bool {
+    // Its own expressions, not those of subqueries in its FROM.
+    let mut found = false;
+    let mut check = |e: &Expr| {
+        if let Expr::Function(f) = e
+            && is_aggregate_name(f)
+            && (with_over || f.over.is_none())
+        {
+            found = true;
+        }
+        ControlFlow::<()>::Continue(())
+    };
+    let _ = visit_expressions(&select.projection, &mut check);
+    let _ = visit_expressions(&select.selection, &mut check);
+    let _ = visit_expressions(&select.having, &mut check);
+    found
 }
 
 fn is_window(f: &ast::Function) -> bool {

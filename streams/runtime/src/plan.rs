@@ -5,6 +5,12 @@
 //! states, and the final aggregate (with everything above it: projection,
 //! `HAVING`, order) runs on the panes of one window at a time. Every
 //! mergeable aggregate works this way, `count(DISTINCT …)` included.
+//!
+//! A window function above the aggregate (`avg(revenue) OVER (PARTITION BY
+//! store_id ORDER BY window_start RANGE BETWEEN INTERVAL '15 minutes'
+//! PRECEDING AND INTERVAL '1 minute' PRECEDING)`) sees earlier windows: the
+//! part above the aggregate runs on the aggregate rows of the window and of
+//! the earlier windows its frames reach, and keeps the window's own rows.
 
 use std::sync::{Arc, Mutex};
 
@@ -24,13 +30,22 @@ use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::definition::Definition;
-use crate::window::{self, PaneUdf};
+use crate::window::{self, PaneUdf, WindowSpec};
 
 /// A session for stream queries: one partition (a batch is small and the
 /// split below needs one final aggregate), no rules that merge the partial
-/// and final aggregates or rewrite distinct aggregates into two levels.
+/// and final aggregates or rewrite distinct aggregates into two levels, and
+/// no dynamic filters.
 pub fn session() -> SessionContext {
-    let config = SessionConfig::new().with_target_partitions(1);
+    let mut config = SessionConfig::new().with_target_partitions(1);
+    // A plan's nodes run again for every window and batch: a dynamic filter
+    // (TopK's bound, a join's build keys) would carry one run's values into
+    // the next and drop rows.
+    let optimizer = &mut config.options_mut().optimizer;
+    optimizer.enable_dynamic_filter_pushdown = false;
+    optimizer.enable_topk_dynamic_filter_pushdown = false;
+    optimizer.enable_join_dynamic_filter_pushdown = false;
+    optimizer.enable_aggregate_dynamic_filter_pushdown = false;
     let logical =
         Optimizer::new().rules.into_iter().filter(|r| r.name() != "single_distinct_aggregation_to_group_by").collect();
     let physical = PhysicalOptimizer::new()
@@ -115,6 +130,9 @@ impl Prepared {
 
     /// Runs `plan` to the end.
     pub async fn run(&self, plan: Arc<dyn ExecutionPlan>) -> Result<Vec<RecordBatch>> {
+        // Parts of one plan run once per window: nodes that keep what a run
+        // saw (TopK's bound, a join's built side) start afresh each time.
+        let plan = datafusion::physical_plan::execution_plan::reset_plan_states(plan)?;
         collect(plan, self.ctx.task_ctx()).await
     }
 }
@@ -124,8 +142,8 @@ impl Prepared {
 pub async fn check(definition: &Definition) -> std::result::Result<(), String> {
     let prepared = Prepared::new(definition).await?;
     let plan = prepared.physical(vec![]).await.map_err(|e| e.strip_backtrace())?;
-    if definition.window.is_some() {
-        WindowPlan::split(plan)?;
+    if let Some(spec) = &definition.window {
+        WindowPlan::split(plan, spec)?;
     }
     Ok(())
 }
@@ -137,6 +155,92 @@ pub struct WindowPlan {
     partial: Arc<dyn ExecutionPlan>,
     /// The index of the `window` column in the state schema.
     pub window_column: usize,
+    /// Window functions over earlier windows, when the query has them.
+    pub over: Option<Over>,
+}
+
+/// How far back a query's window functions look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Over {
+    /// Earlier windows starting this many nanoseconds before a window are
+    /// in its frames.
+    pub horizon_ns: i64,
+    /// The output column `window_start`, which says which window a row is of.
+    start_column: usize,
+}
+
+/// The output column the window functions' windows are told apart by.
+pub const WINDOW_START: &str = "window_start";
+
+/// How far back the frames of the window functions between `root` and the
+/// final aggregate reach, or `None` when there are none.
+fn over(
+    root: &Arc<dyn ExecutionPlan>,
+    final_agg: &Arc<dyn ExecutionPlan>,
+    spec: &WindowSpec,
+) -> std::result::Result<Option<Over>, String> {
+    use datafusion::logical_expr::{WindowFrameBound, WindowFrameUnits};
+    use datafusion::physical_plan::windows::{BoundedWindowAggExec, WindowAggExec};
+    let mut exprs = Vec::new();
+    let mut limited = false;
+    let mut node = root.clone();
+    while !Arc::ptr_eq(&node, final_agg) {
+        if let Some(w) = node.downcast_ref::<BoundedWindowAggExec>() {
+            exprs.extend(w.window_expr().iter().cloned());
+        } else if let Some(w) = node.downcast_ref::<WindowAggExec>() {
+            exprs.extend(w.window_expr().iter().cloned());
+        }
+        limited |= node.fetch().is_some();
+        let children = node.children();
+        let Some(next) = children.iter().find(|c| contains(c, final_agg)) else { break };
+        node = (*next).clone();
+    }
+    if exprs.is_empty() {
+        return Ok(None);
+    }
+    let frames = "a window function over earlier windows";
+    if limited {
+        return Err(format!(
+            "{frames} cannot be used with LIMIT (rank rows with row_number() OVER (PARTITION BY window_start …) instead)"
+        ));
+    }
+    let Ok(start_column) = root.schema().index_of(WINDOW_START) else {
+        return Err(format!("{frames} needs the window start in the output: SELECT window.start AS {WINDOW_START}, …"));
+    };
+    let mut horizon_ns = 0;
+    for e in exprs {
+        let by_window = e.partition_by().iter().any(|p| {
+            p.downcast_ref::<datafusion::physical_expr::expressions::Column>().is_some_and(|c| c.name() == WINDOW_START)
+        });
+        if by_window {
+            continue;
+        }
+        let frame = e.get_window_frame();
+        let reach = match (&frame.units, &frame.start_bound) {
+            (_, WindowFrameBound::Preceding(v)) if v.is_null() => None,
+            (WindowFrameUnits::Rows, WindowFrameBound::Preceding(v)) => {
+                v.to_string().parse::<i64>().ok().map(|n| n * spec.slide)
+            }
+            (WindowFrameUnits::Range, WindowFrameBound::Preceding(v)) => window::duration_ns(v).ok(),
+            (_, WindowFrameBound::CurrentRow) => Some(0),
+            _ => None,
+        };
+        let ahead = matches!(&frame.end_bound, WindowFrameBound::Following(v) if v.is_null() || !v.to_string().starts_with('0'));
+        match reach {
+            Some(ns) if !ahead => horizon_ns = horizon_ns.max(ns),
+            _ => {
+                return Err(format!(
+                    "{frames} needs a frame that ends at the window and reaches a fixed way back, such as OVER (… ORDER BY window_start ROWS BETWEEN 10 PRECEDING AND 1 PRECEDING) or RANGE BETWEEN INTERVAL '15 minutes' PRECEDING AND CURRENT ROW; not '{}'",
+                    frame
+                ));
+            }
+        }
+    }
+    Ok(Some(Over { horizon_ns, start_column }))
+}
+
+fn contains(plan: &Arc<dyn ExecutionPlan>, target: &Arc<dyn ExecutionPlan>) -> bool {
+    Arc::ptr_eq(plan, target) || plan.children().into_iter().any(|c| contains(c, target))
 }
 
 fn aggregate(plan: &Arc<dyn ExecutionPlan>) -> Option<&AggregateExec> {
@@ -144,8 +248,9 @@ fn aggregate(plan: &Arc<dyn ExecutionPlan>) -> Option<&AggregateExec> {
 }
 
 impl WindowPlan {
-    /// Finds the final and partial aggregates of `root`.
-    pub fn split(root: Arc<dyn ExecutionPlan>) -> std::result::Result<Self, String> {
+    /// Finds the final and partial aggregates of `root`, a query over
+    /// windows of `spec`.
+    pub fn split(root: Arc<dyn ExecutionPlan>, spec: &WindowSpec) -> std::result::Result<Self, String> {
         fn find_final(plan: &Arc<dyn ExecutionPlan>) -> Option<Arc<dyn ExecutionPlan>> {
             if aggregate(plan)
                 .is_some_and(|a| matches!(a.mode(), AggregateMode::Final | AggregateMode::FinalPartitioned))
@@ -170,7 +275,8 @@ impl WindowPlan {
         let [window_column] = windows.as_slice() else {
             return Err(format!("{cannot} (the window is not one of the groups)"));
         };
-        Ok(Self { window_column: *window_column, root, final_agg, partial })
+        let over = over(&root, &final_agg, spec)?;
+        Ok(Self { window_column: *window_column, root, final_agg, partial, over })
     }
 
     /// The schema of pane states.
@@ -206,22 +312,60 @@ impl WindowPlan {
     /// The query's rows for one window, from the states of its panes with
     /// their `window` column set to the window.
     pub async fn finish(&self, prepared: &Prepared, states: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
-        let states = conform(states, &self.state_schema())?;
-        let input = MemorySourceConfig::try_new_exec(&[states], self.state_schema(), None)?;
+        let input = MemorySourceConfig::try_new_exec(&[conform(states, &self.state_schema())?], self.state_schema(), None)?;
         let final_agg = self.final_agg.clone().with_new_children(vec![input])?;
+        prepared.run(self.above(final_agg)?).await
+    }
+
+    /// The final aggregate's rows for one window (what a window function
+    /// over earlier windows reads of it).
+    pub async fn aggregate(&self, prepared: &Prepared, states: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
+        let input = MemorySourceConfig::try_new_exec(&[conform(states, &self.state_schema())?], self.state_schema(), None)?;
+        prepared.run(self.final_agg.clone().with_new_children(vec![input])?).await
+    }
+
+    /// The query's rows for the window starting at `start`, from its
+    /// aggregate rows and those of the earlier windows in its frames.
+    pub async fn finish_over(
+        &self,
+        prepared: &Prepared,
+        start: i64,
+        rows: Vec<RecordBatch>,
+    ) -> Result<Vec<RecordBatch>> {
+        let Some(over) = self.over else { return plan_err!("the query has no window function over windows") };
+        let schema = self.final_agg.schema();
+        let input = MemorySourceConfig::try_new_exec(&[conform(rows, &schema)?], schema, None)?;
+        let out = prepared.run(self.above(input)?).await?;
+        let mut kept = Vec::new();
+        for b in out {
+            let starts = arrow::compute::cast(
+                b.column(over.start_column),
+                &arrow::datatypes::DataType::Timestamp(arrow::datatypes::TimeUnit::Nanosecond, None),
+            )?;
+            let starts = starts.as_any().downcast_ref::<arrow::array::TimestampNanosecondArray>().expect("cast");
+            let mask: arrow::array::BooleanArray = starts.iter().map(|s| Some(s == Some(start))).collect();
+            let b = arrow::compute::filter_record_batch(&b, &mask)?;
+            if b.num_rows() > 0 {
+                kept.push(b);
+            }
+        }
+        Ok(kept)
+    }
+
+    /// The query above the final aggregate, on `input` in its place.
+    fn above(&self, input: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
         let target = self.final_agg.clone();
-        let root = self
+        Ok(self
             .root
             .clone()
             .transform_down(|node| {
                 Ok(if Arc::ptr_eq(&node, &target) {
-                    Transformed::new(final_agg.clone(), true, TreeNodeRecursion::Jump)
+                    Transformed::new(input.clone(), true, TreeNodeRecursion::Jump)
                 } else {
                     Transformed::no(node)
                 })
             })?
-            .data;
-        prepared.run(root).await
+            .data)
     }
 }
 

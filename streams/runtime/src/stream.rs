@@ -72,6 +72,10 @@ pub struct Stream {
     /// A batch planned but not committed when the stream was opened:
     /// redone first. Later intents are this process's own.
     pending: Option<Intent>,
+    /// Aggregate rows of final windows by start, for window functions over
+    /// earlier windows: made from the pane states (kept long enough for
+    /// them), so a reopened stream makes them again.
+    history: BTreeMap<i64, Vec<RecordBatch>>,
 }
 
 impl Stream {
@@ -90,9 +94,9 @@ impl Stream {
             Some(location) => Some(ParquetSink::open(location, vec![])?),
             None => None,
         };
-        let (state_schema, window_column) = match definition.window {
-            Some(_) => {
-                let split = WindowPlan::split(prepared.physical(vec![]).await?).map_err(corrupt)?;
+        let (state_schema, window_column) = match &definition.window {
+            Some(spec) => {
+                let split = WindowPlan::split(prepared.physical(vec![]).await?, spec).map_err(corrupt)?;
                 (Some(split.state_schema()), Some(split.window_column))
             }
             None => (None, None),
@@ -123,6 +127,7 @@ impl Stream {
             state_schema,
             window_column,
             pending,
+            history: BTreeMap::new(),
         })
     }
 
@@ -322,7 +327,7 @@ impl Stream {
                 (out, vec![], vec![])
             }
             Some(spec) => {
-                let split = WindowPlan::split(plan)
+                let split = WindowPlan::split(plan, &spec)
                     .map_err(|e| StreamError::Corrupt { stream: self.definition.name.clone(), reason: e })?;
                 let partial = split.partial(&self.prepared).await?;
                 let mut all = self.states.clone();
@@ -344,7 +349,29 @@ impl Stream {
                         continue;
                     }
                     let input = window_input(&merged, column, &spec, start)?;
-                    let rows = split.finish(&self.prepared, input).await?;
+                    let rows = match split.over {
+                        None => split.finish(&self.prepared, input).await?,
+                        Some(over) => {
+                            // The aggregate rows of the earlier windows in
+                            // the frames, then of this one.
+                            let first = (start - over.horizon_ns).div_euclid(spec.slide) * spec.slide;
+                            let first = if first < start - over.horizon_ns { first + spec.slide } else { first };
+                            let mut rows = Vec::new();
+                            for earlier in (first..=start).step_by(spec.slide as usize) {
+                                if let Some(cached) = self.history.get(&earlier) {
+                                    rows.extend(cached.iter().cloned());
+                                    continue;
+                                }
+                                let input = window_input(&merged, column, &spec, earlier)?;
+                                let agg = split.aggregate(&self.prepared, input).await?;
+                                if is_final(earlier + spec.size) {
+                                    self.history.insert(earlier, agg.clone());
+                                }
+                                rows.extend(agg);
+                            }
+                            split.finish_over(&self.prepared, start, rows).await?
+                        }
+                    };
                     if newly_final {
                         if let Writer::Redis(_, keep) = &self.writer {
                             finals.insert(0, WindowRows { start_ns: start, end_ns: end, rows: json_rows(&rows)? });
@@ -355,8 +382,13 @@ impl Stream {
                         open.push(WindowRows { start_ns: start, end_ns: end, rows: json_rows(&rows)? });
                     }
                 }
-                // Panes whose every window is final are done.
-                let keep_pane = |p: i64| !is_final(spec.pane_needed_until(p));
+                // Panes whose every window is final, and past the reach
+                // of later windows' window functions, are done.
+                let horizon = split.over.map_or(0, |o| o.horizon_ns);
+                if let Some(w) = watermark_ns {
+                    self.history.retain(|&start, _| start + spec.size + horizon >= w);
+                }
+                let keep_pane = |p: i64| !is_final(spec.pane_needed_until(p) + horizon);
                 let mut states = Vec::new();
                 for b in merged {
                     let mask: BooleanArray = window::starts(b.column(column).as_ref())
@@ -576,13 +608,13 @@ mod tests {
         let mut states = Vec::new();
         let mut column = 0;
         for b in batches {
-            let split = WindowPlan::split(prepared.physical(vec![b]).await.unwrap()).unwrap();
+            let split = WindowPlan::split(prepared.physical(vec![b]).await.unwrap(), &spec).unwrap();
             column = split.window_column;
             let mut all = states.clone();
             all.extend(split.partial(&prepared).await.unwrap());
             states = split.reduce(&prepared, all).await.unwrap();
         }
-        let split = WindowPlan::split(prepared.physical(vec![]).await.unwrap()).unwrap();
+        let split = WindowPlan::split(prepared.physical(vec![]).await.unwrap(), &spec).unwrap();
         // One state row per pane and product: a in 10:00, 10:02, 10:04; b in 10:01.
         assert_eq!(states.iter().map(RecordBatch::num_rows).sum::<usize>(), 4);
         let window = |start: i64| {
@@ -614,6 +646,89 @@ mod tests {
         );
         // [10:04, 10:09) holds only the row at 10:04:59.999….
         assert!(window(ten + 4 * MIN).await.contains("| 1970-01-01T10:04:00 | a          | 1 | 4.0     | 1         |"));
+    }
+
+    /// ORDER BY … LIMIT ranks each window's rows alone: a window of small
+    /// revenues after one of large ones still gets its own top rows.
+    #[tokio::test]
+    async fn a_limit_ranks_each_window_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let sql = format!(
+            "CREATE EXTERNAL TABLE orders (product_id VARCHAR, customer VARCHAR, price DOUBLE, ts TIMESTAMP)
+               STORED AS KAFKA LOCATION 'kafka://127.0.0.1:9/orders' OPTIONS ('event_time' 'ts');
+             CREATE EXTERNAL TABLE out STORED AS PARQUET LOCATION '{}';
+             INSERT INTO out SELECT product_id, round(sum(price), 2) AS revenue
+             FROM orders GROUP BY window(ts, '1 minute'), product_id ORDER BY revenue DESC, product_id LIMIT 2",
+            dir.path().display()
+        );
+        let d = Definition::parse("t", &sql, &local()).await.unwrap();
+        let spec = d.window.unwrap();
+        let prepared = Prepared::new(&d).await.unwrap();
+        let schema = d.source.schema.clone();
+        let batch = rows(
+            &schema,
+            &[("a", "c", 100.0, 0), ("b", "c", 90.0, 1), ("c", "c", 5.0, MIN), ("d", "c", 4.0, MIN), ("e", "c", 3.0, MIN)],
+        );
+        let split = WindowPlan::split(prepared.physical(vec![batch]).await.unwrap(), &spec).unwrap();
+        let states = split.reduce(&prepared, split.partial(&prepared).await.unwrap()).await.unwrap();
+        let mut got = Vec::new();
+        for start in [0, MIN] {
+            let input = window_input(&states, split.window_column, &spec, start).unwrap();
+            let out = split.finish(&prepared, input).await.unwrap();
+            got.push(arrow::util::pretty::pretty_format_batches(&out).unwrap().to_string());
+        }
+        assert!(got[0].contains("| a          | 100.0   |") && got[0].contains("| b          | 90.0    |"), "{}", got[0]);
+        assert!(got[1].contains("| c          | 5.0     |") && got[1].contains("| d          | 4.0     |"), "{}", got[1]);
+        assert!(!got[1].contains("| e "), "{}", got[1]);
+    }
+
+    /// Every stream shipped in jobs/streams/ reads and plans, with its
+    /// `${…}` settings filled in and the MongoDB dimension it joins.
+    #[tokio::test]
+    async fn the_shipped_stream_files_plan() {
+        use arrow::datatypes::{DataType, Field, Schema};
+        let dir = tempfile::tempdir().unwrap();
+        let dims = datafusion::catalog::MemorySchemaProvider::new();
+        let skus = Arc::new(Schema::new(vec![
+            Field::new("sku_id", DataType::Utf8, true),
+            Field::new("product_name", DataType::Utf8, true),
+            Field::new("category", DataType::Utf8, true),
+            Field::new("unit_price", DataType::Float64, true),
+        ]));
+        let table = datafusion::datasource::MemTable::try_new(skus, vec![vec![]]).unwrap();
+        datafusion::catalog::SchemaProvider::register_table(&dims, "skus_dim".into(), Arc::new(table)).unwrap();
+        let env = crate::definition::Environment { local_files: true, tables: Some(Arc::new(dims)) };
+        let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../jobs/streams");
+        let mut planned = Vec::new();
+        for entry in std::fs::read_dir(&shipped).unwrap() {
+            let path = entry.unwrap().path();
+            let sql = std::fs::read_to_string(&path)
+                .unwrap()
+                .replace("${KAFKA}", "127.0.0.1:9")
+                .replace("${REDIS}", "redis://127.0.0.1:1")
+                .replace("${OUT}", &dir.path().display().to_string());
+            let name = path.file_stem().unwrap().to_string_lossy().to_string();
+            let d = Definition::parse(&name, &sql, &env).await.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert!(!d.query.contains("${"), "{name}");
+            planned.push((name, d.window.map(|w| (w.size / MIN, w.slide / MIN))));
+        }
+        planned.sort();
+        let windowed: Vec<_> = planned.iter().map(|(n, w)| (n.as_str(), *w)).collect();
+        assert_eq!(
+            windowed,
+            [
+                ("category_revenue", Some((5, 1))),
+                ("clickstream_bronze", None),
+                ("clickstream_quality", Some((1, 1))),
+                ("inventory_alerts", Some((10, 2))),
+                ("order_quality", Some((1, 1))),
+                ("sales_metrics", Some((5, 1))),
+                ("silver_page_views", None),
+                ("silver_purchases", None),
+                ("silver_sessions", Some((30, 30))),
+                ("top_products", Some((5, 1))),
+            ]
+        );
     }
 
     #[tokio::test]
