@@ -513,6 +513,10 @@ pub struct CreateStream {
     /// The stream's SQL.
     #[arg(long)]
     pub sql: Option<String>,
+    /// A value for `${NAME}` in the SQL, as NAME=VALUE (the shipped streams
+    /// in jobs/streams/ take KAFKA, REDIS and OUT). Repeatable.
+    #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_setting)]
+    pub set: Vec<(String, String)>,
     /// The pause between batches when there is nothing to catch up on.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub trigger: Duration,
@@ -643,6 +647,40 @@ fn parse_seed(s: &str) -> Result<u64, String> {
     s.parse().map_err(|_| format!("'{s}' is not a seed (a whole number from 0 to {})", u64::MAX))
 }
 
+/// `NAME=VALUE` for a stream file's `${NAME}`.
+fn parse_setting(s: &str) -> Result<(String, String), String> {
+    let (name, value) = s.split_once('=').ok_or_else(|| format!("'{s}' is not NAME=VALUE"))?;
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(format!("'{name}' is not a name (letters, digits and '_')"));
+    }
+    if value.contains('\'') {
+        return Err(format!("the value of {name} holds a quote (')"));
+    }
+    Ok((name.to_string(), value.to_string()))
+}
+
+/// `kafka://HOST:PORT[,HOST:PORT…]` as the brokers' `HOST:PORT` list.
+fn parse_kafka_brokers(s: &str) -> Result<String, String> {
+    let rest = s.strip_prefix("kafka://").ok_or_else(|| format!("'{s}' is not kafka://HOST:PORT[,HOST:PORT…]"))?;
+    let brokers = rest.trim_end_matches('/');
+    if brokers.contains('/') {
+        return Err(format!("'{s}' names a topic; give only the brokers (each stream writes the topic of its name)"));
+    }
+    for b in brokers.split(',') {
+        parse_host_port(b)?;
+    }
+    Ok(brokers.to_string())
+}
+
+/// The event streams one `--stream` value names (`all` names every one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventStreams(pub Vec<stockyard_generator::events::EventKind>);
+
+fn parse_event_streams(s: &str) -> Result<EventStreams, String> {
+    use stockyard_generator::events::EventKind;
+    Ok(EventStreams(if s.trim().eq_ignore_ascii_case("all") { EventKind::ALL.to_vec() } else { vec![s.parse()?] }))
+}
+
 /// A share written `0.02` or `2%`.
 fn parse_share(s: &str) -> Result<f64, String> {
     let share = match s.strip_suffix('%') {
@@ -671,12 +709,35 @@ pub struct GenerateArgs {
     /// Backfill: event times are before this (RFC 3339).
     #[arg(long, value_parser = parse_instant, requires = "docs")]
     pub end: Option<std::time::SystemTime>,
-    /// Live: fact documents a second, stamped with the wall clock, with --duration.
-    #[arg(long, value_parser = parse_positive, requires = "duration")]
+    /// Live: fact documents (or records per stream) a second, stamped with
+    /// the wall clock, for --duration (into Kafka: until stopped without it).
+    #[arg(long, value_parser = parse_positive)]
     pub rate: Option<usize>,
     /// Live: how long to write.
     #[arg(long, value_parser = parse_duration, requires = "rate")]
     pub duration: Option<Duration>,
+    /// Writes the seed event streams to these Kafka brokers instead of
+    /// MongoDB: kafka://HOST:PORT[,HOST:PORT…]. Each stream goes to the topic
+    /// of its name, created when missing.
+    #[arg(long, value_parser = parse_kafka_brokers)]
+    pub kafka: Option<String>,
+    /// With --kafka: the streams to write (sales, inventory, orders,
+    /// clickstream, or all), comma-separated.
+    #[arg(long, requires = "kafka", value_delimiter = ',', default_value = "all", value_parser = parse_event_streams)]
+    pub stream: Vec<EventStreams>,
+    /// With --kafka: retail stores the sales and stock readings come from.
+    #[arg(long, default_value = "50", value_parser = parse_positive)]
+    pub stores: usize,
+    /// With --kafka: partitions of a topic this run creates.
+    #[arg(long, default_value = "2", value_parser = parse_positive)]
+    pub partitions: usize,
+    /// With --kafka: share of records stamped up to 2 minutes before their neighbours.
+    #[arg(long, default_value = "0.05", value_parser = parse_share)]
+    pub out_of_order_share: f64,
+    /// With --kafka: share of records stamped 20 to 25 minutes before their
+    /// neighbours (later than every shipped stream's lateness).
+    #[arg(long, default_value = "0.005", value_parser = parse_share)]
+    pub late_share: f64,
     /// Rows of skus_dim.
     #[arg(long, default_value = "5000", value_parser = parse_positive)]
     pub skus: usize,

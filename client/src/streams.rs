@@ -63,6 +63,7 @@ pub async fn run(args: StreamsArgs) -> Result<(), Failure> {
                     .map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))?,
                 (None, None) => return Err(Failure::usage("give the stream's SQL with --file or --sql")),
             };
+            let sql = substitute(&sql, &c.set).map_err(Failure::usage)?;
             (c.name, "create", sql, humantime::format_duration(c.trigger).to_string())
         }
         StreamAction::Pause(n) => (n.name, "pause", String::new(), String::new()),
@@ -89,6 +90,27 @@ pub async fn run(args: StreamsArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// `sql` with every `${NAME}` replaced by its `--set` value.
+fn substitute(sql: &str, set: &[(String, String)]) -> Result<String, String> {
+    let mut out = String::with_capacity(sql.len());
+    let mut rest = sql;
+    while let Some(at) = rest.find("${") {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at + 2..];
+        let end = tail.find('}').ok_or_else(|| format!("'${{' without a closing '}}' in: {}", &rest[at..]))?;
+        let name = &tail[..end];
+        let (_, value) = set
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .ok_or_else(|| format!("the SQL uses ${{{name}}}: give it with --set {name}=…"))?;
+        out.push_str(value);
+        rest = &tail[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
 fn stream_json(s: &StreamInfo) -> Value {
     json!({
         "name": s.name, "state": s.state, "error": (!s.error.is_empty()).then_some(&s.error),
@@ -102,4 +124,18 @@ fn stream_json(s: &StreamInfo) -> Value {
         },
         "unreadable_values": s.unreadable_values, "last_batch_ms": s.last_batch_ms,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::substitute;
+
+    #[test]
+    fn settings_fill_the_file() {
+        let set = vec![("KAFKA".to_string(), "h:1".to_string()), ("OUT".to_string(), "/o".to_string())];
+        assert_eq!(substitute("'kafka://${KAFKA}/t' '${OUT}/x/' ${OUT}", &set).unwrap(), "'kafka://h:1/t' '/o/x/' /o");
+        assert_eq!(substitute("no variables", &[]).unwrap(), "no variables");
+        assert_eq!(substitute("'${REDIS}'", &set).unwrap_err(), "the SQL uses ${REDIS}: give it with --set REDIS=…");
+        assert!(substitute("${OUT", &set).unwrap_err().contains("without a closing"));
+    }
 }

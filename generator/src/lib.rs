@@ -1,10 +1,14 @@
 //! Supply-chain data for MongoDB, as `shared/spec/supply-chain.md` defines it:
 //! the three dimension collections, the three fact collections and a share of
-//! dirty documents. It feeds demos, benchmarks and tests with realistic data
-//! that a seed reproduces exactly.
+//! dirty documents; and the seed event streams for Kafka (sales, stock
+//! readings, orders, a clickstream) that the shipped streams read. It feeds
+//! demos, benchmarks and tests with realistic data that a seed reproduces
+//! exactly.
 
 mod dims;
+pub mod events;
 mod facts;
+pub mod kafka;
 mod rng;
 mod write;
 
@@ -111,6 +115,9 @@ pub enum GenerateError {
     /// A MongoDB operation failed.
     #[error("MongoDB {action} failed: {message}")]
     Mongo { action: String, message: String },
+    /// A Kafka call failed.
+    #[error("{0}")]
+    Kafka(String),
 }
 
 /// What a run wrote.

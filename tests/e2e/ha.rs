@@ -372,7 +372,7 @@ fn the_standby_takes_over_a_dead_leaders_stream_exactly_once() {
         serde_json::from_str::<Value>(&body).map(|v| v["records"].as_u64().unwrap_or(0)).unwrap_or(0)
     };
     let mut produced = Vec::new();
-    let mut batch = |from: i64, n: i64, produced: &mut Vec<(String, f64, i64)>| {
+    let batch = |from: i64, n: i64, produced: &mut Vec<(String, f64, i64)>| {
         let values: Vec<String> = (from..from + n)
             .map(|m| {
                 let product = ["a", "b"][(m % 2) as usize];

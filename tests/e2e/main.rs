@@ -8,6 +8,7 @@ mod generate;
 mod ha;
 mod kpi;
 mod mongo;
+mod pipelines;
 mod schedules;
 mod security;
 mod services;

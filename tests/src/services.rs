@@ -304,6 +304,37 @@ impl Kafka {
         self.broker(topic, async |b| b.produce(partition, values).await.expect("produce"));
     }
 
+    /// Every record value of `topic`, partition by partition in offset
+    /// order, read with kafka-python (a client no one here wrote): what a
+    /// test computes its expected rows from.
+    pub fn consume_with_kafka_python(&self, topic: &str) -> Vec<Vec<u8>> {
+        let script = r#"
+import sys
+from kafka import KafkaConsumer, TopicPartition
+port, topic = sys.argv[1], sys.argv[2]
+consumer = KafkaConsumer(bootstrap_servers=f"127.0.0.1:{port}", api_version=(2, 5, 0), enable_auto_commit=False)
+parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
+ends = consumer.end_offsets(parts)
+for tp in parts:
+    consumer.assign([tp])
+    consumer.seek(tp, 0)
+    while consumer.position(tp) < ends[tp]:
+        for record in consumer.poll(timeout_ms=1000, max_records=5000).get(tp, []):
+            sys.stdout.write((record.value or b"").hex() + "\n")
+consumer.close()
+"#;
+        let out = Command::new(venv_bin("python"))
+            .args(["-c", script, &self.port.to_string(), topic])
+            .output()
+            .expect("start python");
+        assert!(out.status.success(), "kafka-python failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout)
+            .expect("hex lines")
+            .lines()
+            .map(|l| (0..l.len()).step_by(2).map(|i| u8::from_str_radix(&l[i..i + 2], 16).expect("hex")).collect())
+            .collect()
+    }
+
     /// Appends `values` to one partition with kafka-python, a client no one
     /// here wrote.
     pub fn produce_with_kafka_python(&self, topic: &str, partition: i32, values: &[String]) {
