@@ -264,6 +264,14 @@ impl Stream {
         let mut parts = Vec::new();
         let mut late = Vec::new();
         let mut offsets = self.progress.offsets.clone();
+        // Every partition of the intent is known to the commit, also one it
+        // read nothing from: a batch redone after a crash before the first
+        // commit knows only its intent, and a partition left out of the
+        // clocks would not hold the watermark back.
+        for (&p, &(from, _)) in &intent.ranges {
+            offsets.entry(p).or_insert(from);
+            clocks.entry(p).or_insert(watermark::PartitionClock { max_event_ns: None, last_record_ms: intent.now_ms });
+        }
         // Every partition is read and decoded at once, each on a core of
         // its own; the results are taken in partition order.
         let broker = self.broker().await?;
