@@ -13,6 +13,7 @@ mod metrics;
 pub mod runner;
 pub mod schedules;
 mod service;
+mod services;
 mod standby;
 pub mod streams;
 pub mod tls;

@@ -119,6 +119,14 @@ pub(crate) async fn one(State(api): State<Api>, Path(name): Path<String>) -> Ans
     Ok(Json(view(&s)))
 }
 
+/// `GET /api/streams/{name}/results`: what the stream's sink shows after
+/// its last batch on this scheduler (open and recent final windows), or
+/// the same shape with no windows before one ran.
+pub(crate) async fn results(State(api): State<Api>, Path(name): Path<String>) -> Answer {
+    let results = api.streams.results(&name).await.map_err(http_status)?;
+    Ok(Json(results.unwrap_or_else(|| serde_json::json!({"stream": name, "batch": 0, "windows": [], "rows": []}))))
+}
+
 /// The body of `POST /api/streams`.
 #[derive(Debug, Deserialize)]
 pub(crate) struct NewStream {

@@ -12,8 +12,8 @@ const SCRIPT: &str = include_str!("../ui/app.js");
 const STYLE: &str = include_str!("../ui/app.css");
 
 /// The pages, each a stable URL.
-pub const PAGES: [&str; 9] =
-    ["/", "/runs", "/runs/{id}", "/jobs/{id}", "/schedules", "/streams", "/kpis", "/archives", "/sql"];
+pub const PAGES: [&str; 10] =
+    ["/", "/runs", "/runs/{id}", "/jobs/{id}", "/schedules", "/streams", "/live", "/kpis", "/archives", "/sql"];
 
 pub(crate) fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     let mut router = Router::new()

@@ -414,6 +414,103 @@ pages.streams = {
   },
 };
 
+// ---- live dashboard: the shipped streams' results ----
+// Horizontal bars: one row per item, the value written at its end.
+function hbars(items, fmt, cls) {
+  const w = 460, row = 22, labelW = 190, hgt = Math.max(row, items.length * row);
+  const max = Math.max(1e-9, ...items.map((i) => i.value));
+  return s("svg", { width: w, height: hgt, viewBox: `0 0 ${w} ${hgt}`, role: "img", class: `hbars ${cls || ""}` },
+    items.map((it, i) => {
+      const len = Math.max(1, ((w - labelW - 90) * it.value) / max);
+      return s("g", { "data-item": it.label },
+        s("text", { x: 0, y: i * row + 15 }, clip(it.label, 28)),
+        s("rect", { x: labelW, y: i * row + 4, width: len, height: row - 8, class: it.cls || "" }, s("title", {}, it.title || "")),
+        s("text", { x: labelW + len + 6, y: i * row + 15 }, fmt(it.value)));
+    }));
+}
+// Stacked columns over windows: kept (blue) under left out (red).
+function columns(points) {
+  const w = 460, hgt = 110, gap = 2;
+  const max = Math.max(1, ...points.map((p) => p.total));
+  const cw = points.length ? (w - gap * points.length) / points.length : w;
+  return s("svg", { width: w, height: hgt + 16, viewBox: `0 0 ${w} ${hgt + 16}`, role: "img", class: "columns" },
+    points.map((p, i) => {
+      const x = i * (cw + gap), kh = (hgt * p.kept) / max, th = (hgt * p.total) / max;
+      return s("g", {},
+        s("rect", { x, y: hgt - th, width: cw, height: th - kh, class: "bad" }),
+        s("rect", { x, y: hgt - kh, width: cw, height: kh }),
+        s("title", {}, `${p.label}: ${p.kept} of ${p.total} kept`));
+    }),
+    points.length ? s("text", { x: 0, y: hgt + 13 }, points[0].label) : "",
+    points.length ? s("text", { x: w, y: hgt + 13, "text-anchor": "end" }, points[points.length - 1].label) : "");
+}
+const hhmm = (t) => (t ? String(t).slice(11, 16) : "");
+// The newest window of a result, open ones first.
+const newest = (r) => (r.windows || [])[0];
+const newestFinal = (r) => (r.windows || []).find((w) => w.final);
+
+pages.live = {
+  title: "Live",
+  mount(root) {
+    this.el = h("div");
+    root.append(h("h1", {}, "Live dashboard"), h("p", { class: "muted" }, "The shipped streams (jobs/streams/) as they run: each card says its window and how far behind its stream is."), this.el);
+  },
+  // A card for stream `name`: its heading and state, or why it has none.
+  card(name, title, streams, body) {
+    const st = streams.find((x) => x.name === name);
+    const head = h("h3", {}, title, " ", h("span", { class: "muted" }, `(${name})`));
+    if (!st) return h("div", { class: "card", "data-card": name }, head, h("p", { class: "muted" }, `Not created: stockyard streams create ${name} --file jobs/streams/${name}.sql --set …`));
+    const behind = st.watermark_ms ? (Date.now() - st.watermark_ms) / 1000 : null;
+    const late = st.state !== "running" || st.lag > 10000 || (behind !== null && behind > 15 * 60);
+    const health = h("div", { class: late ? "health behind" : "health", "data-health": true },
+      status(st.state), " · ",
+      behind === null ? "no watermark yet" : `${fmtSpan(behind)} behind`,
+      st.lag ? ` · ${fmtNum(st.lag)} records to read` : "",
+      st.error ? h("div", { class: "status failed" }, st.error) : "");
+    return h("div", { class: "card", "data-card": name }, head, health, body);
+  },
+  async refresh() {
+    const [streams, services] = await Promise.all([api("/api/streams"), api("/api/services").catch(() => [])]);
+    const names = ["top_products", "category_revenue", "inventory_alerts", "sales_metrics", "order_quality"];
+    const results = {};
+    await Promise.all(names.filter((n) => streams.some((x) => x.name === n)).map(async (n) => { results[n] = await api(`/api/streams/${n}/results`); }));
+    const windowLabel = (w) => (w ? h("div", { class: "muted", "data-window": w.window_start }, `window ${hhmm(w.window_start)}–${hhmm(w.window_end)} UTC · ${w.final ? "final" : "open, updating"}`) : h("p", { class: "muted" }, "no window yet"));
+    const cards = [];
+    const top = results.top_products && newest(results.top_products);
+    cards.push(this.card("top_products", "Top products by revenue", streams, top ? [windowLabel(top),
+      hbars(top.rows.map((r) => ({ label: r.product_name || r.product_id, value: r.revenue, title: `${r.product_id}: ${r.orders} orders, ${r.units} units` })), (v) => fmtNum(v, 0))] : windowLabel(null)));
+    const cat = results.category_revenue && newest(results.category_revenue);
+    cards.push(this.card("category_revenue", "Revenue by category", streams, cat ? [windowLabel(cat),
+      hbars(cat.rows.map((r) => ({ label: r.category, value: r.revenue, title: `${r.orders} orders, average price ${fmtNum(r.avg_price)}` })), (v) => fmtNum(v, 0))] : windowLabel(null)));
+    const inv = results.inventory_alerts && newestFinal(results.inventory_alerts);
+    const severities = ["critical", "high", "medium"];
+    cards.push(this.card("inventory_alerts", "Stock alerts by severity", streams, inv ? [windowLabel(inv),
+      hbars(severities.map((sev) => ({ label: sev, value: inv.rows.filter((r) => r.severity === sev).length, cls: sev })), (v) => String(v), "severity"),
+      table([
+        { label: "store", cell: (r) => r.store_id }, { label: "product", cell: (r) => r.product_id },
+        { label: "severity", cell: (r) => h("span", { class: `sev ${r.severity}` }, r.severity) },
+        { label: "lowest", num: true, cell: (r) => r.lowest_stock }, { label: "turnover", num: true, cell: (r) => fmtNum(r.turnover) },
+      ], rowsOf(inv.rows.slice(0, 8)), { class: "alerts" })] : windowLabel(null)));
+    const sales = results.sales_metrics;
+    const anomalies = sales ? (sales.windows || []).flatMap((w) => w.rows.filter((r) => r.anomaly)) : [];
+    cards.push(this.card("sales_metrics", "Sales anomalies", streams, sales ? [windowLabel(newestFinal(sales)),
+      anomalies.length ? table([
+        { label: "window", cell: (r) => hhmm(r.window_start) }, { label: "store", cell: (r) => r.store_id }, { label: "category", cell: (r) => r.category },
+        { label: "revenue", num: true, cell: (r) => fmtNum(r.revenue, 0) }, { label: "recent average", num: true, cell: (r) => fmtNum(r.recent_revenue, 0) },
+      ], rowsOf(anomalies.slice(0, 8)), { class: "anomalies" }) : h("p", { class: "muted", "data-anomalies": 0 }, "No anomalous window in the last ones: revenue within half to twice the store's recent average.")] : windowLabel(null)));
+    const quality = results.order_quality;
+    const points = quality ? (quality.windows || []).filter((w) => w.final && w.rows[0]).reverse().map((w) => ({ label: hhmm(w.window_start), kept: w.rows[0].kept, total: w.rows[0].orders })) : [];
+    cards.push(this.card("order_quality", "Orders kept by the cleaning, per minute", streams, points.length ? columns(points) : windowLabel(null)));
+    const panel = h("div", { class: "card", "data-card": "services" }, h("h3", {}, "Services"),
+      table([
+        { label: "service", cell: (x) => x.name }, { label: "address", cell: (x) => x.address },
+        { label: "state", cell: (x) => h("span", { class: x.up ? "status active" : "status failed", "data-service": x.name }, x.up ? "up" : "down") },
+        { label: "", cell: (x) => (x.cpu_seconds !== undefined ? `CPU ${fmtNum(x.cpu_seconds, 1)} s · memory ${fmtBytes(x.memory_bytes)}` : x.error || x.state || "") },
+      ], rowsOf(services)));
+    fill(this.el, h("div", { class: "dash" }, cards, panel));
+  },
+};
+
 pages.kpis = {
   title: "KPIs",
   heading: () => "Supply-chain KPIs",

@@ -63,8 +63,10 @@ fn tick(cluster: &Cluster, kafka: &Kafka, streams: &str) {
         .ok();
 }
 
-fn create(cluster: &Cluster, name: &str, kafka: &Kafka, redis: Option<&Redis>, out: &Path) {
-    let kafka = format!("KAFKA=127.0.0.1:{}", kafka.port);
+/// `stockyard streams create NAME --file jobs/streams/NAME.sql --set …`,
+/// reading from the broker on `kafka_port`.
+fn create(cluster: &Cluster, name: &str, kafka_port: u16, redis: Option<&Redis>, out: &Path) {
+    let kafka = format!("KAFKA=127.0.0.1:{kafka_port}");
     let redis = format!("REDIS={}", redis.map(Redis::url).unwrap_or_default());
     let out = format!("OUT={}", out.display());
     let file = shipped(name);
@@ -231,7 +233,7 @@ fn the_order_streams_give_the_rows_computed_from_the_records() {
     assert_eq!(summary["streams"]["orders"]["records"], 4000, "{summary}");
     assert!(summary["streams"]["orders"]["dirty"].as_u64() > Some(40), "{summary}");
     for name in ["top_products", "category_revenue", "order_quality"] {
-        create(&cluster, name, &kafka, Some(&redis), cluster.dir.path());
+        create(&cluster, name, kafka.port, Some(&redis), cluster.dir.path());
     }
     tick(&cluster, &kafka, "orders");
     let (recs, all) = records(&kafka, "orders");
@@ -339,8 +341,8 @@ fn sales_metrics_and_inventory_alerts_give_the_rows_computed_from_the_records() 
     let cluster = Cluster::start(2);
     let out = cluster.dir.path().join("out");
     backfill(&cluster, &kafka, "sales,inventory", 12000, 120);
-    create(&cluster, "sales_metrics", &kafka, None, &out);
-    create(&cluster, "inventory_alerts", &kafka, Some(&redis), &out);
+    create(&cluster, "sales_metrics", kafka.port, None, &out);
+    create(&cluster, "inventory_alerts", kafka.port, Some(&redis), &out);
     tick(&cluster, &kafka, "sales,inventory");
     let end = t0_ms() + 125 * MIN_MS;
 
@@ -478,7 +480,7 @@ fn the_clickstream_lands_in_bronze_and_silver_as_computed_from_the_records() {
     backfill(&cluster, &kafka, "clickstream", 5000, 30);
     let streams = ["clickstream_bronze", "silver_page_views", "silver_purchases", "silver_sessions", "clickstream_quality"];
     for name in streams {
-        create(&cluster, name, &kafka, None, &out);
+        create(&cluster, name, kafka.port, None, &out);
     }
     tick(&cluster, &kafka, "clickstream");
     let (recs, all) = records(&kafka, "clickstream");
@@ -610,4 +612,83 @@ fn the_clickstream_lands_in_bronze_and_silver_as_computed_from_the_records() {
     got.sort_by_key(|v| v["window_start"].as_i64());
     assert!(per.values().map(|c| c[2]).sum::<i64>() > 0);
     same("clickstream quality", &expected, &got);
+}
+
+/// The live dashboard in Chromium: the streams' newest windows as charts,
+/// a new window when the stream moves on, a failed stream said so, and the
+/// services up or down.
+#[test]
+fn the_live_dashboard_shows_the_streams_and_moves_with_them() {
+    let kafka = Kafka::start();
+    let redis = Redis::start();
+    let cluster = Cluster::start(2);
+    backfill(&cluster, &kafka, "orders", 3000, 30);
+    for name in ["top_products", "category_revenue", "order_quality"] {
+        create(&cluster, name, kafka.port, Some(&redis), cluster.dir.path());
+    }
+    // A stream whose broker is not there: created, and failing.
+    let absent = stockyard_tests::free_port();
+    create(&cluster, "inventory_alerts", absent, Some(&redis), cluster.dir.path());
+    tick(&cluster, &kafka, "orders");
+    let (_, all) = records(&kafka, "orders");
+    wait(&cluster, "top_products", all, t0_ms() + 35 * MIN_MS);
+    wait(&cluster, "order_quality", all, t0_ms() + 35 * MIN_MS);
+
+    let (_, body) = http_get(cluster.http_port, "/api/streams/top_products/results");
+    let results: Value = serde_json::from_str(&body).unwrap();
+    let newest = &results["windows"][0];
+    assert_eq!(newest["window_start"], "2026-01-05T16:00:00.000Z", "{results}");
+    let leader = newest["rows"][0]["product_name"].as_str().unwrap().to_string();
+
+    let mut b = stockyard_tests::Browser::start(
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ui-screenshots").join("live"),
+        cluster.dir.path(),
+    );
+    b.goto(&format!("http://127.0.0.1:{}/live", cluster.http_port));
+    let wait_ui = Duration::from_secs(20);
+    b.wait_text("[data-card=top_products] [data-window]", "window 16:00–16:05 UTC · open, updating", wait_ui);
+    let bars = svg_texts(&b, "[data-card=top_products] svg g text");
+    assert_eq!(bars.first().map(String::as_str), Some(crate::pipelines::clip(&leader, 28).as_str()), "{bars:?}");
+    assert_eq!(svg_texts(&b, "[data-card=category_revenue] svg g").len(), results_rows(&cluster, "category_revenue"));
+    b.wait_text("[data-card=inventory_alerts] [data-health]", "failed", wait_ui);
+    assert!(b.text("[data-card=inventory_alerts]").contains(&format!("127.0.0.1:{absent}")));
+    assert_eq!(svg_texts(&b, "[data-card=order_quality] svg g").len(), 30, "30 minutes of final windows");
+    b.wait_text("[data-card=sales_metrics]", "Not created", wait_ui);
+    // The KPIs' Redis (none here) and the streams' sink.
+    let redis_state = b.texts("[data-service=redis]");
+    assert_eq!(redis_state, ["down", "up"], "{}", b.text("[data-card=services]"));
+    let kafkas = b.texts("[data-service=kafka]");
+    assert_eq!(kafkas.len(), 2, "{kafkas:?}");
+    assert!(kafkas.contains(&"up".to_string()) && kafkas.contains(&"down".to_string()), "{kafkas:?}");
+    b.wait_text("[data-service=mongodb]", "down", wait_ui);
+    b.screenshot("live-dashboard");
+
+    // Events an hour later: the charts move to the new window.
+    let (start, end) = (time(t0_ms() + TICK_MS + 60 * MIN_MS), time(t0_ms() + TICK_MS + 61 * MIN_MS));
+    let brokers = format!("kafka://127.0.0.1:{}", kafka.port);
+    cluster
+        .stockyard(&[
+            "generate", "--kafka", &brokers, "--stream", "orders", "--docs", "40", "--start", &start, "--end", &end,
+            "--seed", "9", "--skus", SKUS, "--dirty-share", "0", "--late-share", "0", "--out-of-order-share", "0",
+        ])
+        .ok();
+    b.wait_text("[data-card=top_products] [data-window]", "window 17:00–17:05 UTC", wait_ui);
+    b.screenshot("live-dashboard-moved");
+}
+
+/// The text of each SVG element matching `css` (SVG has no innerText).
+fn svg_texts(b: &stockyard_tests::Browser, css: &str) -> Vec<String> {
+    let v = b.script("return [...document.querySelectorAll(arguments[0])].map(e => e.textContent)", json!([css]));
+    v.as_array().map(|a| a.iter().map(|t| t.as_str().unwrap_or_default().to_string()).collect()).unwrap_or_default()
+}
+
+fn results_rows(cluster: &Cluster, name: &str) -> usize {
+    let (_, body) = http_get(cluster.http_port, &format!("/api/streams/{name}/results"));
+    let v: Value = serde_json::from_str(&body).unwrap();
+    v["windows"][0]["rows"].as_array().map_or(0, Vec::len)
+}
+
+/// The UI's `clip`: text cut to `n` characters with an ellipsis.
+pub(crate) fn clip(text: &str, n: usize) -> String {
+    if text.chars().count() > n { text.chars().take(n - 1).collect::<String>() + "…" } else { text.to_string() }
 }

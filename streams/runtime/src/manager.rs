@@ -134,6 +134,8 @@ pub enum StreamsError {
 struct Live {
     error: Option<String>,
     progress: Option<Progress>,
+    /// What the sink shows after the last batch.
+    results: Option<serde_json::Value>,
 }
 
 struct Task {
@@ -242,6 +244,14 @@ impl Streams {
     pub async fn get(&self, name: &str) -> Result<StreamInfo, StreamsError> {
         let stored = self.one(name).await?;
         Ok(self.info(&stored))
+    }
+
+    /// What stream `name`'s sink shows after its last batch on this
+    /// scheduler (`None` before one ran here).
+    pub async fn results(&self, name: &str) -> Result<Option<serde_json::Value>, StreamsError> {
+        self.one(name).await?;
+        let tasks = self.tasks.lock().expect("tasks lock");
+        Ok(tasks.get(name).and_then(|t| t.live.lock().expect("live lock").results.clone()))
     }
 
     fn info(&self, stored: &Stored) -> StreamInfo {
@@ -416,6 +426,9 @@ async fn run_stream(
                 let mut l = live.lock().expect("live lock");
                 l.error = None;
                 l.progress = Some(s.progress.clone());
+                if let Some(r) = s.results() {
+                    l.results = Some(r.clone());
+                }
                 match step {
                     Step::Ran { caught_up: false } => Duration::ZERO,
                     Step::Ran { caught_up: true } | Step::Nothing => trigger,

@@ -35,6 +35,9 @@ const PARTITIONS_EVERY: std::time::Duration = std::time::Duration::from_secs(10)
 /// pause goes in large batches, not one unbounded one.
 const MAX_RECORDS: i64 = 200_000;
 
+/// Final windows of a Parquet sink kept for the UI's results.
+const RECENT: usize = 3;
+
 /// What a step did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
@@ -76,6 +79,10 @@ pub struct Stream {
     /// earlier windows: made from the pane states (kept long enough for
     /// them), so a reopened stream makes them again.
     history: BTreeMap<i64, Vec<RecordBatch>>,
+    /// A Parquet sink's last final windows, newest first (in memory only:
+    /// they are for the UI, the sink has them all).
+    recent: Vec<WindowRows>,
+    results: Option<serde_json::Value>,
 }
 
 impl Stream {
@@ -128,6 +135,8 @@ impl Stream {
             window_column,
             pending,
             history: BTreeMap::new(),
+            recent: Vec::new(),
+            results: None,
         })
     }
 
@@ -321,6 +330,8 @@ impl Stream {
             watermark::advance(self.progress.watermark_ns, &clocks, &intent.idle, intent.now_ms, lateness);
         let plan = self.prepared.physical(parts).await?;
         let mut finals = self.progress.finals.clone();
+        // Windows a Parquet sink gets now, for the results the UI shows.
+        let mut closed: Vec<(i64, i64, Vec<RecordBatch>)> = Vec::new();
         let (out, states, open) = match self.definition.window {
             None => {
                 let out = self.prepared.run(plan).await?;
@@ -381,9 +392,12 @@ impl Stream {
                         }
                     };
                     if newly_final {
-                        if let Writer::Redis(_, keep) = &self.writer {
-                            finals.insert(0, WindowRows { start_ns: start, end_ns: end, rows: json_rows(&rows)? });
-                            finals.truncate(*keep);
+                        match &self.writer {
+                            Writer::Redis(_, keep) => {
+                                finals.insert(0, WindowRows { start_ns: start, end_ns: end, rows: json_rows(&rows)? });
+                                finals.truncate(*keep);
+                            }
+                            Writer::Parquet(_) => closed.push((start, end, rows.clone())),
                         }
                         out.extend(rows);
                     } else {
@@ -412,13 +426,25 @@ impl Stream {
             }
         };
         let rows_out: usize = out.iter().map(RecordBatch::num_rows).sum();
-        match &self.writer {
-            Writer::Parquet(sink) => sink.write(intent.batch, &out).await?,
+        let view = match &self.writer {
+            Writer::Parquet(sink) => {
+                sink.write(intent.batch, &out).await?;
+                let mut recent = Vec::new();
+                for (start_ns, end_ns, rows) in closed.iter().rev().take(RECENT) {
+                    recent.push(WindowRows { start_ns: *start_ns, end_ns: *end_ns, rows: json_rows(rows)? });
+                }
+                recent.extend(self.recent.iter().cloned());
+                recent.truncate(RECENT);
+                let view = self.redis_view(intent.batch, watermark_ns, vec![], &recent);
+                self.recent = recent;
+                view
+            }
             Writer::Redis(sink, _) => {
                 let view = self.redis_view(intent.batch, watermark_ns, open, &finals);
                 sink.write(&view.to_string()).await?;
+                view
             }
-        }
+        };
         if let Some(sink) = &self.late_sink {
             sink.write(intent.batch, &late).await?;
         }
@@ -444,7 +470,14 @@ impl Stream {
         self.store.put(&progress::commit_key(&self.definition.name), bytes).await?;
         self.progress = progress;
         self.states = states;
+        self.results = Some(view);
         Ok(())
+    }
+
+    /// What the sink shows after the last batch (the value a Redis sink
+    /// holds; for a Parquet sink, its last few final windows), for the UI.
+    pub fn results(&self) -> Option<&serde_json::Value> {
+        self.results.as_ref()
     }
 
     /// The Redis sink's value: open windows and the last final ones,
