@@ -179,6 +179,9 @@ pub struct EventGenerator {
     world: World,
     stores: Vec<Store>,
     seed: u64,
+    /// What record ids start with: the seed, and for a live run also its
+    /// start, so two runs of one seed never share an id.
+    run: String,
     disorder: Disorder,
     rng: Rng,
     /// Draws for disorder and chaos, apart from `rng` so that the shares do
@@ -210,6 +213,7 @@ impl EventGenerator {
             world,
             stores,
             seed,
+            run: seed.to_string(),
             disorder,
             rng: Rng::new(seed, stream),
             dirt: Rng::new(seed, stream + 10),
@@ -218,6 +222,12 @@ impl EventGenerator {
             sessions: Vec::new(),
             sessions_started: 0,
         }
+    }
+
+    /// Record ids start with `run` instead of the seed.
+    pub fn with_run(mut self, run: String) -> Self {
+        self.run = run;
+        self
     }
 
     /// The next record, happening at `ms` (milliseconds since the epoch).
@@ -286,7 +296,7 @@ impl EventGenerator {
         let quantity = self.quantity();
         let id = store_id(store);
         let value = json!({
-            "transaction_id": format!("TX-{}-{:09}", self.seed, self.count),
+            "transaction_id": format!("TX-{}-{:09}", self.run, self.count),
             "store_id": id, "country": self.stores[store as usize].country,
             "product_id": product_id, "category": category, "customer_id": customer,
             "price": price, "quantity": quantity,
@@ -334,7 +344,7 @@ impl EventGenerator {
         };
         let quantity = self.quantity();
         let value = json!({
-            "order_id": format!("ORD-{}-{:09}", self.seed, self.count),
+            "order_id": format!("ORD-{}-{:09}", self.run, self.count),
             "product_id": product_id, "product_name": name, "category": category,
             "price": price, "quantity": quantity,
         });
@@ -348,7 +358,7 @@ impl EventGenerator {
             self.sessions_started += 1;
             let u = self.rng.f64();
             let session = Session {
-                id: format!("S-{}-{:07}", self.seed, self.sessions_started),
+                id: format!("S-{}-{:07}", self.run, self.sessions_started),
                 user: format!("USER-{:06}", 1 + (u * u * PEOPLE as f64) as u64),
                 country: weighted(&mut self.rng, &COUNTRIES),
                 device: weighted(&mut self.rng, &DEVICES),
@@ -375,7 +385,7 @@ impl EventGenerator {
             _ => "purchase",
         };
         let mut value = json!({
-            "event_id": format!("E-{}-{:09}", self.seed, self.count),
+            "event_id": format!("E-{}-{:09}", self.run, self.count),
             "session_id": s.id, "user_id": s.user, "event_type": event_type,
             "page": format!("/product/{product_id}"), "product_id": product_id, "category": category,
             "country": s.country, "device": s.device,

@@ -198,7 +198,10 @@ pub async fn produce(
                     topic.flush().await?;
                     tick(since);
                 }
-                Mode::Live { rate, duration } => live(&mut topic, opts.generator(kind), *rate, *duration, tick).await?,
+                Mode::Live { rate, duration } => {
+                    let run = format!("{}.{}", opts.seed, Utc::now().timestamp());
+                    live(&mut topic, opts.generator(kind).with_run(run), *rate, *duration, tick).await?
+                }
             }
             Ok::<_, GenerateError>(topic.summary)
         }
