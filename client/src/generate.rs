@@ -121,8 +121,13 @@ fn event_options(a: &GenerateArgs) -> Result<EventOptions, clap::Error> {
         mode,
         skus: count("skus", a.skus)?,
         stores: count("stores", a.stores)?,
-        partitions: i32::try_from(a.partitions).map_err(|_| bad(format!("'{}' partitions is too many", a.partitions)))?,
-        disorder: Disorder { dirty_share: a.dirty_share, out_of_order_share: a.out_of_order_share, late_share: a.late_share },
+        partitions: i32::try_from(a.partitions)
+            .map_err(|_| bad(format!("'{}' partitions is too many", a.partitions)))?,
+        disorder: Disorder {
+            dirty_share: a.dirty_share,
+            out_of_order_share: a.out_of_order_share,
+            late_share: a.late_share,
+        },
     };
     opts.validate().map_err(|e| bad(e.to_string()))?;
     Ok(opts)

@@ -78,9 +78,10 @@ impl FromStr for EventKind {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        EventKind::ALL.into_iter().find(|k| k.name().eq_ignore_ascii_case(s.trim())).ok_or_else(|| {
-            format!("'{s}' is not an event stream (sales, inventory, orders, clickstream or all)")
-        })
+        EventKind::ALL
+            .into_iter()
+            .find(|k| k.name().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| format!("'{s}' is not an event stream (sales, inventory, orders, clickstream or all)"))
     }
 }
 
@@ -127,7 +128,8 @@ pub struct Event {
 impl Event {
     /// The partition of `partitions` its key maps to.
     pub fn partition(&self, partitions: i32) -> i32 {
-        let hash = self.key.bytes().fold(0xCBF2_9CE4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x1_0000_01B3));
+        let hash =
+            self.key.bytes().fold(0xCBF2_9CE4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x1_0000_01B3));
         (mix(hash) % partitions.max(1) as u64) as i32
     }
 }
@@ -406,11 +408,8 @@ impl EventGenerator {
             let field = *d.pick(self.kind.critical());
             object.insert(field.to_string(), Value::Null);
         } else if roll < 0.75 {
-            let others: Vec<String> = object
-                .keys()
-                .filter(|k| *k != "ts" && !self.kind.critical().contains(&k.as_str()))
-                .cloned()
-                .collect();
+            let others: Vec<String> =
+                object.keys().filter(|k| *k != "ts" && !self.kind.critical().contains(&k.as_str())).cloned().collect();
             let field = d.pick(&others).clone();
             object.insert(field, Value::Null);
         } else if roll < 0.85 {
@@ -491,11 +490,13 @@ mod tests {
 
     #[test]
     fn clean_records_have_every_field() {
-        let mut g = generator(EventKind::Sales, Disorder { dirty_share: 0.0, out_of_order_share: 0.0, late_share: 0.0 });
+        let mut g =
+            generator(EventKind::Sales, Disorder { dirty_share: 0.0, out_of_order_share: 0.0, late_share: 0.0 });
         for i in 0..200 {
             let e = g.next_at(i * 60_000);
             let v: Value = serde_json::from_slice(&e.value).unwrap();
-            for f in ["transaction_id", "store_id", "country", "product_id", "category", "customer_id", "price", "quantity"]
+            for f in
+                ["transaction_id", "store_id", "country", "product_id", "category", "customer_id", "price", "quantity"]
             {
                 assert!(!v[f].is_null(), "{f} missing in {v}");
             }

@@ -27,7 +27,9 @@ fn t0_ms() -> i64 {
 }
 
 fn time(ms: i64) -> String {
-    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms).unwrap().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// A shipped stream file.
@@ -42,8 +44,23 @@ fn backfill(cluster: &Cluster, kafka: &Kafka, streams: &str, docs: usize, minute
     let brokers = format!("kafka://127.0.0.1:{}", kafka.port);
     let out = cluster
         .stockyard(&[
-            "generate", "--kafka", &brokers, "--stream", streams, "--docs", &docs.to_string(), "--start", &start,
-            "--end", &end, "--seed", SEED, "--skus", SKUS, "--stores", "6",
+            "generate",
+            "--kafka",
+            &brokers,
+            "--stream",
+            streams,
+            "--docs",
+            &docs.to_string(),
+            "--start",
+            &start,
+            "--end",
+            &end,
+            "--seed",
+            SEED,
+            "--skus",
+            SKUS,
+            "--stores",
+            "6",
         ])
         .ok();
     serde_json::from_str(out.stdout.trim()).unwrap()
@@ -56,9 +73,29 @@ fn tick(cluster: &Cluster, kafka: &Kafka, streams: &str) {
     let brokers = format!("kafka://127.0.0.1:{}", kafka.port);
     cluster
         .stockyard(&[
-            "generate", "--kafka", &brokers, "--stream", streams, "--docs", "40", "--start", &start, "--end", &end,
-            "--seed", "8", "--skus", SKUS, "--stores", "6", "--dirty-share", "0", "--late-share", "0",
-            "--out-of-order-share", "0",
+            "generate",
+            "--kafka",
+            &brokers,
+            "--stream",
+            streams,
+            "--docs",
+            "40",
+            "--start",
+            &start,
+            "--end",
+            &end,
+            "--seed",
+            "8",
+            "--skus",
+            SKUS,
+            "--stores",
+            "6",
+            "--dirty-share",
+            "0",
+            "--late-share",
+            "0",
+            "--out-of-order-share",
+            "0",
         ])
         .ok();
 }
@@ -115,9 +152,9 @@ impl Rec {
     }
     fn i(&self, f: &str) -> Option<i64> {
         let v = self.fields.get(f)?;
-        v.as_i64().filter(|&i| i32::try_from(i).is_ok()).or_else(|| {
-            v.as_f64().filter(|x| x.fract() == 0.0 && x.abs() < 2f64.powi(31)).map(|x| x as i64)
-        })
+        v.as_i64()
+            .filter(|&i| i32::try_from(i).is_ok())
+            .or_else(|| v.as_f64().filter(|x| x.fract() == 0.0 && x.abs() < 2f64.powi(31)).map(|x| x as i64))
     }
 }
 
@@ -255,7 +292,11 @@ fn the_order_streams_give_the_rows_computed_from_the_records() {
     let mut per: BTreeMap<i64, BTreeMap<(String, String, String), (i64, i64, f64)>> = BTreeMap::new();
     for r in &clean {
         for w in windows(r.ts, size, slide) {
-            let key = (r.s("product_id").unwrap().into(), r.s("product_name").unwrap().into(), normal(r.s("category").unwrap()));
+            let key = (
+                r.s("product_id").unwrap().into(),
+                r.s("product_name").unwrap().into(),
+                normal(r.s("category").unwrap()),
+            );
             let e = per.entry(w).or_default().entry(key).or_default();
             e.0 += 1;
             e.1 += r.i("quantity").unwrap();
@@ -359,7 +400,8 @@ fn sales_metrics_and_inventory_alerts_give_the_rows_computed_from_the_records() 
             continue;
         }
         for w in windows(r.ts, 5 * MIN_MS, MIN_MS) {
-            let e = groups.entry((r.s("store_id").map(String::from), r.s("category").map(String::from), w)).or_default();
+            let e =
+                groups.entry((r.s("store_id").map(String::from), r.s("category").map(String::from), w)).or_default();
             e.0 += r.f("price").unwrap() * r.i("quantity").unwrap() as f64;
             e.1 += 1;
             e.2.extend(r.s("customer_id").map(String::from));
@@ -454,20 +496,41 @@ fn sales_metrics_and_inventory_alerts_give_the_rows_computed_from_the_records() 
 fn the_clickstream_lands_in_bronze_and_silver_as_computed_from_the_records() {
     let mongo = Mongo::start();
     let kafka = Kafka::start();
-    let env = vec![("STOCKYARD_MONGO_URI".to_string(), mongo.uri()), ("STOCKYARD_MONGO_DB".to_string(), "shop".to_string())];
+    let env =
+        vec![("STOCKYARD_MONGO_URI".to_string(), mongo.uri()), ("STOCKYARD_MONGO_DB".to_string(), "shop".to_string())];
     let cluster = Cluster::start_with_env(2, env);
     // The products' dimension: the same seed and SKUs as the events.
     let (start, end) = (time(t0_ms()), time(t0_ms() + MIN_MS));
     cluster
         .stockyard(&[
-            "generate", "--mongo-uri", &mongo.uri(), "--mongo-db", "shop", "--seed", SEED, "--skus", SKUS, "--docs", "1",
-            "--start", &start, "--end", &end,
+            "generate",
+            "--mongo-uri",
+            &mongo.uri(),
+            "--mongo-db",
+            "shop",
+            "--seed",
+            SEED,
+            "--skus",
+            SKUS,
+            "--docs",
+            "1",
+            "--start",
+            &start,
+            "--end",
+            &end,
         ])
         .ok();
     let dims: HashMap<String, (String, String, f64)> = mongo.with_client(async |c| {
         use futures::TryStreamExt;
-        let docs: Vec<mongodb::bson::Document> =
-            c.database("shop").collection("skus_dim").find(mongodb::bson::doc! {}).await.unwrap().try_collect().await.unwrap();
+        let docs: Vec<mongodb::bson::Document> = c
+            .database("shop")
+            .collection("skus_dim")
+            .find(mongodb::bson::doc! {})
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
         docs.into_iter()
             .map(|d| {
                 let text = |f: &str| d.get_str(f).unwrap().to_string();
@@ -478,7 +541,8 @@ fn the_clickstream_lands_in_bronze_and_silver_as_computed_from_the_records() {
     assert_eq!(dims.len(), 300);
     let out = cluster.dir.path().join("lake");
     backfill(&cluster, &kafka, "clickstream", 5000, 30);
-    let streams = ["clickstream_bronze", "silver_page_views", "silver_purchases", "silver_sessions", "clickstream_quality"];
+    let streams =
+        ["clickstream_bronze", "silver_page_views", "silver_purchases", "silver_sessions", "clickstream_quality"];
     for name in streams {
         create(&cluster, name, kafka.port, None, &out);
     }
@@ -498,8 +562,10 @@ fn the_clickstream_lands_in_bronze_and_silver_as_computed_from_the_records() {
     assert_eq!(expected.len(), 3, "hours 09 (late records), 10 and 16 (the tick): {:?}", expected.keys());
     for ((date, hour), mut ids) in expected {
         let dir = out.join(format!("bronze/clickstream/event_date={date}/event_hour={hour}"));
-        let mut got: Vec<String> =
-            parquet_rows(&dir).iter().map(|r| r.get("event_id").and_then(Value::as_str).unwrap_or("null").to_string()).collect();
+        let mut got: Vec<String> = parquet_rows(&dir)
+            .iter()
+            .map(|r| r.get("event_id").and_then(Value::as_str).unwrap_or("null").to_string())
+            .collect();
         ids.sort();
         got.sort();
         assert_eq!(got, ids, "bronze under {}", dir.display());
@@ -538,19 +604,41 @@ fn the_clickstream_lands_in_bronze_and_silver_as_computed_from_the_records() {
         .collect();
     let mut got: Vec<Value> = parquet_rows(&out.join("silver/purchases"))
         .into_iter()
-        .map(|r| json!({"event_id": r["event_id"], "product_name": r["product_name"], "amount": r["amount"],
-            "discount": r["discount"]}))
+        .map(|r| {
+            json!({"event_id": r["event_id"], "product_name": r["product_name"], "amount": r["amount"],
+            "discount": r["discount"]})
+        })
         .collect();
     expected.sort_by_key(by_id);
     got.sort_by_key(by_id);
     assert!(expected.len() > 100);
     same("silver purchases", &expected, &got);
+    // Queried afterwards as the README shows.
+    let sql = format!(
+        "CREATE EXTERNAL TABLE purchases STORED AS PARQUET PARTITIONED BY (event_date) LOCATION '{}/silver/purchases/';
+         SELECT event_date, count(*) AS purchases FROM purchases GROUP BY event_date ORDER BY event_date",
+        out.display()
+    );
+    let answer = cluster.stockyard(&["sql", &sql, "--format", "json"]).ok();
+    let per_date: Vec<Value> = answer.stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let mut by_date: BTreeMap<String, usize> = BTreeMap::new();
+    for r in &recs {
+        if expected.iter().any(|e| e["event_id"].as_str() == r.s("event_id")) {
+            let t = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(r.ts).unwrap();
+            *by_date.entry(t.format("%Y-%m-%d").to_string()).or_default() += 1;
+        }
+    }
+    let want: Vec<Value> = by_date.iter().map(|(d, n)| json!({"event_date": d, "purchases": n})).collect();
+    assert_eq!(per_date, want, "{}", answer.stdout);
 
     // Silver sessions: per session and half hour.
     let backfilled: Vec<&Rec> = recs.iter().filter(|r| r.ts < t0_ms() + TICK_MS).collect();
     let mut sessions: BTreeMap<(i64, String), Vec<&Rec>> = BTreeMap::new();
     for r in backfilled.iter().filter(|r| r.s("session_id").is_some() && r.s("event_id").is_some()) {
-        sessions.entry((r.ts.div_euclid(30 * MIN_MS) * 30 * MIN_MS, r.s("session_id").unwrap().into())).or_default().push(r);
+        sessions
+            .entry((r.ts.div_euclid(30 * MIN_MS) * 30 * MIN_MS, r.s("session_id").unwrap().into()))
+            .or_default()
+            .push(r);
     }
     let count = |rs: &[&Rec], t: &str| rs.iter().filter(|r| r.s("event_type") == Some(t)).count();
     let expected: Vec<Value> = sessions
@@ -668,8 +756,27 @@ fn the_live_dashboard_shows_the_streams_and_moves_with_them() {
     let brokers = format!("kafka://127.0.0.1:{}", kafka.port);
     cluster
         .stockyard(&[
-            "generate", "--kafka", &brokers, "--stream", "orders", "--docs", "40", "--start", &start, "--end", &end,
-            "--seed", "9", "--skus", SKUS, "--dirty-share", "0", "--late-share", "0", "--out-of-order-share", "0",
+            "generate",
+            "--kafka",
+            &brokers,
+            "--stream",
+            "orders",
+            "--docs",
+            "40",
+            "--start",
+            &start,
+            "--end",
+            &end,
+            "--seed",
+            "9",
+            "--skus",
+            SKUS,
+            "--dirty-share",
+            "0",
+            "--late-share",
+            "0",
+            "--out-of-order-share",
+            "0",
         ])
         .ok();
     b.wait_text("[data-card=top_products] [data-window]", "window 17:00–17:05 UTC", wait_ui);

@@ -407,7 +407,8 @@ fn every_record_counts_once_across_a_killed_scheduler_a_restarted_broker_and_a_s
     wait_records(&cluster, "once", 200);
     chunk_of(&kafka, 200, &[1], &mut produced);
     wait_records(&cluster, "once", 400);
-    let mut chunk = |kafka: &Kafka, n: usize, produced: &mut Vec<(String, f64, i64)>| chunk_of(kafka, n, &[0, 1], produced);
+    let mut chunk =
+        |kafka: &Kafka, n: usize, produced: &mut Vec<(String, f64, i64)>| chunk_of(kafka, n, &[0, 1], produced);
     assert!(cluster.logs().contains("redoing the batch in flight"), "{}", cluster.logs());
     // Killed while batches run: the batch in flight is redone from its
     // intent by the restarted scheduler.

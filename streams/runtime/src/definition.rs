@@ -449,7 +449,8 @@ fn window_call(select: &ast::Select) -> Result<Option<ast::Function>, String> {
 
 /// The `window(...)` call of a subquery in `select`'s `FROM`.
 fn nested_window_call(select: &ast::Select) -> Result<Option<ast::Function>, String> {
-    let factors = select.from.iter().flat_map(|t| std::iter::once(&t.relation).chain(t.joins.iter().map(|j| &j.relation)));
+    let factors =
+        select.from.iter().flat_map(|t| std::iter::once(&t.relation).chain(t.joins.iter().map(|j| &j.relation)));
     for factor in factors {
         if let ast::TableFactor::Derived { subquery, .. } = factor
             && let SetExpr::Select(inner) = subquery.body.as_ref()

@@ -312,7 +312,8 @@ impl WindowPlan {
     /// The query's rows for one window, from the states of its panes with
     /// their `window` column set to the window.
     pub async fn finish(&self, prepared: &Prepared, states: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
-        let input = MemorySourceConfig::try_new_exec(&[conform(states, &self.state_schema())?], self.state_schema(), None)?;
+        let input =
+            MemorySourceConfig::try_new_exec(&[conform(states, &self.state_schema())?], self.state_schema(), None)?;
         let final_agg = self.final_agg.clone().with_new_children(vec![input])?;
         prepared.run(self.above(final_agg)?).await
     }
@@ -320,7 +321,8 @@ impl WindowPlan {
     /// The final aggregate's rows for one window (what a window function
     /// over earlier windows reads of it).
     pub async fn aggregate(&self, prepared: &Prepared, states: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
-        let input = MemorySourceConfig::try_new_exec(&[conform(states, &self.state_schema())?], self.state_schema(), None)?;
+        let input =
+            MemorySourceConfig::try_new_exec(&[conform(states, &self.state_schema())?], self.state_schema(), None)?;
         prepared.run(self.final_agg.clone().with_new_children(vec![input])?).await
     }
 

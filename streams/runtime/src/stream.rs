@@ -708,7 +708,13 @@ mod tests {
         let schema = d.source.schema.clone();
         let batch = rows(
             &schema,
-            &[("a", "c", 100.0, 0), ("b", "c", 90.0, 1), ("c", "c", 5.0, MIN), ("d", "c", 4.0, MIN), ("e", "c", 3.0, MIN)],
+            &[
+                ("a", "c", 100.0, 0),
+                ("b", "c", 90.0, 1),
+                ("c", "c", 5.0, MIN),
+                ("d", "c", 4.0, MIN),
+                ("e", "c", 3.0, MIN),
+            ],
         );
         let split = WindowPlan::split(prepared.physical(vec![batch]).await.unwrap(), &spec).unwrap();
         let states = split.reduce(&prepared, split.partial(&prepared).await.unwrap()).await.unwrap();
@@ -718,8 +724,16 @@ mod tests {
             let out = split.finish(&prepared, input).await.unwrap();
             got.push(arrow::util::pretty::pretty_format_batches(&out).unwrap().to_string());
         }
-        assert!(got[0].contains("| a          | 100.0   |") && got[0].contains("| b          | 90.0    |"), "{}", got[0]);
-        assert!(got[1].contains("| c          | 5.0     |") && got[1].contains("| d          | 4.0     |"), "{}", got[1]);
+        assert!(
+            got[0].contains("| a          | 100.0   |") && got[0].contains("| b          | 90.0    |"),
+            "{}",
+            got[0]
+        );
+        assert!(
+            got[1].contains("| c          | 5.0     |") && got[1].contains("| d          | 4.0     |"),
+            "{}",
+            got[1]
+        );
         assert!(!got[1].contains("| e "), "{}", got[1]);
     }
 
