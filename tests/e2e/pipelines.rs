@@ -69,35 +69,18 @@ fn backfill(cluster: &Cluster, kafka: &Kafka, streams: &str, docs: usize, minute
 /// A few clean records at T0 + 6 hours: the watermark passes every window
 /// of the backfill.
 fn tick(cluster: &Cluster, kafka: &Kafka, streams: &str) {
-    let (start, end) = (time(TICK_MS + t0_ms()), time(TICK_MS + t0_ms() + MIN_MS));
+    clean_minute(cluster, kafka, streams, TICK_MS, "8");
+}
+
+/// 40 clean records per stream in the minute `after_ms` after T0.
+fn clean_minute(cluster: &Cluster, kafka: &Kafka, streams: &str, after_ms: i64, seed: &str) {
+    let (start, end) = (time(t0_ms() + after_ms), time(t0_ms() + after_ms + MIN_MS));
     let brokers = format!("kafka://127.0.0.1:{}", kafka.port);
-    cluster
-        .stockyard(&[
-            "generate",
-            "--kafka",
-            &brokers,
-            "--stream",
-            streams,
-            "--docs",
-            "40",
-            "--start",
-            &start,
-            "--end",
-            &end,
-            "--seed",
-            "8",
-            "--skus",
-            SKUS,
-            "--stores",
-            "6",
-            "--dirty-share",
-            "0",
-            "--late-share",
-            "0",
-            "--out-of-order-share",
-            "0",
-        ])
-        .ok();
+    let clean = ["--dirty-share", "0", "--late-share", "0", "--out-of-order-share", "0"];
+    let mut args = vec!["generate", "--kafka", &brokers, "--stream", streams, "--docs", "40", "--start", &start];
+    args.extend(["--end", &end, "--seed", seed, "--skus", SKUS, "--stores", "6"]);
+    args.extend(clean);
+    cluster.stockyard(&args).ok();
 }
 
 /// `stockyard streams create NAME --file jobs/streams/NAME.sql --set …`,
@@ -752,33 +735,7 @@ fn the_live_dashboard_shows_the_streams_and_moves_with_them() {
     b.screenshot("live-dashboard");
 
     // Events an hour later: the charts move to the new window.
-    let (start, end) = (time(t0_ms() + TICK_MS + 60 * MIN_MS), time(t0_ms() + TICK_MS + 61 * MIN_MS));
-    let brokers = format!("kafka://127.0.0.1:{}", kafka.port);
-    cluster
-        .stockyard(&[
-            "generate",
-            "--kafka",
-            &brokers,
-            "--stream",
-            "orders",
-            "--docs",
-            "40",
-            "--start",
-            &start,
-            "--end",
-            &end,
-            "--seed",
-            "9",
-            "--skus",
-            SKUS,
-            "--dirty-share",
-            "0",
-            "--late-share",
-            "0",
-            "--out-of-order-share",
-            "0",
-        ])
-        .ok();
+    clean_minute(&cluster, &kafka, "orders", TICK_MS + 60 * MIN_MS, "9");
     b.wait_text("[data-card=top_products] [data-window]", "window 17:00–17:05 UTC", wait_ui);
     b.screenshot("live-dashboard-moved");
 }
