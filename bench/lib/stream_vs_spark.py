@@ -63,18 +63,21 @@ class Sampler:
     def __init__(self, pids):
         self.pids, self.peak, self.stop = pids, 0, False
         self.cpu0, _ = usage(self.pids())
+        # CPU of processes that exit before the end is their last reading.
+        self.cpu = self.cpu0
         self.thread = threading.Thread(target=self.run, daemon=True)
         self.thread.start()
 
     def run(self):
         while not self.stop:
-            self.peak = max(self.peak, usage(self.pids())[1])
+            cpu, rss = usage(self.pids())
+            self.peak, self.cpu = max(self.peak, rss), max(self.cpu, cpu)
             time.sleep(0.05)
 
     def done(self):
         self.stop = True
         self.thread.join()
-        return usage(self.pids())[0] - self.cpu0, self.peak
+        return max(self.cpu, usage(self.pids())[0]) - self.cpu0, self.peak
 
 
 def rows(path, key):
