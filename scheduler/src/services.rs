@@ -34,13 +34,20 @@ fn check(name: &str, address: String, result: Result<(), String>) -> Value {
     }
 }
 
-/// Whether something listens at `host:port`.
-async fn reachable(address: &str) -> Result<(), String> {
-    match tokio::time::timeout(CHECK, tokio::net::TcpStream::connect(address)).await {
+/// `check`'s outcome, or a timeout after [`CHECK`].
+async fn answers<T, E: std::fmt::Display>(
+    check: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<(), String> {
+    match tokio::time::timeout(CHECK, check).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err(format!("no answer in {} s", CHECK.as_secs())),
     }
+}
+
+/// Whether something listens at `host:port`.
+async fn reachable(address: &str) -> Result<(), String> {
+    answers(tokio::net::TcpStream::connect(address)).await
 }
 
 /// `GET /api/services`.
@@ -63,18 +70,9 @@ pub(crate) async fn services(State(api): State<Api>) -> Answer {
         Err(e) => list.push(check("executors", String::new(), Err(e))),
     }
     let mongo = api.catalog.source().redacted_uri();
-    let tables = match tokio::time::timeout(CHECK, api.catalog.tables()).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("no answer in {} s", CHECK.as_secs())),
-    };
-    list.push(check("mongodb", mongo, tables));
+    list.push(check("mongodb", mongo, answers(api.catalog.tables()).await));
     let redis = stockyard_mask::uri(&api.redis_url);
-    let ping = match tokio::time::timeout(CHECK, stockyard_jobs::kpi::freshness(&api.redis_url)).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("no answer in {} s", CHECK.as_secs())),
-    };
+    let ping = answers(stockyard_jobs::kpi::freshness(&api.redis_url)).await;
     list.push(check("redis", format!("{redis} (KPIs)"), ping));
     // Every broker a stream reads from, and every Redis it writes to.
     let mut brokers = std::collections::BTreeSet::new();

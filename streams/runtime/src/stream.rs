@@ -367,9 +367,8 @@ impl Stream {
                     if !wanted {
                         continue;
                     }
-                    let input = window_input(&merged, column, &spec, start)?;
                     let rows = match split.over {
-                        None => split.finish(&self.prepared, input).await?,
+                        None => split.finish(&self.prepared, window_input(&merged, column, &spec, start)?).await?,
                         Some(over) => {
                             // The aggregate rows of the earlier windows in
                             // the frames, then of this one.
