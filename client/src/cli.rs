@@ -130,11 +130,7 @@ fn parse_port(s: &str) -> Result<u16, String> {
 
 /// Durations as the spec writes them: `90s`, `15m`, `2h`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s).map_err(|e| format!("'{s}' is not a duration like 90s, 15m or 2h ({e})"))?;
-    if d.is_zero() {
-        return Err(format!("'{s}' must be longer than zero"));
-    }
-    Ok(d)
+    stockyard_api::params::duration(s).map_err(|e| e.to_string())
 }
 
 fn parse_positive(s: &str) -> Result<usize, String> {
@@ -330,10 +326,8 @@ pub struct SqlArgs {
     pub sql: String,
 }
 
-fn parse_time(s: &str) -> Result<String, String> {
-    humantime::parse_rfc3339_weak(s)
-        .map(|_| s.to_string())
-        .map_err(|_| format!("'{s}' is not an RFC 3339 time like 2026-01-05T12:00:00Z"))
+fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    stockyard_api::params::time(s).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Subcommand)]
@@ -367,7 +361,7 @@ pub struct Target {
 pub struct KpiArgs {
     /// End of the window (excluded) [default: now].
     #[arg(long, value_parser = parse_time)]
-    pub now: Option<String>,
+    pub now: Option<chrono::DateTime<chrono::Utc>>,
     /// Length of the window.
     #[arg(long, default_value = "15m", value_parser = parse_duration)]
     pub window: Duration,
@@ -382,7 +376,7 @@ pub struct KpiArgs {
 pub struct ArchiveArgs {
     /// Facts older than `now - older-than` are archived [default: now].
     #[arg(long, value_parser = parse_time)]
-    pub now: Option<String>,
+    pub now: Option<chrono::DateTime<chrono::Utc>>,
     /// Archive only when the database's dataSize is at least this many MiB.
     #[arg(long, default_value = "300", allow_negative_numbers = true, value_parser = parse_megabytes)]
     pub threshold_mb: f64,
@@ -398,10 +392,7 @@ pub struct ArchiveArgs {
 }
 
 fn parse_megabytes(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(n) if n >= 0.0 && n.is_finite() => Ok(n),
-        _ => Err(format!("'{s}' is not a size in MiB (a number, 0 or more)")),
-    }
+    stockyard_api::params::megabytes(s).map_err(|e| e.to_string())
 }
 
 /// A destination as the scheduler's processes will read it: a relative
@@ -640,7 +631,7 @@ fn parse_state(s: &str) -> Result<String, String> {
 }
 
 fn parse_instant(s: &str) -> Result<std::time::SystemTime, String> {
-    humantime::parse_rfc3339_weak(s).map_err(|_| format!("'{s}' is not an RFC 3339 time like 2026-01-05T12:00:00Z"))
+    stockyard_api::params::time(s).map(std::time::SystemTime::from).map_err(|e| e.to_string())
 }
 
 fn parse_seed(s: &str) -> Result<u64, String> {

@@ -12,6 +12,8 @@ use stockyard_proto::{
 };
 use tonic::transport::Channel;
 
+use stockyard_api::Run;
+
 use crate::Failure;
 use crate::cli::{Format, Remote, ScheduleAction};
 
@@ -194,18 +196,22 @@ pub(crate) fn failed(scheduler: &Remote, e: tonic::Status) -> Failure {
 pub async fn runs(scheduler: &Remote, format: Format) -> Result<(), Failure> {
     let mut client = connect(scheduler).await?;
     let runs = client.list_runs(ListRunsRequest {}).await.map_err(|e| failed(scheduler, e))?.into_inner().runs;
+    let runs: Vec<Run> =
+        runs.into_iter().map(Run::try_from).collect::<Result<_, _>>().map_err(|e| {
+            Failure::new(format!("the scheduler at {scheduler} sent a run this client cannot read: {e}"))
+        })?;
     let header = ["run", "job", "status", "trigger", "started", "ended", "summary", "error"];
     let rows = runs
         .iter()
         .map(|r| {
             vec![
                 r.run_id.clone(),
-                r.job.clone(),
-                r.status.clone(),
-                r.trigger.clone(),
+                r.job.to_string(),
+                r.status.to_string(),
+                r.trigger.to_string(),
                 time_ms(r.started_at_ms),
-                time_ms(r.ended_at_ms),
-                r.summary_json.clone(),
+                time_ms(r.ended_at_ms.unwrap_or(0)),
+                if r.summary.is_null() { String::new() } else { r.summary.to_string() },
                 r.error.clone(),
             ]
         })
@@ -213,11 +219,10 @@ pub async fn runs(scheduler: &Remote, format: Format) -> Result<(), Failure> {
     let objects = runs
         .iter()
         .map(|r| {
-            let summary: Value = serde_json::from_str(&r.summary_json).unwrap_or(Value::Null);
             json!({"run_id": r.run_id, "job": r.job, "status": r.status, "trigger": r.trigger, "params": r.params,
-                   "started_at": time_ms(r.started_at_ms), "ended_at": time_ms(r.ended_at_ms), "summary": summary,
-                   "error": r.error, "ballista_jobs": r.ballista_jobs, "scheduler": r.scheduler,
-                   "rerun_of": r.rerun_of, "rerun_as": r.rerun_as})
+                   "started_at": time_ms(r.started_at_ms), "ended_at": time_ms(r.ended_at_ms.unwrap_or(0)),
+                   "summary": r.summary, "error": r.error, "ballista_jobs": r.ballista_jobs,
+                   "scheduler": r.scheduler, "rerun_of": r.rerun_of, "rerun_as": r.rerun_as})
         })
         .collect();
     print(format, &header, rows, objects);

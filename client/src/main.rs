@@ -213,17 +213,17 @@ async fn run(command: Command) -> Result<(), Failure> {
         Command::Run(RunCommand::Kpi(a)) => {
             let mut params = std::collections::HashMap::new();
             if let Some(now) = a.now {
-                params.insert("now".to_string(), now);
+                params.insert("now".to_string(), stockyard_api::params::time_text(now));
             }
             params.insert("window".to_string(), humantime::format_duration(a.window).to_string());
             params.insert("ttl".to_string(), humantime::format_duration(a.ttl).to_string());
             let scheduler = target(a.target).await?;
-            run::run(&scheduler, "kpi", params).await
+            run::run(&scheduler, stockyard_api::Job::Kpi, params).await
         }
         Command::Run(RunCommand::Archive(a)) => {
             let mut params = std::collections::HashMap::new();
             if let Some(now) = a.now {
-                params.insert("now".to_string(), now);
+                params.insert("now".to_string(), stockyard_api::params::time_text(now));
             }
             params.insert("threshold_mb".to_string(), a.threshold_mb.to_string());
             params.insert("older_than".to_string(), humantime::format_duration(a.older_than).to_string());
@@ -231,7 +231,7 @@ async fn run(command: Command) -> Result<(), Failure> {
                 params.insert("dest".to_string(), dest);
             }
             let scheduler = target(a.target).await?;
-            run::run(&scheduler, "archive", params).await
+            run::run(&scheduler, stockyard_api::Job::Archive, params).await
         }
         Command::Executors(a) => list::executors(&a.remote()?, a.format).await,
         Command::Jobs(a) if a.ballista => list::jobs(&a.list.remote()?, a.list.format).await,

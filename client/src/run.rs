@@ -6,13 +6,14 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
-use stockyard_proto::{ListRunsRequest, RunInfo, RunJobRequest, job_event};
+use stockyard_api::{Job, Run, RunStatus};
+use stockyard_proto::{ListRunsRequest, RunJobRequest, job_event};
 
 use crate::Failure;
 use crate::cli::Remote;
 
 /// Runs `job` with `params` on the scheduler and waits for it to end.
-pub async fn run(scheduler: &Remote, job: &str, params: HashMap<String, String>) -> Result<(), Failure> {
+pub async fn run(scheduler: &Remote, job: Job, params: HashMap<String, String>) -> Result<(), Failure> {
     let mut client = crate::list::connect(scheduler).await?;
     let run_id = stockyard_scheduler::runner::new_run_id(job);
     let spinner = ProgressBar::new_spinner();
@@ -20,7 +21,12 @@ pub async fn run(scheduler: &Remote, job: &str, params: HashMap<String, String>)
     spinner.enable_steady_tick(Duration::from_millis(120));
     spinner.set_message(format!("starting the {job} job"));
     let events = client
-        .run_job(RunJobRequest { job: job.to_string(), params, trigger: "cli".into(), run_id: run_id.clone() })
+        .run_job(RunJobRequest {
+            job: job.to_string(),
+            params,
+            trigger: stockyard_api::Trigger::Cli.to_string(),
+            run_id: run_id.clone(),
+        })
         .await;
     // With one scheduler there is no other to finish the run: a lost
     // connection ends the command. With several, the next leader reruns it.
@@ -52,12 +58,12 @@ pub async fn run(scheduler: &Remote, job: &str, params: HashMap<String, String>)
 async fn watch(
     mut events: tonic::Streaming<stockyard_proto::JobEvent>,
     spinner: &ProgressBar,
-) -> Result<Option<RunInfo>, tonic::Status> {
+) -> Result<Option<Run>, tonic::Status> {
     let mut result = None;
     while let Some(event) = events.message().await? {
         match event.event {
             Some(job_event::Event::Progress(message)) => spinner.set_message(message),
-            Some(job_event::Event::Result(run)) => result = Some(run),
+            Some(job_event::Event::Result(run)) => result = Some(typed(run).map_err(tonic::Status::internal)?),
             Some(job_event::Event::RunId(_)) | None => {}
         }
     }
@@ -65,22 +71,30 @@ async fn watch(
 }
 
 /// Prints `run`'s summary line; an error when it did not succeed.
-fn report(job: &str, spinner: ProgressBar, run: RunInfo) -> Result<(), Failure> {
+fn report(job: Job, spinner: ProgressBar, run: Run) -> Result<(), Failure> {
     spinner.finish_and_clear();
     let mut summary = json!({"job": run.job, "run_id": run.run_id, "status": run.status});
-    if let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(&run.summary_json) {
+    if let Value::Object(fields) = &run.summary {
         for (k, v) in fields {
-            summary[k] = v;
+            summary[k] = v.clone();
         }
     }
     if !run.error.is_empty() {
         summary["error"] = json!(run.error);
     }
     println!("{summary}");
-    match run.status.as_str() {
-        "failed" | "interrupted" => Err(Failure::new(format!("the {job} job {}: {}", run.status, run.error))),
+    match run.status {
+        RunStatus::Failed | RunStatus::Interrupted => {
+            Err(Failure::new(format!("the {job} job {}: {}", run.status, run.error)))
+        }
         _ => Ok(()),
     }
+}
+
+/// A run from the job API in Stockyard's words.
+fn typed(run: stockyard_proto::RunInfo) -> Result<Run, String> {
+    let id = run.run_id.clone();
+    Run::try_from(run).map_err(|e| format!("the scheduler sent run {id} in words this client does not know: {e}"))
 }
 
 /// Whether `e` says the connection broke rather than that the scheduler
@@ -90,7 +104,7 @@ fn lost_in_transit(e: &tonic::Status) -> bool {
     use tonic::Code;
     match e.code() {
         Code::Unknown | Code::Internal | Code::Cancelled => true,
-        Code::Unavailable => !e.message().contains("standby"),
+        Code::Unavailable => e.metadata().get(stockyard_api::NOT_LEADING).is_none(),
         _ => false,
     }
 }
@@ -101,7 +115,7 @@ const FOLLOW_PATIENCE: Duration = Duration::from_secs(60);
 /// Waits for run `id` to end, through the run history of whichever
 /// scheduler leads: when its scheduler died and the next leader reran it,
 /// the rerun is followed instead.
-async fn follow(scheduler: &Remote, mut id: String, spinner: &ProgressBar) -> Result<RunInfo, String> {
+async fn follow(scheduler: &Remote, mut id: String, spinner: &ProgressBar) -> Result<Run, String> {
     let mut last_contact = Instant::now();
     let mut interrupted: Option<Instant> = None;
     let mut unseen: Option<Instant> = None;
@@ -117,17 +131,18 @@ async fn follow(scheduler: &Remote, mut id: String, spinner: &ProgressBar) -> Re
             Err(_) => continue,
         };
         last_contact = Instant::now();
-        match runs.into_iter().find(|r| r.run_id == id) {
-            Some(r) if r.status == "interrupted" && !r.rerun_as.is_empty() => {
+        let run = runs.into_iter().find(|r| r.run_id == id).map(typed).transpose()?;
+        match run {
+            Some(r) if r.status == RunStatus::Interrupted && !r.rerun_as.is_empty() => {
                 spinner.set_message(format!("run {id} was interrupted; following its rerun {}", r.rerun_as));
                 id = r.rerun_as;
             }
             // The new leader has not taken it over yet.
-            Some(r) if r.status == "running" => {}
+            Some(r) if r.status == RunStatus::Running => {}
             // A scheduler on its own store does not rerun (the next run of
             // the job picks up after it): give the leader a while first.
             Some(r)
-                if r.status == "interrupted"
+                if r.status == RunStatus::Interrupted
                     && interrupted.get_or_insert_with(Instant::now).elapsed() < FOLLOW_PATIENCE / 2 => {}
             Some(r) => return Ok(r),
             // Its scheduler died before recording it: it never started.

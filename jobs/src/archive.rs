@@ -314,6 +314,7 @@ impl Job<'_> {
             "metadata": format!("{}/{}", dest.trim_end_matches('/'), metadata_path),
             "total_records": metadata["total_records"],
             "total_size_mb": metadata["total_size_mb"],
+            "total_bytes": total_bytes(&written),
             "collections": metadata["archived_collections"],
         }))
     }
@@ -437,6 +438,11 @@ fn files_doc(files: &[File]) -> Document {
 }
 
 /// `metadata/archive_<id>.json`, as the spec lays it out.
+/// Bytes of Parquet a run wrote, over every collection.
+fn total_bytes(written: &Document) -> i64 {
+    facts().iter().filter_map(|(c, _)| written.get_document(c).ok()).map(|w| w.get_i64("bytes").unwrap_or(0)).sum()
+}
+
 fn metadata(run: &str, created_at: DateTime<Utc>, dest: &str, older_than_minutes: f64, written: &Document) -> Value {
     let mib = (1u64 << 20) as f64;
     let mut collections = Vec::new();

@@ -14,8 +14,11 @@ use axum::response::{IntoResponse, Response};
 use ballista_scheduler::cluster::JobState as JobStore;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use stockyard_api::views::{
+    BallistaJob, Cancelling, ErrorAnswer, Executor, RunDetail, RunStarted, ScheduleChanged, ScheduleView, StartRun,
+};
+use stockyard_api::{Job, Run, RunStatus, ScheduleAction, Trigger};
 use stockyard_mongo::MongoCatalog;
-use stockyard_proto::RunInfo;
 
 use crate::Scheduler;
 use crate::runner::{CancelError, JobRunner};
@@ -46,49 +49,42 @@ pub(crate) fn fail(status: StatusCode, message: impl std::fmt::Display) -> (Stat
     (status, Json(json!({ "error": message.to_string() })))
 }
 
-/// A run with its summary as an object rather than a JSON string.
-pub(crate) fn run_view(r: &RunInfo) -> Value {
-    let summary: Value = serde_json::from_str(&r.summary_json).unwrap_or(Value::Null);
-    let ended = (r.ended_at_ms > 0).then_some(r.ended_at_ms);
-    json!({
-        "run_id": r.run_id, "job": r.job, "status": r.status, "trigger": r.trigger,
-        "params": r.params, "started_at_ms": r.started_at_ms, "ended_at_ms": ended,
-        "duration_ms": ended.map(|e| e.saturating_sub(r.started_at_ms)),
-        "summary": summary, "error": r.error, "ballista_jobs": r.ballista_jobs,
-        "scheduler": r.scheduler, "rerun_of": r.rerun_of, "rerun_as": r.rerun_as,
-    })
+/// A JSON request body; one that does not read is refused with a 400
+/// naming the problem, as JSON like every other refusal.
+pub(crate) struct Body<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<S> for Body<T> {
+    type Rejection = (StatusCode, Json<Value>);
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        let Json(value) =
+            Json::<Value>::from_request(req, state).await.map_err(|e| fail(StatusCode::BAD_REQUEST, e.body_text()))?;
+        serde_json::from_value(value).map(Body).map_err(|e| fail(StatusCode::BAD_REQUEST, e))
+    }
 }
 
-/// `GET /api/executors`: registered executors with their running tasks.
-pub(crate) async fn executors(State(api): State<Api>) -> Answer {
+/// An answer of a typed shape, or a refusal.
+pub(crate) type Typed<T> = Result<Json<T>, (StatusCode, Json<Value>)>;
+
+/// Registered executors with their running tasks.
+#[utoipa::path(get, path = "/api/executors", responses(
+    (status = 200, body = Vec<Executor>), (status = 500, body = ErrorAnswer)))]
+pub(crate) async fn executors(State(api): State<Api>) -> Typed<Vec<Executor>> {
     let list = crate::executors(&api.scheduler).await.map_err(|e| fail(StatusCode::INTERNAL_SERVER_ERROR, e))?;
     let running = crate::detail::running_tasks(&api.scheduler).await;
-    Ok(Json(Value::Array(list.iter().map(|e| executor_view(e, &running)).collect())))
+    Ok(Json(list.iter().map(|e| executor_view(e, &running)).collect()))
 }
 
-fn executor_view(e: &stockyard_proto::ExecutorInfo, running: &HashMap<String, usize>) -> Value {
-    json!({
-        "id": e.id, "host": e.host, "flight_port": e.flight_port, "grpc_port": e.grpc_port,
-        "task_slots": e.task_slots, "running_tasks": running.get(&e.id).copied().unwrap_or(0),
-        "last_heartbeat": e.last_heartbeat, "state": e.state,
-    })
+fn executor_view(e: &stockyard_proto::ExecutorInfo, running: &HashMap<String, usize>) -> Executor {
+    Executor::new(e, running.get(&e.id).copied().unwrap_or(0) as u64)
 }
 
-/// `GET /api/jobs`: Ballista jobs, newest first.
-pub(crate) async fn jobs(State(api): State<Api>) -> Answer {
+/// Ballista jobs, newest first.
+#[utoipa::path(get, path = "/api/jobs", responses(
+    (status = 200, body = Vec<BallistaJob>), (status = 500, body = ErrorAnswer)))]
+pub(crate) async fn jobs(State(api): State<Api>) -> Typed<Vec<BallistaJob>> {
     let list = crate::jobs(&api.scheduler).await.map_err(|e| fail(StatusCode::INTERNAL_SERVER_ERROR, e))?;
-    Ok(Json(Value::Array(
-        list.into_iter()
-            .map(|j| {
-                json!({
-                    "id": j.id, "name": j.name, "status": j.status,
-                    "completed_stages": j.completed_stages, "total_stages": j.total_stages,
-                    "queued_at": j.queued_at, "started_at": j.started_at,
-                    "ended_at": j.ended_at, "error": j.error,
-                })
-            })
-            .collect(),
-    )))
+    Ok(Json(list.into_iter().map(BallistaJob::from).collect()))
 }
 
 /// Refuses an id from a request that is not a plain name: ids name keys
@@ -97,7 +93,9 @@ fn plain(what: &'static str, id: &str) -> Result<(), (StatusCode, Json<Value>)> 
     stockyard_plan::names::path_part(what, id).map_err(|e| fail(StatusCode::BAD_REQUEST, e))
 }
 
-/// `GET /api/jobs/{id}`: one Ballista job's stages and tasks.
+/// One Ballista job's stages and tasks.
+#[utoipa::path(get, path = "/api/jobs/{id}", params(("id" = String, Path, description = "Ballista job id")),
+    responses((status = 200, body = Object), (status = 400, body = ErrorAnswer), (status = 404, body = ErrorAnswer)))]
 pub(crate) async fn job(State(api): State<Api>, Path(id): Path<String>) -> Answer {
     plain("job id", &id)?;
     match crate::detail::job(&api.jobs, &id).await {
@@ -107,35 +105,80 @@ pub(crate) async fn job(State(api): State<Api>, Path(id): Path<String>) -> Answe
     }
 }
 
-/// Filters of `GET /api/runs`.
-#[derive(Debug, Deserialize)]
+/// Filters of `GET /api/runs`; an empty one is no filter (a form's "any").
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct RunFilter {
-    job: Option<String>,
-    status: Option<String>,
+    /// Runs of this job.
+    #[serde(default, deserialize_with = "blank_is_none")]
+    job: Option<Job>,
+    /// Runs in this status.
+    #[serde(default, deserialize_with = "blank_is_none")]
+    status: Option<RunStatus>,
     /// Runs whose trigger starts with this (`schedule:kpi`, `cli`, `ui`).
     trigger: Option<String>,
+    /// At most this many runs (200 unless set).
+    #[serde(default, deserialize_with = "limit")]
     limit: Option<usize>,
 }
 
-/// `GET /api/runs`: recorded runs, newest first.
-pub(crate) async fn runs(State(api): State<Api>, Query(f): Query<RunFilter>) -> Answer {
-    let keep = |r: &RunInfo| {
-        f.job.as_ref().is_none_or(|j| j.is_empty() || &r.job == j)
-            && f.status.as_ref().is_none_or(|s| s.is_empty() || &r.status == s)
-            && f.trigger.as_ref().is_none_or(|t| r.trigger.starts_with(t.as_str()))
-    };
-    let runs = api.runner.runs().await;
-    Ok(Json(Value::Array(runs.iter().filter(|r| keep(r)).take(f.limit.unwrap_or(200)).map(run_view).collect())))
+/// A query field parsed by its type's parser, empty as absent.
+fn blank_is_none<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    match Option::<String>::deserialize(d)? {
+        None => Ok(None),
+        Some(text) if text.is_empty() => Ok(None),
+        Some(text) => text.parse().map(Some).map_err(serde::de::Error::custom),
+    }
 }
 
-/// `GET /api/runs/{id}`: a run, its Ballista jobs in full, and for a
-/// `sql` run its result while this scheduler keeps it.
-pub(crate) async fn run(State(api): State<Api>, Path(id): Path<String>) -> Answer {
+/// The `limit` field: a whole number, empty as absent.
+fn limit<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    match Option::<String>::deserialize(d)? {
+        None => Ok(None),
+        Some(text) if text.is_empty() => Ok(None),
+        Some(text) => text
+            .parse()
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom(format!("limit: '{text}' is not a whole number of runs"))),
+    }
+}
+
+/// A query that does not read, refused with a 400 naming the problem.
+pub(crate) fn bad_query(e: axum::extract::rejection::QueryRejection) -> (StatusCode, Json<Value>) {
+    fail(StatusCode::BAD_REQUEST, e.body_text())
+}
+
+/// Recorded runs, newest first.
+#[utoipa::path(get, path = "/api/runs", params(RunFilter),
+    responses((status = 200, body = Vec<Run>), (status = 400, body = ErrorAnswer)))]
+pub(crate) async fn runs(
+    State(api): State<Api>,
+    filter: Result<Query<RunFilter>, axum::extract::rejection::QueryRejection>,
+) -> Typed<Vec<Run>> {
+    let Query(f) = filter.map_err(bad_query)?;
+    let keep = |r: &Run| {
+        f.job.is_none_or(|j| r.job == j)
+            && f.status.is_none_or(|s| r.status == s)
+            && f.trigger.as_ref().is_none_or(|t| r.trigger.to_string().starts_with(t.as_str()))
+    };
+    let runs = api.runner.runs().await;
+    Ok(Json(runs.into_iter().filter(|r| keep(r)).take(f.limit.unwrap_or(200)).collect()))
+}
+
+/// A run, its Ballista jobs in full, and for a `sql` run its result while
+/// this scheduler keeps it.
+#[utoipa::path(get, path = "/api/runs/{id}", params(("id" = String, Path, description = "run id")),
+    responses((status = 200, body = RunDetail), (status = 400, body = ErrorAnswer), (status = 404, body = ErrorAnswer)))]
+pub(crate) async fn run(State(api): State<Api>, Path(id): Path<String>) -> Typed<RunDetail> {
     plain("run id", &id)?;
     let Some(run) = api.runner.run_info(&id).await else {
         return Err(fail(StatusCode::NOT_FOUND, format!("no run '{id}'")));
     };
-    let mut view = run_view(&run);
     // A running run's jobs are not recorded yet: find them by name.
     let mut ids = run.ballista_jobs.clone();
     if ids.is_empty() {
@@ -149,45 +192,45 @@ pub(crate) async fn run(State(api): State<Api>, Path(id): Path<String>) -> Answe
             Err(e) => jobs.push(json!({"id": job, "error": e})),
         }
     }
-    view["jobs"] = Value::Array(jobs);
-    view["result"] = api.runner.result(&id).unwrap_or(Value::Null);
-    Ok(Json(view))
+    let result = api.runner.result(&id);
+    Ok(Json(RunDetail { run, jobs, result }))
 }
 
-/// Body of `POST /api/runs`.
-#[derive(Debug, Deserialize)]
-pub(crate) struct StartRun {
-    job: String,
-    #[serde(default)]
-    params: HashMap<String, String>,
-}
-
-/// `POST /api/runs`: starts a run (`kpi`, `archive` or `sql`) and answers
-/// with its id at once; the run goes on whoever waits for it.
+/// Starts a run and answers with its id at once; the run goes on whoever
+/// waits for it. Refused while another scheduler leads (409) or no
+/// executor is active (503), like gRPC `RunJob`.
+#[utoipa::path(post, path = "/api/runs", request_body = StartRun, responses(
+    (status = 202, body = RunStarted), (status = 400, body = ErrorAnswer), (status = 409, body = ErrorAnswer),
+    (status = 503, body = ErrorAnswer)))]
 pub(crate) async fn start_run(
     State(api): State<Api>,
-    Json(req): Json<StartRun>,
+    Body(req): Body<StartRun>,
 ) -> Result<Response, (StatusCode, Json<Value>)> {
-    api.runner.validate(&req.job, &req.params).map_err(|e| fail(StatusCode::BAD_REQUEST, e))?;
-    crate::service::admit(&api.scheduler, &api.leadership).await.map_err(|refusal| {
+    api.runner.validate(req.job, &req.params).map_err(|e| fail(StatusCode::BAD_REQUEST, e))?;
+    crate::ballista::admit(&api.scheduler, &api.leadership).await.map_err(|refusal| {
         let status = match refusal {
-            crate::service::Refusal::NotLeading(_) => StatusCode::CONFLICT,
-            crate::service::Refusal::NoExecutor(_) => StatusCode::SERVICE_UNAVAILABLE,
-            crate::service::Refusal::Executors(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            crate::ballista::Refusal::NotLeading(_) => StatusCode::CONFLICT,
+            crate::ballista::Refusal::NoExecutor(_) => StatusCode::SERVICE_UNAVAILABLE,
+            crate::ballista::Refusal::Executors(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         fail(status, refusal)
     })?;
-    let id = crate::runner::new_run_id(&req.job);
+    let run = Run::new(crate::runner::new_run_id(req.job), req.job, Trigger::Ui, req.params);
+    let run_id = run.run_id.clone();
     let (progress, _) = tokio::sync::mpsc::channel(1);
-    tokio::spawn(api.runner.clone().run_with_id(id.clone(), req.job, req.params, "ui".into(), progress));
-    Ok((StatusCode::ACCEPTED, Json(json!({"run_id": id}))).into_response())
+    // Recorded before the answer, so a GET with the id finds it.
+    drop(api.runner.clone().spawn(run, progress).await);
+    Ok((StatusCode::ACCEPTED, Json(RunStarted { run_id })).into_response())
 }
 
-/// `POST /api/runs/{id}/cancel`.
-pub(crate) async fn cancel_run(State(api): State<Api>, Path(id): Path<String>) -> Answer {
+/// Stops a running run.
+#[utoipa::path(post, path = "/api/runs/{id}/cancel", params(("id" = String, Path, description = "run id")),
+    responses((status = 200, body = Cancelling), (status = 400, body = ErrorAnswer), (status = 404, body = ErrorAnswer),
+    (status = 409, body = ErrorAnswer)))]
+pub(crate) async fn cancel_run(State(api): State<Api>, Path(id): Path<String>) -> Typed<Cancelling> {
     plain("run id", &id)?;
     match api.runner.cancel(&id).await {
-        Ok(()) => Ok(Json(json!({"run_id": id, "cancelling": true}))),
+        Ok(()) => Ok(Json(Cancelling { run_id: id, cancelling: true })),
         Err(e @ CancelError::Unknown(_)) => Err(fail(StatusCode::NOT_FOUND, e)),
         Err(e @ CancelError::NotRunning(..)) => Err(fail(StatusCode::CONFLICT, e)),
     }
@@ -195,7 +238,7 @@ pub(crate) async fn cancel_run(State(api): State<Api>, Path(id): Path<String>) -
 
 fn schedule_failure(e: ScheduleError) -> (StatusCode, Json<Value>) {
     let status = match e {
-        ScheduleError::Bad(_) => StatusCode::BAD_REQUEST,
+        ScheduleError::Bad(_) | ScheduleError::Params(_) => StatusCode::BAD_REQUEST,
         ScheduleError::Unknown(_) => StatusCode::NOT_FOUND,
         ScheduleError::Exists(_) | ScheduleError::Running(..) => StatusCode::CONFLICT,
         ScheduleError::State(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -203,52 +246,42 @@ fn schedule_failure(e: ScheduleError) -> (StatusCode, Json<Value>) {
     fail(status, e)
 }
 
-/// `GET /api/schedules`: each schedule with its next and last run.
-pub(crate) async fn schedules(State(api): State<Api>) -> Answer {
+/// Each schedule with its next and last run.
+#[utoipa::path(get, path = "/api/schedules", responses(
+    (status = 200, body = Vec<ScheduleView>), (status = 503, body = ErrorAnswer)))]
+pub(crate) async fn schedules(State(api): State<Api>) -> Typed<Vec<ScheduleView>> {
     let list = api.schedules.list().await.map_err(schedule_failure)?;
-    Ok(Json(Value::Array(
-        list.iter()
-            .map(|s| {
-                let i = s.info();
-                json!({
-                    "name": i.name, "job": i.job, "params": i.params, "every": i.every, "cron": i.cron,
-                    "paused": i.paused, "next_run_ms": (i.next_run_ms > 0).then_some(i.next_run_ms),
-                    "last_run_id": i.last_run_id, "last_status": i.last_status,
-                    "last_started_ms": (i.last_started_ms > 0).then_some(i.last_started_ms),
-                    "skipped_ticks": i.skipped_ticks,
-                })
-            })
-            .collect(),
-    )))
+    Ok(Json(list.iter().map(crate::schedules::Schedule::view).collect()))
 }
 
-/// `POST /api/schedules/{name}/{action}`: trigger, pause, resume or remove.
-pub(crate) async fn change_schedule(State(api): State<Api>, Path((name, action)): Path<(String, String)>) -> Answer {
-    if action == "trigger"
-        && let Some(why) = api.leadership.not_leading()
-    {
-        return Err(fail(StatusCode::CONFLICT, why));
-    }
-    let (schedule, run_id) = match action.as_str() {
-        "pause" => (api.schedules.set_paused(&name, true).await, String::new()),
-        "resume" => (api.schedules.set_paused(&name, false).await, String::new()),
-        "remove" => (api.schedules.remove(&name).await, String::new()),
-        "trigger" => match api.schedules.trigger(&name).await {
-            Ok((s, run)) => (Ok(s), run),
-            Err(e) => (Err(e), String::new()),
-        },
-        other => {
-            return Err(fail(
-                StatusCode::BAD_REQUEST,
-                format!("'{other}' is not a schedule action (trigger, pause, resume, remove)"),
-            ));
+/// Triggers, pauses, resumes or removes a schedule.
+#[utoipa::path(post, path = "/api/schedules/{name}/{action}", params(
+    ("name" = String, Path, description = "schedule name"),
+    ("action" = ScheduleAction, Path, description = "trigger, pause, resume or remove (add is gRPC's: it needs the schedule)")),
+    responses((status = 200, body = ScheduleChanged), (status = 400, body = ErrorAnswer),
+    (status = 404, body = ErrorAnswer), (status = 409, body = ErrorAnswer), (status = 503, body = ErrorAnswer)))]
+pub(crate) async fn change_schedule(
+    State(api): State<Api>,
+    Path((name, action)): Path<(String, String)>,
+) -> Typed<ScheduleChanged> {
+    let action: ScheduleAction = action.parse().map_err(|e| fail(StatusCode::BAD_REQUEST, e))?;
+    match action {
+        ScheduleAction::Add => {
+            return Err(fail(StatusCode::BAD_REQUEST, "add a schedule with `stockyard schedules add` (gRPC)"));
         }
-    };
-    let s = schedule.map_err(schedule_failure)?;
-    Ok(Json(json!({"name": s.name, "paused": s.paused, "run_id": (!run_id.is_empty()).then_some(run_id)})))
+        ScheduleAction::Trigger => {
+            if let Some(why) = api.leadership.not_leading() {
+                return Err(fail(StatusCode::CONFLICT, why));
+            }
+        }
+        _ => {}
+    }
+    let (s, run_id) = api.schedules.apply(&name, action, None).await.map_err(schedule_failure)?;
+    Ok(Json(ScheduleChanged { name: s.name, paused: s.paused, run_id }))
 }
 
-/// `GET /api/kpis`: the KPIs in Redis now, with their age.
+/// The KPIs in Redis now, with their age.
+#[utoipa::path(get, path = "/api/kpis", responses((status = 200, body = Object), (status = 503, body = ErrorAnswer)))]
 pub(crate) async fn kpis(State(api): State<Api>) -> Answer {
     let mut kpis =
         stockyard_jobs::kpi::read(&api.redis_url).await.map_err(|e| fail(StatusCode::SERVICE_UNAVAILABLE, e))?;
@@ -262,13 +295,15 @@ pub(crate) fn age_s(time: &str) -> Option<f64> {
     Some((chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_milliseconds() as f64 / 1000.0)
 }
 
-/// `GET /api/archives`: archive runs, newest first, with what each wrote.
-pub(crate) async fn archives(State(api): State<Api>) -> Answer {
+/// Archive runs, newest first, with what each wrote.
+#[utoipa::path(get, path = "/api/archives", responses((status = 200, body = Vec<Run>)))]
+pub(crate) async fn archives(State(api): State<Api>) -> Typed<Vec<Run>> {
     let runs = api.runner.runs().await;
-    Ok(Json(Value::Array(runs.iter().filter(|r| r.job == "archive").map(run_view).collect())))
+    Ok(Json(runs.into_iter().filter(|r| r.job == Job::Archive).collect()))
 }
 
-/// `GET /api/overview`: the cluster at a glance, and what is wrong with it.
+/// The cluster at a glance, and what is wrong with it.
+#[utoipa::path(get, path = "/api/overview", responses((status = 200, body = Object)))]
 pub(crate) async fn overview(State(api): State<Api>) -> Answer {
     let mut problems = Vec::new();
     let executors = match crate::executors(&api.scheduler).await {
@@ -281,7 +316,7 @@ pub(crate) async fn overview(State(api): State<Api>) -> Answer {
             Vec::new()
         }
     };
-    if !executors.iter().any(|e| e["state"] == "active") {
+    if !executors.iter().any(|e: &Executor| e.state == "active") {
         problems.push("no active executor: queries and jobs wait until one registers".to_string());
     }
     if let Some(why) = api.leadership.not_leading() {
@@ -300,10 +335,10 @@ pub(crate) async fn overview(State(api): State<Api>) -> Answer {
         }
     };
     let runs = api.runner.runs().await;
-    let running: Vec<Value> = runs.iter().filter(|r| r.status == "running").map(run_view).collect();
-    let recent: Vec<Value> = runs.iter().filter(|r| r.status != "running").take(10).map(run_view).collect();
-    let archive = runs.iter().find(|r| r.job == "archive").map(run_view).unwrap_or(Value::Null);
-    let kpi_run = runs.iter().find(|r| r.job == "kpi").map(run_view).unwrap_or(Value::Null);
+    let running: Vec<&Run> = runs.iter().filter(|r| !r.status.is_final()).collect();
+    let recent: Vec<&Run> = runs.iter().filter(|r| r.status.is_final()).take(10).collect();
+    let archive = runs.iter().find(|r| r.job == Job::Archive);
+    let kpi_run = runs.iter().find(|r| r.job == Job::Kpi);
     Ok(Json(json!({
         "healthy": problems.is_empty(),
         "problems": problems,

@@ -2,8 +2,7 @@
 //! started, for `/metrics` (the gauges there are read at scrape time).
 
 use prometheus::{Counter, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry};
-use serde_json::Value;
-use stockyard_proto::RunInfo;
+use stockyard_api::{Run, RunStatus};
 
 /// The counters, in their own registry.
 pub(crate) struct RunCounters {
@@ -64,28 +63,25 @@ impl RunCounters {
     }
 
     /// Adds an ended run.
-    pub fn ended(&self, run: &RunInfo) {
-        self.runs.with_label_values(&[run.job.as_str(), run.status.as_str()]).inc();
-        let summary: Value = serde_json::from_str(&run.summary_json).unwrap_or(Value::Null);
-        let number = |k: &str| summary.get(k).and_then(Value::as_f64);
-        if let Some(ms) = number("duration_ms") {
-            self.duration.with_label_values(&[run.job.as_str()]).observe(ms / 1000.0);
+    pub fn ended(&self, run: &Run) {
+        let job = run.job.as_str();
+        self.runs.with_label_values(&[job, run.status.as_str()]).inc();
+        if let Some(ms) = run.duration_ms {
+            self.duration.with_label_values(&[job]).observe(ms as f64 / 1000.0);
         }
-        match (run.job.as_str(), run.status.as_str()) {
-            ("kpi", "succeeded") => {
-                self.documents.with_label_values(&["read"]).inc_by(number("documents_read").unwrap_or(0.0) as u64);
-                self.documents
-                    .with_label_values(&["rejected"])
-                    .inc_by(number("documents_rejected").unwrap_or(0.0) as u64);
-                if let Some(ms) = number("redis_write_ms") {
-                    self.redis_write.observe(ms / 1000.0);
-                }
+        if run.status != RunStatus::Succeeded {
+            return;
+        }
+        if let Some(kpi) = run.kpi_summary() {
+            self.documents.with_label_values(&["read"]).inc_by(kpi.documents_read);
+            self.documents.with_label_values(&["rejected"]).inc_by(kpi.documents_rejected);
+            if let Some(ms) = kpi.redis_write_ms {
+                self.redis_write.observe(ms as f64 / 1000.0);
             }
-            ("archive", "succeeded") => {
-                self.archived_documents.inc_by(number("total_records").unwrap_or(0.0) as u64);
-                self.archived_bytes.inc_by(number("total_size_mb").unwrap_or(0.0) * 1048576.0);
-            }
-            _ => {}
+        }
+        if let Some(archive) = run.archive_summary() {
+            self.archived_documents.inc_by(archive.total_records);
+            self.archived_bytes.inc_by(archive.total_bytes as f64);
         }
     }
 }

@@ -31,11 +31,31 @@ pub(crate) fn router(state: Api) -> Router {
         .route("/api/streams/{name}/results", get(crate::streams::results))
         .route("/api/streams/{name}/{action}", post(crate::streams::control))
         .route("/api/services", get(crate::services::services))
+        .route("/api/openapi.json", get(|| async { Json(crate::openapi::document()) }))
         .route("/api/{*rest}", get(no_such_endpoint).post(no_such_endpoint))
         .route("/login", get(crate::auth::login_page).post(crate::auth::login))
         .merge(crate::ui::router())
+        .layer(axum::middleware::from_fn(json_errors))
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::auth::require))
         .with_state(state)
+}
+
+/// Refusals axum makes itself (a path that does not decode, a method the
+/// route does not take) answered as JSON under `/api/`, like ours.
+async fn json_errors(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let api = request.uri().path().starts_with("/api/");
+    let response = next.run(request).await;
+    let json =
+        response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !api || json || !(response.status().is_client_error() || response.status().is_server_error()) {
+        return response;
+    }
+    let status = response.status();
+    let text = match axum::body::to_bytes(response.into_body(), 64 * 1024).await {
+        Ok(bytes) if !bytes.is_empty() => String::from_utf8_lossy(&bytes).trim().to_string(),
+        _ => status.canonical_reason().unwrap_or("refused").to_lowercase(),
+    };
+    error(status, text)
 }
 
 fn error(status: StatusCode, message: String) -> Response {

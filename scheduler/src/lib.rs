@@ -4,15 +4,17 @@
 
 mod api;
 mod auth;
+mod ballista;
 mod counters;
 mod detail;
+mod grpc;
 mod guard;
 mod http;
 pub mod leader;
 mod metrics;
+mod openapi;
 pub mod runner;
 pub mod schedules;
-mod service;
 mod services;
 mod standby;
 pub mod streams;
@@ -39,7 +41,7 @@ use stockyard_proto::stockyard_server::StockyardServer;
 use tokio::net::TcpListener;
 use tonic::service::RoutesBuilder;
 
-pub use service::{executors, jobs};
+pub use ballista::{executors, jobs};
 
 /// How often the list of collections is refreshed.
 const TABLES_REFRESH: Duration = Duration::from_secs(15);
@@ -309,10 +311,10 @@ impl BoundScheduler {
             catalog: catalog.clone(),
             allow_local_files: settings.allow_local_files,
             redis_url: settings.redis_url.clone(),
-            archive_dest: runner::absolute_dest(&settings.archive_dest),
+            archive_dest: runner::params::absolute_dest(&settings.archive_dest),
             allowed_dests: std::iter::once(&settings.archive_dest)
                 .chain(&settings.archive_dests)
-                .map(|d| runner::absolute_dest(d))
+                .map(|d| runner::params::absolute_dest(d))
                 .collect(),
         };
         let runner = Arc::new(JobRunner::new(targets, store.clone(), settings.history_retention, me.id.clone()));
@@ -412,7 +414,7 @@ impl BoundScheduler {
                     .max_decoding_message_size(max)
                     .max_encoding_message_size(max),
             )
-            .add_service(StockyardServer::new(service::JobApi::new(
+            .add_service(StockyardServer::new(grpc::JobApi::new(
                 scheduler.clone(),
                 catalog,
                 runner,
@@ -501,7 +503,7 @@ async fn revive_offers(scheduler: Scheduler) {
         if scheduler.running_job_number() == 0 {
             continue;
         }
-        let Ok(executors) = service::executors(&scheduler).await else { continue };
+        let Ok(executors) = ballista::executors(&scheduler).await else { continue };
         if let Some(live) = executors.into_iter().find(|e| e.state == "active") {
             let nudge = UpdateTaskStatusParams { executor_id: live.id, task_status: Vec::new() };
             let _ = SchedulerGrpc::update_task_status(&scheduler, tonic::Request::new(nudge)).await;

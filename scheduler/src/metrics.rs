@@ -56,12 +56,12 @@ pub(crate) async fn render(api: &Api) -> Result<String, String> {
         &["job", "status"],
     )
     .map_err(e)?;
-    let mut counts: BTreeMap<(String, String), i64> = BTreeMap::new();
+    let mut counts: BTreeMap<(&str, &str), i64> = BTreeMap::new();
     for r in runner.recent_runs() {
-        *counts.entry((r.job, r.status)).or_default() += 1;
+        *counts.entry((r.job.as_str(), r.status.as_str())).or_default() += 1;
     }
     for ((job, status), n) in counts {
-        runs.with_label_values(&[job.as_str(), status.as_str()]).set(n);
+        runs.with_label_values(&[job, status]).set(n);
     }
     // Absent while Redis does not answer or holds no KPIs.
     if let Ok((Some(written), _)) = stockyard_jobs::kpi::freshness(&api.redis_url).await {

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use stockyard_proto::{RunInfo, ScheduleInfo};
+use stockyard_api::views::ScheduleView;
+use stockyard_api::{Job, Run, RunStatus, ScheduleAction, Trigger};
+use stockyard_proto::ScheduleInfo;
 use stockyard_state::StateStore;
 use tokio::sync::mpsc;
 
@@ -29,7 +31,7 @@ const SEEDED: &str = "meta/default-schedules";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Schedule {
     pub name: String,
-    pub job: String,
+    pub job: Job,
     pub params: BTreeMap<String, String>,
     /// Interval in milliseconds, or 0 with a cron expression.
     pub every_ms: u64,
@@ -38,8 +40,9 @@ pub struct Schedule {
     pub next_run_ms: u64,
     #[serde(default)]
     pub last_run_id: String,
-    #[serde(default)]
-    pub last_status: String,
+    /// Until its first run, none (older stores wrote "").
+    #[serde(default, deserialize_with = "status_or_blank")]
+    pub last_status: Option<RunStatus>,
     #[serde(default)]
     pub last_started_ms: u64,
     #[serde(default)]
@@ -73,7 +76,7 @@ impl Schedule {
     pub fn info(&self) -> ScheduleInfo {
         ScheduleInfo {
             name: self.name.clone(),
-            job: self.job.clone(),
+            job: self.job.to_string(),
             params: self.params.clone().into_iter().collect(),
             every: if self.every_ms > 0 {
                 humantime::format_duration(Duration::from_millis(self.every_ms)).to_string()
@@ -84,19 +87,49 @@ impl Schedule {
             paused: self.paused,
             next_run_ms: if self.paused { 0 } else { self.next_run_ms },
             last_run_id: self.last_run_id.clone(),
-            last_status: self.last_status.clone(),
+            last_status: self.last_status.map(|s| s.to_string()).unwrap_or_default(),
             last_started_ms: self.last_started_ms,
             skipped_ticks: self.skipped_ticks,
             last_skipped_ms: self.last_skipped_ms,
         }
+    }
+
+    /// Its REST form.
+    pub fn view(&self) -> ScheduleView {
+        let info = self.info();
+        ScheduleView {
+            name: info.name,
+            job: self.job,
+            params: self.params.clone(),
+            every: info.every,
+            cron: info.cron,
+            paused: info.paused,
+            next_run_ms: (info.next_run_ms > 0).then_some(info.next_run_ms),
+            last_run_id: info.last_run_id,
+            last_status: self.last_status,
+            last_started_ms: (info.last_started_ms > 0).then_some(info.last_started_ms),
+            skipped_ticks: info.skipped_ticks,
+        }
+    }
+}
+
+/// A stored last status, with the empty text older stores wrote as none.
+fn status_or_blank<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<RunStatus>, D::Error> {
+    match Option::<String>::deserialize(d)?.as_deref() {
+        None | Some("") => Ok(None),
+        Some(text) => text.parse().map(Some).map_err(serde::de::Error::custom),
     }
 }
 
 /// Why a schedule change was refused or failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ScheduleError {
+    /// The schedule itself is malformed (name, interval, cron).
     #[error("{0}")]
     Bad(String),
+    /// Its job or parameters are refused.
+    #[error(transparent)]
+    Params(#[from] BadRequest),
     #[error("no schedule named '{0}'")]
     Unknown(String),
     #[error("schedule '{0}' already exists")]
@@ -105,12 +138,6 @@ pub enum ScheduleError {
     Running(String, String),
     #[error("the scheduler's state store failed: {0}")]
     State(#[from] stockyard_state::StateError),
-}
-
-impl From<BadRequest> for ScheduleError {
-    fn from(e: BadRequest) -> Self {
-        ScheduleError::Bad(e.0)
-    }
 }
 
 /// The schedules and the loop that fires them.
@@ -163,8 +190,9 @@ impl Schedules {
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
             return Err(ScheduleError::Bad(format!("'{name}' is not a schedule name (letters, digits, - and _)")));
         }
-        let params: HashMap<String, String> = info.params.clone().into_iter().collect();
-        self.runner.validate(&info.job, &params)?;
+        let job: Job = info.job.parse().map_err(BadRequest::from)?;
+        let params: BTreeMap<String, String> = info.params.clone().into_iter().collect();
+        self.runner.validate(job, &params)?;
         let every_ms = match (info.every.is_empty(), info.cron.is_empty()) {
             (false, true) => humantime::parse_duration(&info.every)
                 .ok()
@@ -187,14 +215,14 @@ impl Schedules {
         }
         let mut s = Schedule {
             name: name.into(),
-            job: info.job.clone(),
-            params: info.params.clone().into_iter().collect(),
+            job,
+            params,
             every_ms,
             cron: info.cron.clone(),
             paused: false,
             next_run_ms: now_ms(),
             last_run_id: String::new(),
-            last_status: String::new(),
+            last_status: None,
             last_started_ms: 0,
             skipped_ticks: 0,
             last_skipped_ms: 0,
@@ -229,6 +257,28 @@ impl Schedules {
         Ok((self.get(name).await.unwrap_or(s), run_id))
     }
 
+    /// Does `action` to `name`, the one dispatch of REST and gRPC; `add`
+    /// creates it from `new`. The schedule as it now is, and the run a
+    /// trigger started.
+    pub async fn apply(
+        self: &Arc<Self>,
+        name: &str,
+        action: ScheduleAction,
+        new: Option<ScheduleInfo>,
+    ) -> Result<(Schedule, Option<String>), ScheduleError> {
+        match action {
+            ScheduleAction::Add => {
+                let mut info = new.unwrap_or_default();
+                info.name = name.to_string();
+                Ok((self.add(&info).await?, None))
+            }
+            ScheduleAction::Pause => Ok((self.set_paused(name, true).await?, None)),
+            ScheduleAction::Resume => Ok((self.set_paused(name, false).await?, None)),
+            ScheduleAction::Remove => Ok((self.remove(name).await?, None)),
+            ScheduleAction::Trigger => self.trigger(name).await.map(|(s, run)| (s, Some(run))),
+        }
+    }
+
     /// Creates `kpi` every minute and `archive` every 5 minutes, once.
     pub async fn seed_defaults(&self) -> Result<(), ScheduleError> {
         if self.store.get(SEEDED).await?.is_some() {
@@ -247,19 +297,13 @@ impl Schedules {
 
     /// Starts a run of `s` in the background and records it on `s`.
     fn start(self: &Arc<Self>, s: Schedule, why: &str) -> Result<String, ScheduleError> {
-        let run = RunInfo {
-            run_id: crate::runner::new_run_id(&s.job),
-            job: s.job.clone(),
-            params: s.params.clone().into_iter().collect(),
-            trigger: format!("schedule:{} ({why})", s.name),
-            ..Default::default()
-        };
+        let run = Run::new(crate::runner::new_run_id(s.job), s.job, Trigger::schedule(&s.name, why), s.params.clone());
         self.launch(s.name, run)
     }
 
     /// Starts `run` in the background as schedule `name`'s run, unless
     /// that schedule's last run still runs.
-    fn launch(self: &Arc<Self>, name: String, run: RunInfo) -> Result<String, ScheduleError> {
+    fn launch(self: &Arc<Self>, name: String, run: Run) -> Result<String, ScheduleError> {
         let mut running = self.running.lock().expect("running lock");
         if let Some(other) = running.get(&name) {
             return Err(ScheduleError::Running(name, other.clone()));
@@ -272,7 +316,7 @@ impl Schedules {
             let id = run.run_id.clone();
             this.update(&name, |t| {
                 t.last_run_id = id.clone();
-                t.last_status = "running".into();
+                t.last_status = Some(RunStatus::Running);
                 t.last_started_ms = now_ms();
             })
             .await;
@@ -281,7 +325,7 @@ impl Schedules {
             this.running.lock().expect("running lock").remove(&name);
             this.update(&name, |t| {
                 if t.last_run_id == run.run_id {
-                    t.last_status = run.status.clone();
+                    t.last_status = Some(run.status);
                 }
             })
             .await;
@@ -299,19 +343,13 @@ impl Schedules {
                 tracing::warn!(run = %orphan.run_id, "a run was interrupted by the scheduler's stop; the next run of its job picks up after it");
                 continue;
             }
-            let schedule =
-                orphan.trigger.strip_prefix("schedule:").and_then(|t| t.split(' ').next()).map(str::to_string);
-            let run = RunInfo {
-                run_id: orphan.rerun_as.clone(),
-                job: orphan.job.clone(),
-                params: orphan.params.clone(),
-                trigger: match &schedule {
-                    Some(name) => format!("schedule:{name} (takeover)"),
-                    None => "takeover".into(),
-                },
-                rerun_of: orphan.run_id.clone(),
-                ..Default::default()
+            let schedule = orphan.trigger.schedule_name().map(str::to_string);
+            let trigger = match &schedule {
+                Some(name) => Trigger::schedule(name, "takeover"),
+                None => Trigger::Takeover,
             };
+            let mut run = Run::new(orphan.rerun_as.clone(), orphan.job, trigger, orphan.params.clone());
+            run.rerun_of = orphan.run_id.clone();
             tracing::info!(run = %orphan.run_id, rerun = %run.run_id, "rerunning a run its scheduler left unfinished");
             // Not a schedule's: keyed by the run, which no schedule is named.
             let key = schedule.unwrap_or_else(|| format!("run {}", orphan.run_id));
@@ -432,14 +470,14 @@ mod tests {
     fn schedule(every_ms: u64, cron: &str, next: u64) -> Schedule {
         Schedule {
             name: "s".into(),
-            job: "kpi".into(),
+            job: Job::Kpi,
             params: BTreeMap::new(),
             every_ms,
             cron: cron.into(),
             paused: false,
             next_run_ms: next,
             last_run_id: String::new(),
-            last_status: String::new(),
+            last_status: None,
             last_started_ms: 0,
             skipped_ticks: 0,
             last_skipped_ms: 0,

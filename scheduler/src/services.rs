@@ -50,7 +50,8 @@ async fn reachable(address: &str) -> Result<(), String> {
     answers(tokio::net::TcpStream::connect(address)).await
 }
 
-/// `GET /api/services`.
+/// Each service the cluster uses, up or down, with what it reports.
+#[utoipa::path(get, path = "/api/services", responses((status = 200, body = Vec<Object>)))]
 pub(crate) async fn services(State(api): State<Api>) -> Answer {
     let mut list = Vec::new();
     let mut scheduler = json!({"name": "scheduler", "address": "this process", "up": true,

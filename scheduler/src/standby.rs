@@ -28,7 +28,7 @@ pub(crate) async fn release_departed(scheduler: Scheduler, leadership: Arc<Leade
         if leadership.is_leader() {
             continue;
         }
-        let Ok(executors) = crate::service::executors(&scheduler).await else { continue };
+        let Ok(executors) = crate::ballista::executors(&scheduler).await else { continue };
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         for e in
             executors.into_iter().filter(|e| e.state == "active" && now.saturating_sub(e.last_heartbeat) >= silent_for)

@@ -11,6 +11,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::Value;
+use stockyard_api::views::ErrorAnswer;
 use stockyard_stream_runtime::manager::StreamsError;
 use stockyard_stream_runtime::{StreamControl, StreamInfo, Streams};
 use tonic::Status;
@@ -107,13 +108,16 @@ fn view(s: &StreamInfo) -> Value {
     serde_json::to_value(s).unwrap_or(Value::Null)
 }
 
-/// `GET /api/streams`.
+/// Every stream with its state, progress and lag.
+#[utoipa::path(get, path = "/api/streams", responses((status = 200, body = Vec<Object>), (status = 503, body = ErrorAnswer)))]
 pub(crate) async fn all(State(api): State<Api>) -> Answer {
     let list = api.streams.list().await.map_err(http_status)?;
     Ok(Json(Value::Array(list.iter().map(view).collect())))
 }
 
-/// `GET /api/streams/{name}`.
+/// One stream.
+#[utoipa::path(get, path = "/api/streams/{name}", params(("name" = String, Path, description = "stream name")),
+    responses((status = 200, body = Object), (status = 404, body = ErrorAnswer), (status = 503, body = ErrorAnswer)))]
 pub(crate) async fn one(State(api): State<Api>, Path(name): Path<String>) -> Answer {
     let s = api.streams.get(&name).await.map_err(http_status)?;
     Ok(Json(view(&s)))
@@ -122,16 +126,21 @@ pub(crate) async fn one(State(api): State<Api>, Path(name): Path<String>) -> Ans
 /// `GET /api/streams/{name}/results`: what the stream's sink shows after
 /// its last batch on this scheduler (open and recent final windows), or
 /// the same shape with no windows before one ran.
+#[utoipa::path(get, path = "/api/streams/{name}/results", params(("name" = String, Path, description = "stream name")),
+    responses((status = 200, body = Object), (status = 404, body = ErrorAnswer), (status = 503, body = ErrorAnswer)))]
 pub(crate) async fn results(State(api): State<Api>, Path(name): Path<String>) -> Answer {
     let results = api.streams.results(&name).await.map_err(http_status)?;
     Ok(Json(results.unwrap_or_else(|| serde_json::json!({"stream": name, "batch": 0, "windows": [], "rows": []}))))
 }
 
 /// The body of `POST /api/streams`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub(crate) struct NewStream {
+    /// The stream's name, unique.
     name: String,
+    /// Its SQL file's text: source and sink tables, one `INSERT INTO … SELECT`.
     sql: String,
+    /// The pause between batches when caught up (`1s`, `500ms`).
     #[serde(default)]
     trigger: String,
 }
@@ -146,15 +155,21 @@ fn http_code(code: tonic::Code) -> StatusCode {
     }
 }
 
-/// `POST /api/streams`: creates and starts a stream.
-pub(crate) async fn create(State(api): State<Api>, Json(req): Json<NewStream>) -> Answer {
+/// Creates and starts a stream.
+#[utoipa::path(post, path = "/api/streams", request_body = NewStream, responses((status = 200, body = Object),
+    (status = 400, body = ErrorAnswer), (status = 409, body = ErrorAnswer), (status = 503, body = ErrorAnswer)))]
+pub(crate) async fn create(State(api): State<Api>, crate::api::Body(req): crate::api::Body<NewStream>) -> Answer {
     let made = change(&api.streams, &api.leadership, &req.name, "create", &req.sql, &req.trigger)
         .await
         .map_err(|(code, m)| fail(http_code(code), m))?;
     Ok(Json(made.as_ref().map(view).unwrap_or(Value::Null)))
 }
 
-/// `POST /api/streams/{name}/{action}`: pause, resume, stop or drop.
+/// Pauses, resumes, stops or drops a stream.
+#[utoipa::path(post, path = "/api/streams/{name}/{action}", params(("name" = String, Path, description = "stream name"),
+    ("action" = String, Path, description = "pause, resume, stop or drop")),
+    responses((status = 200, body = Object), (status = 400, body = ErrorAnswer), (status = 404, body = ErrorAnswer),
+    (status = 409, body = ErrorAnswer), (status = 503, body = ErrorAnswer)))]
 pub(crate) async fn control(State(api): State<Api>, Path((name, action)): Path<(String, String)>) -> Answer {
     if action == "create" {
         return Err(fail(StatusCode::BAD_REQUEST, "create a stream with POST /api/streams"));

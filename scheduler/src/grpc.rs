@@ -1,14 +1,10 @@
-//! Stockyard's job API (`stockyard.Stockyard` in the proto), answered from
-//! the Ballista scheduler's state.
+//! Stockyard's gRPC job API (`stockyard.Stockyard` in the proto).
 
-use ballista_core::serde::protobuf::executor_status::Status as ExecStatus;
-use ballista_core::serde::protobuf::job_status::Status as JobState;
 use std::sync::Arc;
 use std::time::Duration;
+use stockyard_api::{Job, Run, ScheduleAction, Trigger};
 use stockyard_proto::stockyard_server::Stockyard;
-use stockyard_proto::{
-    ExecutorInfo, JobInfo, ListExecutorsRequest, ListExecutorsResponse, ListJobsRequest, ListJobsResponse,
-};
+use stockyard_proto::{ListExecutorsRequest, ListExecutorsResponse, ListJobsRequest, ListJobsResponse};
 
 use stockyard_mongo::MongoCatalog;
 use stockyard_proto::{JobEvent, ListRunsRequest, ListRunsResponse, RunJobRequest, job_event};
@@ -21,6 +17,7 @@ use stockyard_proto::{DescribeTableRequest, DescribeTableResponse, ListTablesReq
 use tonic::{Request, Response, Status};
 
 use crate::Scheduler;
+use crate::ballista::{Refusal, admit, executors, jobs};
 use crate::leader::Leadership;
 use stockyard_proto::{GetLeaderRequest, GetLeaderResponse};
 
@@ -36,11 +33,18 @@ pub(crate) struct JobApi {
 
 fn schedule_status(e: ScheduleError) -> Status {
     match e {
-        ScheduleError::Bad(_) => Status::invalid_argument(e.to_string()),
+        ScheduleError::Bad(_) | ScheduleError::Params(_) => Status::invalid_argument(e.to_string()),
         ScheduleError::Unknown(_) => Status::not_found(e.to_string()),
         ScheduleError::Exists(_) | ScheduleError::Running(..) => Status::failed_precondition(e.to_string()),
         ScheduleError::State(_) => Status::unavailable(e.to_string()),
     }
+}
+
+/// A standby's refusal, marked so a client knows to ask the leader.
+fn not_leading(why: String) -> Status {
+    let mut status = Status::unavailable(why);
+    status.metadata_mut().insert(stockyard_api::NOT_LEADING, tonic::metadata::MetadataValue::from_static("1"));
+    status
 }
 
 impl JobApi {
@@ -58,101 +62,10 @@ impl JobApi {
     /// Refuses work only the leader runs, naming the leader.
     fn require_leader(&self) -> Result<(), Status> {
         match self.leadership.not_leading() {
-            Some(why) => Err(Status::unavailable(why)),
+            Some(why) => Err(not_leading(why)),
             None => Ok(()),
         }
     }
-}
-
-/// Why a run cannot start on this scheduler now.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum Refusal {
-    /// Another scheduler leads (or none does): runs start there.
-    #[error("{0}")]
-    NotLeading(String),
-    /// No active executor: the run would wait for one for ever.
-    #[error("the scheduler has no executors; start one with `stockyard executor --scheduler {0}`")]
-    NoExecutor(String),
-    /// The executors cannot be listed.
-    #[error("cannot list the executors: {0}")]
-    Executors(String),
-}
-
-/// The one admission check for runs started by a person, over gRPC
-/// (`RunJob`) or REST (`POST /api/runs`): this scheduler leads and has an
-/// active executor.
-pub(crate) async fn admit(scheduler: &Scheduler, leadership: &crate::leader::Leadership) -> Result<(), Refusal> {
-    if let Some(why) = leadership.not_leading() {
-        return Err(Refusal::NotLeading(why));
-    }
-    let active = executors(scheduler).await.map_err(Refusal::Executors)?.iter().any(|e| e.state == "active");
-    if !active {
-        return Err(Refusal::NoExecutor(leadership.me.grpc.clone()));
-    }
-    Ok(())
-}
-
-/// Executors the scheduler knows, sorted by host and port.
-pub async fn executors(scheduler: &Scheduler) -> Result<Vec<ExecutorInfo>, String> {
-    let manager = &scheduler.state.executor_manager;
-    let states = manager.get_executors_state().await.map_err(|e| e.to_string())?;
-    let mut out: Vec<ExecutorInfo> = states
-        .into_iter()
-        .map(|(meta, last_heartbeat, _)| {
-            let state = match manager.get_executor_hearbeat(&meta.id).and_then(|h| h.status).and_then(|s| s.status) {
-                Some(ExecStatus::Active(_)) => "active",
-                Some(ExecStatus::Dead(_)) => "dead",
-                Some(ExecStatus::Terminating(_)) => "terminating",
-                Some(ExecStatus::Unknown(_)) | None => "unknown",
-            };
-            ExecutorInfo {
-                id: meta.id,
-                host: meta.host,
-                flight_port: meta.port.into(),
-                grpc_port: meta.grpc_port.into(),
-                task_slots: meta.specification.task_slots,
-                last_heartbeat: last_heartbeat.map(|d| d.as_secs()).unwrap_or(0),
-                state: state.into(),
-            }
-        })
-        .collect();
-    out.sort_by(|a, b| (&a.host, a.flight_port).cmp(&(&b.host, b.flight_port)));
-    Ok(out)
-}
-
-/// Ballista jobs the scheduler knows, newest first.
-pub async fn jobs(scheduler: &Scheduler) -> Result<Vec<JobInfo>, String> {
-    let all = scheduler.state.task_manager.get_all_jobs().await.map_err(|e| e.to_string())?;
-    let mut out: Vec<JobInfo> = all
-        .into_iter()
-        .map(|job| {
-            let (status, queued_at, error) = match &job.status.status {
-                Some(JobState::Queued(q)) => ("queued", q.queued_at, String::new()),
-                Some(JobState::Running(r)) => ("running", r.queued_at, String::new()),
-                Some(JobState::Failed(f)) => ("failed", f.queued_at, f.error.clone()),
-                Some(JobState::Successful(s)) => ("succeeded", s.queued_at, String::new()),
-                None => ("unknown", 0, String::new()),
-            };
-            JobInfo {
-                id: job.job_id.to_string(),
-                name: job.job_name,
-                status: status.into(),
-                completed_stages: job.completed_stages as u32,
-                total_stages: job.num_stages as u32,
-                queued_at,
-                started_at: job.start_time,
-                ended_at: job.end_time,
-                error,
-            }
-        })
-        .collect();
-    out.sort_by(|a, b| (b.queued_at, &b.id).cmp(&(a.queued_at, &a.id)));
-    Ok(out)
-}
-
-/// Cancels a queued or running Ballista job.
-pub async fn cancel_job(scheduler: &Scheduler, job_id: &str) -> Result<(), String> {
-    scheduler.cancel_job(job_id.to_string().into()).await.map_err(|e| e.to_string())
 }
 
 #[tonic::async_trait]
@@ -161,32 +74,38 @@ impl Stockyard for JobApi {
 
     async fn run_job(&self, request: Request<RunJobRequest>) -> Result<Response<Self::RunJobStream>, Status> {
         let request = request.into_inner();
-        self.runner.validate(&request.job, &request.params).map_err(|e| Status::invalid_argument(e.0))?;
+        let job: Job =
+            request.job.parse().map_err(|e: stockyard_api::UnknownWord| Status::invalid_argument(e.to_string()))?;
+        let params = request.params.into_iter().collect();
+        self.runner.validate(job, &params).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let trigger: Trigger = match request.trigger.as_str() {
+            "" => Trigger::Cli,
+            text => text.parse().map_err(|e: stockyard_api::UnknownWord| Status::invalid_argument(e.to_string()))?,
+        };
         admit(&self.scheduler, &self.leadership).await.map_err(|refusal| match refusal {
-            Refusal::NotLeading(why) => Status::unavailable(why),
+            Refusal::NotLeading(why) => not_leading(why),
             e @ Refusal::NoExecutor(_) => Status::failed_precondition(e.to_string()),
             e @ Refusal::Executors(_) => Status::internal(e.to_string()),
         })?;
         let (events, stream) = tokio::sync::mpsc::channel(64);
         let (progress_tx, mut progress_rx) = tokio::sync::mpsc::channel::<String>(64);
         let runner = self.runner.clone();
-        let trigger = if request.trigger.is_empty() { "cli".to_string() } else { request.trigger };
         // The run goes on if the client goes away: it is recorded either way.
         let run_id = match request.run_id.as_str() {
-            "" => crate::runner::new_run_id(&request.job),
+            "" => crate::runner::new_run_id(job),
             chosen => {
-                runner.check_run_id(chosen).await.map_err(|e| Status::invalid_argument(e.0))?;
+                runner.check_run_id(chosen).await.map_err(|e| Status::invalid_argument(e.to_string()))?;
                 chosen.to_string()
             }
         };
         let _ = events.send(Ok(JobEvent { event: Some(job_event::Event::RunId(run_id.clone())) })).await;
-        let job = tokio::spawn(runner.run_with_id(run_id, request.job, request.params, trigger, progress_tx));
+        let job = runner.spawn(Run::new(run_id, job, trigger, params), progress_tx).await;
         tokio::spawn(async move {
             while let Some(message) = progress_rx.recv().await {
                 let _ = events.send(Ok(JobEvent { event: Some(job_event::Event::Progress(message)) })).await;
             }
             let result = match job.await {
-                Ok(run) => Ok(JobEvent { event: Some(job_event::Event::Result(run)) }),
+                Ok(run) => Ok(JobEvent { event: Some(job_event::Event::Result((&run).into())) }),
                 Err(e) => Err(Status::internal(format!("the job runner failed: {e}"))),
             };
             let _ = events.send(result).await;
@@ -195,7 +114,8 @@ impl Stockyard for JobApi {
     }
 
     async fn list_runs(&self, _request: Request<ListRunsRequest>) -> Result<Response<ListRunsResponse>, Status> {
-        Ok(Response::new(ListRunsResponse { runs: self.runner.runs().await }))
+        let runs = self.runner.runs().await.iter().map(Into::into).collect();
+        Ok(Response::new(ListRunsResponse { runs }))
     }
 
     async fn list_schedules(
@@ -231,29 +151,15 @@ impl Stockyard for JobApi {
     ) -> Result<Response<ChangeScheduleResponse>, Status> {
         let request = request.into_inner();
         let name = request.name.as_str();
-        if request.action == "trigger" {
+        let action: ScheduleAction = request
+            .action
+            .parse()
+            .map_err(|e: stockyard_api::UnknownAction| Status::invalid_argument(e.to_string()))?;
+        if action == ScheduleAction::Trigger {
             self.require_leader()?;
         }
-        let (schedule, run_id) = match request.action.as_str() {
-            "add" => {
-                let mut info = request.schedule.unwrap_or_default();
-                info.name = name.to_string();
-                (self.schedules.add(&info).await, String::new())
-            }
-            "pause" => (self.schedules.set_paused(name, true).await, String::new()),
-            "resume" => (self.schedules.set_paused(name, false).await, String::new()),
-            "remove" => (self.schedules.remove(name).await, String::new()),
-            "trigger" => match self.schedules.trigger(name).await {
-                Ok((s, run)) => (Ok(s), run),
-                Err(e) => (Err(e), String::new()),
-            },
-            other => {
-                return Err(Status::invalid_argument(format!(
-                    "'{other}' is not a schedule action (add, pause, resume, trigger, remove)"
-                )));
-            }
-        };
-        let schedule = schedule.map_err(schedule_status)?;
+        let (schedule, run_id) = self.schedules.apply(name, action, request.schedule).await.map_err(schedule_status)?;
+        let run_id = run_id.unwrap_or_default();
         Ok(Response::new(ChangeScheduleResponse { schedule: Some(schedule.info()), run_id }))
     }
 

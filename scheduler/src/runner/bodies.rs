@@ -1,0 +1,169 @@
+//! What each job does in a run: the KPI job, the archive job and a saved
+//! SQL statement, each on a Ballista session of its own, named after the
+//! run so its Ballista jobs can be found.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::Utc;
+use datafusion::error::DataFusionError;
+use serde_json::{Value, json};
+use stockyard_jobs::{archive, kpi};
+use stockyard_mongo::ScanOptions;
+use tokio::sync::mpsc;
+
+use super::params::{self, BadRequest};
+use super::{JobRunner, RESULTS};
+
+/// Why a run failed. Its text is what the run history records.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RunError {
+    /// The parameters were refused.
+    #[error(transparent)]
+    Params(#[from] BadRequest),
+    /// A query failed to plan or run.
+    #[error("{}", .0.strip_backtrace())]
+    Query(#[from] DataFusionError),
+    /// The KPI job failed.
+    #[error(transparent)]
+    Kpi(#[from] stockyard_jobs::JobError),
+    /// The archive job failed.
+    #[error(transparent)]
+    Archive(#[from] stockyard_jobs::archive::ArchiveError),
+    /// A `sql` run named a file on the scheduler, which it may not.
+    #[error(
+        "'{0}' is a file on the scheduler: sql jobs may not read or write local files \
+         (start the scheduler with --allow-local-files to allow it)"
+    )]
+    LocalFile(String),
+    /// The statements do not parse.
+    #[error("{0}")]
+    Parse(String),
+    /// The result could not be turned into the UI's view.
+    #[error("{0}")]
+    Result(String),
+}
+
+impl JobRunner {
+    /// A Ballista session for one run's queries.
+    async fn session(&self, name: String) -> Result<stockyard_plan::session::Session, RunError> {
+        Ok(stockyard_plan::session::remote_context(&self.targets.scheduler, &name, None, ScanOptions::default())
+            .await?)
+    }
+
+    pub(super) async fn kpi(
+        &self,
+        run_id: &str,
+        params: &BTreeMap<String, String>,
+        progress: &mpsc::Sender<String>,
+    ) -> Result<Value, RunError> {
+        let params = params::kpi(params)?;
+        let say = |m: &str| {
+            let _ = progress.try_send(m.to_string());
+        };
+        say("planning the KPI queries");
+        let session = self.session(format!("kpi {run_id}")).await?;
+        // The queries read the same window: once per executor, in one
+        // cursor per collection, whose plain time range any server can
+        // answer from its event-time index (a split into ranges cannot be
+        // that plain: it must also place arrays and other types).
+        stockyard_jobs::tables::register(&session.ctx, Some(self.targets.mongo.clone()), Some(1), Some(run_id))?;
+        // A window is small: a few shuffle partitions beat Ballista's 16,
+        // each of which is a task to schedule; and hash joins let the small
+        // dimensions be broadcast (scans report their collection's size)
+        // instead of shuffling both sides of every join.
+        for setting in ["datafusion.execution.target_partitions = 4", "datafusion.optimizer.prefer_hash_join = true"] {
+            session.ctx.sql(&format!("SET {setting}")).await?;
+        }
+        say("computing five KPIs over the window");
+        let generated_at = Utc::now();
+        let computing = Instant::now();
+        let output = kpi::compute(&session.ctx, &params, generated_at).await?;
+        let compute_ms = computing.elapsed().as_millis() as u64;
+        say("writing the KPIs to Redis");
+        let writing = Instant::now();
+        kpi::write(&self.targets.redis_url, &output, params.ttl, Utc::now()).await?;
+        let redis_ms = writing.elapsed().as_millis() as u64;
+        let (start, end) = params.bounds();
+        let mut summary = output.summary;
+        // Reading MongoDB happens inside the queries: compute includes it.
+        summary["compute_ms"] = json!(compute_ms);
+        summary["redis_write_ms"] = json!(redis_ms);
+        summary["window_start"] = json!(kpi::iso(start));
+        summary["window_end"] = json!(kpi::iso(end));
+        Ok(summary)
+    }
+
+    pub(super) async fn archive(
+        &self,
+        run_id: &str,
+        params: &BTreeMap<String, String>,
+        progress: &mpsc::Sender<String>,
+    ) -> Result<Value, RunError> {
+        let params = params::archive(params, &self.targets.archive_dest, &self.targets.allowed_dests)?;
+        let say = |m: String| {
+            let _ = progress.try_send(m);
+        };
+        let _one_at_a_time = match self.archiving.try_lock() {
+            Ok(guard) => guard,
+            Err(_) => {
+                say("waiting for the archive run going on to end".into());
+                self.archiving.lock().await
+            }
+        };
+        let session = self.session(format!("archive {run_id}")).await?;
+        Ok(archive::run(&session.ctx, &self.targets.mongo, &params, &say).await?)
+    }
+
+    /// A saved SQL statement (or several, `;`-separated) run on the cluster.
+    pub(super) async fn sql(
+        &self,
+        run_id: &str,
+        params: &BTreeMap<String, String>,
+        progress: &mpsc::Sender<String>,
+    ) -> Result<Value, RunError> {
+        let sql = params::sql(params)?;
+        let _ = progress.try_send("running the statement".into());
+        let session = self.session(format!("sql {run_id}")).await?;
+        // Every collection is a table, as for `stockyard sql`.
+        let schema = stockyard_mongo::CatalogSchema::new(self.targets.catalog.clone(), ScanOptions::default());
+        let catalog = session.ctx.catalog("datafusion").expect("the default catalog exists");
+        catalog.register_schema("public", Arc::new(schema))?;
+        let mut last = None;
+        // Split by the SQL parser: `SELECT ';'` is one statement.
+        for statement in stockyard_plan::session::statements(&session.ctx, &sql).map_err(RunError::Parse)? {
+            let plan = session.ctx.state().statement_to_plan(statement).await?;
+            if !self.targets.allow_local_files
+                && let Some(location) = local_location(&plan)
+            {
+                return Err(RunError::LocalFile(location));
+            }
+            let frame = session.ctx.execute_logical_plan(plan).await?;
+            let schema = frame.schema().as_arrow().clone();
+            let batches = frame.collect().await?;
+            last = Some((schema, batches));
+        }
+        let Some((schema, batches)) = last else { return Ok(json!({"rows": 0})) };
+        let table = super::result::result_json(&schema, &batches).map_err(RunError::Result)?;
+        let rows = table["total_rows"].clone();
+        let mut results = self.results.lock().expect("results lock");
+        results.push_back((run_id.to_string(), table));
+        if results.len() > RESULTS {
+            results.pop_front();
+        }
+        Ok(json!({"rows": rows}))
+    }
+}
+
+/// The local path a statement reads or writes, if any: an external table's
+/// location or a COPY's target.
+fn local_location(plan: &datafusion::logical_expr::LogicalPlan) -> Option<String> {
+    use datafusion::logical_expr::{DdlStatement, LogicalPlan};
+    let location = match plan {
+        LogicalPlan::Ddl(DdlStatement::CreateExternalTable(t)) => &t.location,
+        LogicalPlan::Copy(c) => &c.output_url,
+        _ => return None,
+    };
+    stockyard_plan::store::is_local(location).then(|| location.clone())
+}

@@ -1,0 +1,134 @@
+//! The run history: this process's recent runs in memory, and every run
+//! in the state store so the history outlives the process.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use stockyard_api::Run;
+use stockyard_state::{StateError, StateStore};
+
+/// Runs kept in memory.
+const HISTORY: usize = 1000;
+
+/// Key prefix of runs in the state store: `runs/<started ms>-<run id>`.
+const RUNS: &str = "runs/";
+
+/// Where runs are recorded.
+pub(crate) struct RunStore {
+    recent: Mutex<VecDeque<Run>>,
+    store: Arc<dyn StateStore>,
+    /// How long the store keeps a run.
+    retention: Duration,
+}
+
+impl std::fmt::Debug for RunStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunStore").field("store", &self.store).field("retention", &self.retention).finish()
+    }
+}
+
+impl RunStore {
+    /// A history kept in `store` for `retention`.
+    pub(crate) fn new(store: Arc<dyn StateStore>, retention: Duration) -> Self {
+        Self { recent: Mutex::default(), store, retention }
+    }
+
+    /// This process's recent runs, newest first (no store access).
+    pub(crate) fn recent(&self) -> Vec<Run> {
+        self.recent.lock().expect("runs lock").iter().cloned().collect()
+    }
+
+    /// Every stored run; records that do not read are skipped with a
+    /// warning, not lost from view silently.
+    pub(crate) async fn stored(&self) -> Result<Vec<Run>, StateError> {
+        let stored = self.store.list(RUNS).await?;
+        Ok(stored
+            .iter()
+            .filter_map(|(key, v)| match serde_json::from_slice::<Run>(v) {
+                Ok(mut run) => {
+                    // Older stores kept no duration.
+                    run.duration_ms = run.duration_ms.or(run.ended_at_ms.map(|e| e.saturating_sub(run.started_at_ms)));
+                    Some(run)
+                }
+                Err(e) => {
+                    tracing::warn!(%key, "a stored run does not read: {e}");
+                    None
+                }
+            })
+            .collect())
+    }
+
+    /// Recorded runs, newest first: the store's history, or this process's
+    /// own runs while the store is unreachable.
+    pub(crate) async fn all(&self) -> Vec<Run> {
+        match self.stored().await {
+            Ok(mut runs) => {
+                // Runs this process has not stored yet (the store was away).
+                for r in self.recent() {
+                    if !runs.iter().any(|s| s.run_id == r.run_id) {
+                        runs.push(r);
+                    }
+                }
+                runs.sort_by(|a, b| b.started_at_ms.cmp(&a.started_at_ms).then(b.run_id.cmp(&a.run_id)));
+                runs
+            }
+            Err(e) => {
+                tracing::warn!("run history unavailable, showing this scheduler's runs: {e}");
+                self.recent()
+            }
+        }
+    }
+
+    /// One recorded run.
+    pub(crate) async fn get(&self, run_id: &str) -> Option<Run> {
+        if let Some(r) = self.recent().into_iter().find(|r| r.run_id == run_id) {
+            return Some(r);
+        }
+        self.all().await.into_iter().find(|r| r.run_id == run_id)
+    }
+
+    /// Records `run` (new or changed); an ended run prunes the history.
+    pub(crate) async fn record(&self, run: &Run) {
+        {
+            let mut recent = self.recent.lock().expect("runs lock");
+            match recent.iter_mut().find(|r| r.run_id == run.run_id) {
+                Some(r) => *r = run.clone(),
+                None => {
+                    recent.push_front(run.clone());
+                    recent.truncate(HISTORY);
+                }
+            }
+        }
+        let key = format!("{RUNS}{:013}-{}", run.started_at_ms, run.run_id);
+        let value = serde_json::to_vec(run).expect("a run serializes");
+        if let Err(e) = self.store.put(&key, value).await {
+            tracing::warn!(run = %run.run_id, "cannot record the run in the state store: {e}");
+            return;
+        }
+        if run.status.is_final() {
+            self.prune().await;
+        }
+    }
+
+    /// Drops runs older than the retention period from the store.
+    async fn prune(&self) {
+        let oldest = super::now_ms().saturating_sub(self.retention.as_millis() as u64);
+        let stored = match self.store.list(RUNS).await {
+            Ok(stored) => stored,
+            Err(e) => {
+                tracing::warn!("cannot prune the run history: {e}");
+                return;
+            }
+        };
+        for (key, _) in stored {
+            let started: u64 =
+                key.trim_start_matches(RUNS).split('-').next().and_then(|t| t.parse().ok()).unwrap_or(u64::MAX);
+            if started < oldest
+                && let Err(e) = self.store.delete(&key).await
+            {
+                tracing::warn!(%key, "cannot prune a run: {e}");
+            }
+        }
+    }
+}
