@@ -8,6 +8,7 @@ mod generate;
 mod ha;
 mod kpi;
 mod mongo;
+mod openapi;
 mod pipelines;
 mod schedules;
 mod security;

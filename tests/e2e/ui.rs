@@ -214,7 +214,7 @@ fn the_rest_api_shows_kpi_and_archive_runs_and_schedule_changes() {
     let (code, bad) = post(&cluster, "/api/schedules/hourly/explode", None);
     assert_eq!(
         (code, bad["error"].as_str().unwrap()),
-        (400, "'explode' is not a schedule action (trigger, pause, resume, remove)")
+        (400, "'explode' is not a schedule action (add, trigger, pause, resume, remove)")
     );
 
     // A SQL run started through the API, and its result.
@@ -702,6 +702,19 @@ fn random_and_truncated_requests_leave_the_scheduler_serving() {
     assert!(text.contains("EOF while parsing"), "{text}");
     let (code, text) = http(cluster.http_port, "POST", "/api/runs", Some(r#"{"job":"kpi","params":{"window":"-1m"}}"#));
     assert_eq!((code, text.as_str()), (400, r#"{"error":"window: '-1m' is not a duration like 90s, 15m or 2h"}"#));
+    // A window that parses but reaches before the calendar is refused at
+    // the door (it used to panic inside the run and wedge it `running`).
+    let (code, text) =
+        http(cluster.http_port, "POST", "/api/runs", Some(r#"{"job":"kpi","params":{"window":"300000y"}}"#));
+    assert_eq!(
+        (code, text.as_str()),
+        (400, r#"{"error":"window: '300000y' reaches back before the first date a time can have"}"#)
+    );
+    // Axum's own refusals answer JSON too, and name the problem.
+    let (code, text) = http(cluster.http_port, "GET", "/api/runs?limit=many", None);
+    assert_eq!(code, 400, "{text}");
+    let error: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert!(error["error"].as_str().unwrap().ends_with("limit: 'many' is not a whole number of runs"), "{text}");
 }
 
 #[test]

@@ -12,4 +12,4 @@ pub mod token;
 pub use browser::Browser;
 pub use cluster::{Cluster, Run};
 pub use process::{Proc, free_port, http, http_get, http_with, repo_root, stockyard_bin, within};
-pub use services::{Etcd, Kafka, Mongo, Redis, S3};
+pub use services::{Etcd, Kafka, Mongo, Redis, S3, venv_bin};

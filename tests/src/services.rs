@@ -15,7 +15,8 @@ fn ready(proc: &Proc, port: u16) {
     assert!(wait_for_port(port, Duration::from_secs(60)), "{} did not listen on {port}:\n{}", proc.name, proc.output());
 }
 
-fn venv_bin(name: &str) -> PathBuf {
+/// A program of the tests' virtualenv (scripts/setup fills it).
+pub fn venv_bin(name: &str) -> PathBuf {
     let venv = std::env::var_os("STOCKYARD_VENV").map(PathBuf::from).unwrap_or_else(|| repo_root().join(".venv"));
     let bin = venv.join("bin").join(name);
     assert!(bin.exists(), "{} is missing: run scripts/setup", bin.display());
