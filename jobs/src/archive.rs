@@ -31,7 +31,7 @@ use object_store::path::Path;
 use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
 use serde_json::{Value, json};
 use stockyard_mongo::MongoSource;
-use stockyard_mongo::rest::ARCHIVE_MARK;
+use stockyard_mongo::rest_column::ARCHIVE_MARK;
 use stockyard_plan::archive::{ArchiveSpec, ArchiveTable};
 use stockyard_plan::fault;
 use stockyard_plan::store::{self, Destination};
@@ -49,6 +49,7 @@ pub struct ArchiveParams {
     pub now: DateTime<Utc>,
     /// Below this many MiB of `dbStats.dataSize` the run is skipped.
     pub threshold_mb: f64,
+    /// How old a document must be, by its event time, to be archived.
     pub older_than: Duration,
     /// Base URI of the archive (see `stockyard_plan::store`).
     pub dest: String,
@@ -60,15 +61,45 @@ pub struct ArchiveParams {
 pub enum ArchiveError {
     /// `reason` names MongoDB and what was being done.
     #[error("{}{reason}", run_prefix(run))]
-    Mongo { run: String, reason: String },
+    Mongo {
+        /// The run's id, or `-` before there is one.
+        run: String,
+        /// MongoDB's error, with what was being done.
+        reason: String,
+    },
+    /// Copying the marked documents to Parquet failed.
     #[error("archive run {run}: writing the Parquet copy failed: {reason}")]
-    Write { run: String, reason: String },
+    Write {
+        /// The run's id.
+        run: String,
+        /// DataFusion's error, without its backtrace.
+        reason: String,
+    },
+    /// The archive store failed while opening it or handling its files.
     #[error("archive run {run}: the archive store failed while {doing}: {reason}")]
-    Store { run: String, doing: String, reason: String },
+    Store {
+        /// The run's id.
+        run: String,
+        /// What the run was doing, e.g. `writing the metadata`.
+        doing: String,
+        /// The store's error.
+        reason: String,
+    },
+    /// A collection's Parquet copy holds a different number of rows than
+    /// were marked, so nothing was deleted.
     #[error(
         "archive run {run}: {collection} has {marked} marked documents but {written} rows were written; nothing was deleted"
     )]
-    Count { run: String, collection: String, marked: u64, written: u64 },
+    Count {
+        /// The run's id.
+        run: String,
+        /// Fact collection whose counts differ.
+        collection: String,
+        /// Documents marked for the run.
+        marked: u64,
+        /// Rows the written files hold, read back from their footers.
+        written: u64,
+    },
 }
 
 /// "archive run <id>: ", or nothing before a run has an id.

@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 
 use crate::decode::{Decoder, Reason};
 use crate::partition::Splits;
-use crate::rest::{REST_COLUMN, rest};
+use crate::rest_column::{REST_COLUMN, rest};
 use crate::share::{self, Unshared};
 use crate::source::MongoSource;
 
@@ -33,6 +33,7 @@ const SERVER_BATCH: u32 = 16_384;
 /// Everything that defines a scan; what the codecs carry to executors.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MongoScanSpec {
+    /// Collection scanned, in the source's database.
     pub collection: String,
     /// The table's full schema.
     pub schema: SchemaRef,

@@ -8,7 +8,7 @@ use datafusion::arrow::array::{
     BooleanBuilder, Float64Builder, Int32Builder, Int64Builder, StringBuilder, TimestampMillisecondBuilder,
 };
 
-use crate::decode::{Counts, Reason, oid_hex, whole_i32, whole_i64};
+use crate::value::{Counts, Reason, oid_hex, whole_i32, whole_i64};
 
 /// A scalar column's builder.
 pub(crate) enum Flat {

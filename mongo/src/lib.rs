@@ -15,11 +15,12 @@ pub mod exec;
 pub mod filter;
 mod flat;
 pub mod partition;
-pub mod rest;
+pub mod rest_column;
 pub mod schema;
 pub mod share;
 pub mod source;
 pub mod table;
+mod value;
 
 pub use catalog::{CatalogSchema, MongoCatalog};
 pub use decode::Decoder;

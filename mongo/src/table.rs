@@ -115,7 +115,7 @@ impl MongoTable {
 impl MongoTable {
     /// A scan of every column of the documents matching `filter` (a MongoDB
     /// query), split as the options say; with `rest`, fields the columns do
-    /// not hold exactly come along in [`crate::rest::REST_COLUMN`].
+    /// not hold exactly come along in [`crate::rest_column::REST_COLUMN`].
     pub async fn scan_matching(&self, filter: Document, rest: bool) -> Result<MongoScanExec> {
         let Some(source) = self.source.clone() else {
             return plan_err!("table {} cannot be read in this process: it has no MongoDB connection", self.collection);

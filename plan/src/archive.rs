@@ -36,7 +36,7 @@ use object_store::ObjectStoreExt;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
-use stockyard_mongo::rest::ARCHIVE_MARK;
+use stockyard_mongo::rest_column::ARCHIVE_MARK;
 use stockyard_mongo::{MongoSource, MongoTable, ScanOptions};
 
 use crate::store;
@@ -48,6 +48,7 @@ pub const MAX_FILE_BYTES: usize = 128 << 20;
 /// What one archive copy writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ArchiveSpec {
+    /// Fact collection whose marked documents are copied.
     pub collection: String,
     /// The event-time column: it picks each document's directory.
     pub event_time: String,
@@ -90,6 +91,7 @@ pub fn written_schema() -> SchemaRef {
 /// The copy as a table: scanning it writes the files and lists them.
 #[derive(Debug, Clone)]
 pub struct ArchiveTable {
+    /// What the copy writes.
     pub spec: ArchiveSpec,
     /// The collection's declared schema.
     pub collection_schema: SchemaRef,

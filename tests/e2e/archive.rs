@@ -11,7 +11,7 @@ use std::time::Duration;
 use mongodb::bson::{Bson, DateTime, Document, doc};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::{Value, json};
-use stockyard_mongo::rest::{ARCHIVE_MARK, documents};
+use stockyard_mongo::rest_column::{ARCHIVE_MARK, documents};
 use stockyard_tests::{Cluster, Mongo, S3};
 
 pub(crate) const DB: &str = "supply_chain";
