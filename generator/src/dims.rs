@@ -76,8 +76,11 @@ pub struct Supplier {
 /// Everything facts are drawn from.
 #[derive(Debug, Clone)]
 pub struct World {
+    /// The SKUs, in id order (index 0 is `SKU-00001`).
     pub skus: Vec<Sku>,
+    /// The DCs, in id order (index 0 is `DC-01`).
     pub dcs: Vec<Dc>,
+    /// The suppliers, in id order (index 0 is `SUP-001`).
     pub suppliers: Vec<Supplier>,
     /// SKU indexes from most to least popular.
     pub popularity: Vec<u32>,

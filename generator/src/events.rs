@@ -108,20 +108,26 @@ impl Default for Disorder {
 /// What was done to a record, for summaries and tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Quality {
+    /// As drawn: well formed and in time order.
     Clean,
     /// A chaos fault (see [`Disorder::dirty_share`]).
     Dirty,
+    /// Stamped up to [`DISORDER_MS`] before its neighbours: out of order, but not late.
     OutOfOrder,
+    /// Stamped [`LATE_BY_MS`] or more before its neighbours: late for every shipped stream.
     Late,
 }
 
 /// One record: the key that picks its partition and the JSON value.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
+    /// The partition key: the store for sales and stock readings, the product for orders, the session for clicks.
     pub key: String,
+    /// The JSON record, as written (not JSON at all when chaos cut it off).
     pub value: Vec<u8>,
     /// Its event time (milliseconds since the epoch), as written.
     pub event_ms: i64,
+    /// What was done to it on purpose.
     pub quality: Quality,
 }
 

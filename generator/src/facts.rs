@@ -13,8 +13,11 @@ use crate::rng::{Rng, mix};
 /// The three fact collections of the spec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FactKind {
+    /// An order, for `orders_fact`.
     Order,
+    /// A shipment arriving at a DC, for `shipments_fact`.
     Shipment,
+    /// A stock reading of one SKU at one DC, for `inventory_fact`.
     Inventory,
 }
 
@@ -52,7 +55,9 @@ impl FactKind {
 /// One generated fact document.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fact {
+    /// Which collection it goes to.
     pub kind: FactKind,
+    /// The document as written; MongoDB assigns its `_id`.
     pub doc: Document,
     /// Whether a field was nulled, dropped, mistyped or given an unknown id.
     pub dirty: bool,

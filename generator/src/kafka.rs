@@ -17,17 +17,21 @@ const CHUNK: usize = 2000;
 /// What to write, per stream.
 #[derive(Debug, Clone)]
 pub struct EventOptions {
+    /// Same seed and options, same records (but for a live run's, which the wall clock times).
     pub seed: u64,
     /// `HOST:PORT[,HOST:PORT…]` of the brokers.
     pub brokers: String,
+    /// The streams to write, each to the topic of its name.
     pub streams: Vec<EventKind>,
     /// Records per stream: a backfill's count over its range, or a live rate.
     pub mode: Mode,
     /// Products are the SKUs of the MongoDB data with this many rows.
     pub skus: u32,
+    /// Retail stores that sales and stock readings are spread over.
     pub stores: u32,
     /// Partitions of a topic this run creates.
     pub partitions: i32,
+    /// Shares of dirty, out-of-order and late records.
     pub disorder: Disorder,
 }
 
@@ -94,11 +98,17 @@ fn slice(start: DateTime<Utc>, end: DateTime<Utc>, i: u64, n: u64) -> i64 {
 /// What a run wrote to one stream's topic.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct StreamSummary {
+    /// The topic written, named after the stream.
     pub topic: String,
+    /// Partitions of the topic, found or created.
     pub partitions: i32,
+    /// Records written.
     pub records: u64,
+    /// Records written with a chaos fault.
     pub dirty: u64,
+    /// Records written out of order, but not late.
     pub out_of_order: u64,
+    /// Records written late.
     pub late: u64,
 }
 

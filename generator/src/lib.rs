@@ -44,9 +44,21 @@ pub struct GenerateOptions {
 #[derive(Debug, Clone)]
 pub enum Mode {
     /// `docs` facts with event times spread over `[start, end)`, in time order.
-    Backfill { docs: u64, start: DateTime<Utc>, end: DateTime<Utc> },
+    Backfill {
+        /// Facts to write (for Kafka, records per stream).
+        docs: u64,
+        /// The earliest event time, inclusive.
+        start: DateTime<Utc>,
+        /// The end of the range, exclusive.
+        end: DateTime<Utc>,
+    },
     /// `rate` facts a second for `duration`, stamped with the wall clock.
-    Live { rate: u64, duration: Duration },
+    Live {
+        /// Facts a second (for Kafka, records a second per stream).
+        rate: u64,
+        /// How long the run lasts, by the wall clock.
+        duration: Duration,
+    },
 }
 
 impl Default for GenerateOptions {
@@ -114,7 +126,12 @@ pub enum GenerateError {
     Options(String),
     /// A MongoDB operation failed.
     #[error("MongoDB {action} failed: {message}")]
-    Mongo { action: String, message: String },
+    Mongo {
+        /// What was being done, such as `inserting into orders_fact`.
+        action: String,
+        /// The driver's message, without its labels and the server's reply.
+        message: String,
+    },
     /// A Kafka call failed.
     #[error("{0}")]
     Kafka(String),
@@ -123,11 +140,17 @@ pub enum GenerateError {
 /// What a run wrote.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Summary {
+    /// Rows written to `skus_dim`.
     pub skus: u64,
+    /// Rows written to `dcs_dim`.
     pub dcs: u64,
+    /// Rows written to `suppliers_dim`.
     pub suppliers: u64,
+    /// Documents written to `orders_fact`.
     pub orders: u64,
+    /// Documents written to `shipments_fact`.
     pub shipments: u64,
+    /// Documents written to `inventory_fact`.
     pub inventory: u64,
     /// Fact documents written dirty on purpose.
     pub dirty: u64,

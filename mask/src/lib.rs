@@ -80,15 +80,11 @@ pub fn uri(uri: &str) -> String {
 fn split(uri: &str) -> Option<(&str, &str, &str)> {
     let start = uri.find("://")? + 3;
     let rest = &uri[start..];
-    let at = rest
-        .match_indices('@')
-        .map(|(i, _)| i)
-        .filter(|&i| {
-            let after = &rest[i + 1..];
-            let host = &after[..after.find(['/', '?', '#']).unwrap_or(after.len())];
-            !host.is_empty() && host.chars().all(|c| c.is_ascii_alphanumeric() || "-.:,[]_%".contains(c))
-        })
-        .next_back()?;
+    let at = rest.match_indices('@').map(|(i, _)| i).rfind(|&i| {
+        let after = &rest[i + 1..];
+        let host = &after[..after.find(['/', '?', '#']).unwrap_or(after.len())];
+        !host.is_empty() && host.chars().all(|c| c.is_ascii_alphanumeric() || "-.:,[]_%".contains(c))
+    })?;
     let user_info = &rest[..at];
     let colon = user_info.find(':')?;
     let password = &user_info[colon + 1..];

@@ -4,7 +4,9 @@
 /// A finite decimal: `coefficient × 10^exponent`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decimal {
+    /// Signed digits, at most 34 of them.
     pub coefficient: i128,
+    /// Power of ten, unbiased: `12.50` is 1250 × 10^-2.
     pub exponent: i32,
 }
 

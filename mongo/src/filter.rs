@@ -23,7 +23,10 @@ use crate::schema::utf8_kind;
 /// A translated filter and whether MongoDB evaluates it exactly as SQL.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pushed {
+    /// Query filter sent to MongoDB.
     pub filter: Document,
+    /// Whether MongoDB's answer is exactly SQL's, so DataFusion need not
+    /// check it again (`Exact`).
     pub exact: bool,
 }
 

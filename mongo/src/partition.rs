@@ -38,9 +38,13 @@ const ALL_TYPES: [&str; 21] = [
 /// The type brackets split points may come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Bracket {
+    /// Doubles, 32- and 64-bit integers and decimals, compared as numbers.
     Number,
+    /// Strings and symbols.
     String,
+    /// Dates.
     Date,
+    /// ObjectIds.
     ObjectId,
 }
 
@@ -86,7 +90,9 @@ impl Bracket {
 /// Ranges of `field`: `points.len() + 1` partitions.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Splits {
+    /// Field the ranges are of.
     pub field: String,
+    /// Bracket of the split points; other types go to the first partition.
     pub bracket: Bracket,
     /// Ascending, distinct, all of `bracket`.
     pub points: Vec<Bson>,

@@ -37,15 +37,27 @@ pub const MAX_DEPTH: usize = 16;
 /// The BSON kinds inference tells apart, in tie-break order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
+    /// Int32, int64 and double together; the widest seen is the column type.
     Number,
+    /// Strings, read as `Utf8`.
     String,
+    /// Dates, read as `Timestamp(ms, UTC)`.
     Date,
+    /// ObjectIds, read as `Utf8` hex strings.
     ObjectId,
+    /// Booleans.
     Bool,
+    /// Decimal128, read as `Decimal128(38, s)` with `s` the most fractional
+    /// digits sampled.
     Decimal,
+    /// Embedded documents, read as `Struct`s of their merged fields.
     Document,
+    /// Arrays, read as `List`s of their merged elements.
     Array,
+    /// Binary data, read as `Binary`.
     Binary,
+    /// Anything else (regex, JavaScript, timestamps, min/max keys, values
+    /// nested deeper than [`MAX_DEPTH`]), read as extended JSON text.
     Other,
 }
 

@@ -27,10 +27,22 @@ impl fmt::Debug for MongoSource {
 pub enum MongoError {
     /// The connection string does not parse.
     #[error("invalid MongoDB connection string {uri}: {message}")]
-    Uri { uri: String, message: String },
+    Uri {
+        /// The connection string, password masked.
+        uri: String,
+        /// Why it does not parse, password masked.
+        message: String,
+    },
     /// A MongoDB operation failed.
     #[error("MongoDB ({uri}) {action} failed: {message}")]
-    Operation { uri: String, action: String, message: String },
+    Operation {
+        /// The connection string, password masked.
+        uri: String,
+        /// What was being done, e.g. `measuring the database (dbStats)`.
+        action: String,
+        /// The driver's message, minus labels and reply dump; password masked.
+        message: String,
+    },
 }
 
 impl fmt::Debug for MongoError {

@@ -17,18 +17,28 @@ use object_store::path::Path;
 /// Why a destination cannot be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The destination's scheme is not `file`, `s3` or `hdfs`.
     #[error("archive destination '{0}': unsupported scheme (use a local path, file://, s3:// or hdfs://)")]
     Scheme(String),
+    /// An `hdfs://` destination, in a build without the `hdfs` feature.
     #[error("archive destination '{0}': HDFS needs a stockyard built with `--features hdfs`")]
     NoHdfs(String),
+    /// The store could not be opened or created.
     #[error("archive destination '{dest}': {reason}")]
-    Open { dest: String, reason: String },
+    Open {
+        /// The destination as given.
+        dest: String,
+        /// Why it could not be opened.
+        reason: String,
+    },
 }
 
 /// An opened destination: the store and the prefix every path is under.
 #[derive(Debug, Clone)]
 pub struct Destination {
+    /// Store the files go to: a local directory, an S3 bucket or HDFS.
     pub store: Arc<dyn ObjectStore>,
+    /// Path in `store` the files are under; empty for the store's root.
     pub prefix: Path,
 }
 

@@ -201,6 +201,26 @@ pub(crate) async fn login(State(api): State<Api>, Form(form): Form<Login>) -> Re
     }
 }
 
+/// The gRPC port's check, when a token is configured: every call (from
+/// executors, clients and this scheduler's own jobs) carries
+/// `authorization: Bearer <token>`, or is refused as unauthenticated.
+pub(crate) async fn require_grpc(State(token): State<Option<Arc<str>>>, request: Request, next: Next) -> Response {
+    let Some(token) = token.as_deref() else { return next.run(request).await };
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let why = match given {
+        Some(given) if same(given.trim(), token) => return next.run(request).await,
+        Some(_) => "the token is wrong",
+        None => "this scheduler requires a token",
+    };
+    let status =
+        tonic::Status::unauthenticated(format!("{why}: give the cluster's token with STOCKYARD_TOKEN or --token-file"));
+    status.into_http()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,24 +245,4 @@ mod tests {
         assert!(!valid_session("tok", &format!("{now}.00")));
         assert!(!valid_session("tok", "tok"));
     }
-}
-
-/// The gRPC port's check, when a token is configured: every call (from
-/// executors, clients and this scheduler's own jobs) carries
-/// `authorization: Bearer <token>`, or is refused as unauthenticated.
-pub(crate) async fn require_grpc(State(token): State<Option<Arc<str>>>, request: Request, next: Next) -> Response {
-    let Some(token) = token.as_deref() else { return next.run(request).await };
-    let given = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    let why = match given {
-        Some(given) if same(given.trim(), token) => return next.run(request).await,
-        Some(_) => "the token is wrong",
-        None => "this scheduler requires a token",
-    };
-    let status =
-        tonic::Status::unauthenticated(format!("{why}: give the cluster's token with STOCKYARD_TOKEN or --token-file"));
-    status.into_http()
 }

@@ -196,13 +196,25 @@ pub const DEFAULT_STATE: &str = "file:data/state";
 pub enum SchedulerError {
     /// A listener could not be opened.
     #[error("cannot listen on {addr} for {what}: {source}")]
-    Bind { addr: String, what: &'static str, source: std::io::Error },
+    Bind {
+        /// `host:port` the listener was to bind.
+        addr: String,
+        /// Which server it was for: `gRPC` or `HTTP`.
+        what: &'static str,
+        /// Why binding failed.
+        source: std::io::Error,
+    },
     /// Ballista refused to start.
     #[error("scheduler: {0}")]
     Ballista(#[from] ballista_core::error::BallistaError),
     /// A server stopped with an error.
     #[error("{what} server failed: {message}")]
-    Serve { what: &'static str, message: String },
+    Serve {
+        /// Which server stopped: `gRPC` or `HTTP`.
+        what: &'static str,
+        /// The server's error.
+        message: String,
+    },
     /// The state store cannot be opened.
     #[error("state store: {0}")]
     State(#[from] stockyard_state::StateError),

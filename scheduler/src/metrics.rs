@@ -64,16 +64,14 @@ pub(crate) async fn render(api: &Api) -> Result<String, String> {
         runs.with_label_values(&[job, status]).set(n);
     }
     // Absent while Redis does not answer or holds no KPIs.
-    if let Ok((Some(written), _)) = stockyard_jobs::kpi::freshness(&api.redis_url).await {
-        if let Some(age) = crate::api::age_s(&written) {
-            let g = Gauge::new(
-                "stockyard_kpi_age_seconds",
-                "Age of kpi:last_update in Redis: how fresh the cached KPIs are.",
-            )
-            .map_err(e)?;
-            registry.register(Box::new(g.clone())).map_err(e)?;
-            g.set(age);
-        }
+    if let Ok((Some(written), _)) = stockyard_jobs::kpi::freshness(&api.redis_url).await
+        && let Some(age) = crate::api::age_s(&written)
+    {
+        let g =
+            Gauge::new("stockyard_kpi_age_seconds", "Age of kpi:last_update in Redis: how fresh the cached KPIs are.")
+                .map_err(e)?;
+        registry.register(Box::new(g.clone())).map_err(e)?;
+        g.set(age);
     }
     if let Ok(list) = api.schedules.list().await {
         let late = GaugeVec::new(

@@ -30,23 +30,33 @@ const SEEDED: &str = "meta/default-schedules";
 /// One schedule as the store keeps it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Schedule {
+    /// Unique name: letters, digits, `-` and `_`; also its key in the store.
     pub name: String,
+    /// Job each run starts.
     pub job: Job,
+    /// Parameters each run gets, checked when the schedule is added.
     pub params: BTreeMap<String, String>,
     /// Interval in milliseconds, or 0 with a cron expression.
     pub every_ms: u64,
+    /// Cron expression, or empty with an interval.
     pub cron: String,
+    /// A paused schedule does not fire; resuming plans its next run from now.
     pub paused: bool,
+    /// When it fires next, in ms since the epoch.
     pub next_run_ms: u64,
+    /// Id of the last run started, empty before the first.
     #[serde(default)]
     pub last_run_id: String,
     /// Until its first run, none (older stores wrote "").
     #[serde(default, deserialize_with = "status_or_blank")]
     pub last_status: Option<RunStatus>,
+    /// When the last run started, in ms since the epoch; 0 before the first.
     #[serde(default)]
     pub last_started_ms: u64,
+    /// Ticks skipped because the last run was still running.
     #[serde(default)]
     pub skipped_ticks: u64,
+    /// When a tick was last skipped, in ms since the epoch; 0 if none was.
     #[serde(default)]
     pub last_skipped_ms: u64,
 }
@@ -55,15 +65,15 @@ impl Schedule {
     /// When it fires next after `now`.
     fn next_after(&self, now: DateTime<Utc>) -> u64 {
         let now_ms = now.timestamp_millis().max(0) as u64;
-        if self.every_ms > 0 {
+        if let Some(every_ms) = std::num::NonZeroU64::new(self.every_ms).map(u64::from) {
             // On the interval's grid from the last planned time, so runs do
             // not drift; ticks missed while nobody ran schedules are not
             // made up, and a late run is not followed by another at once:
             // the next is at least half an interval away.
             let base = self.next_run_ms.min(now_ms);
-            let behind = (now_ms - base) / self.every_ms + 1;
-            let next = base + behind * self.every_ms;
-            return if next - now_ms < self.every_ms / 2 { next + self.every_ms } else { next };
+            let behind = (now_ms - base) / every_ms + 1;
+            let next = base + behind * every_ms;
+            return if next - now_ms < every_ms / 2 { next + every_ms } else { next };
         }
         croner::Cron::from_str(&self.cron)
             .ok()
@@ -130,12 +140,16 @@ pub enum ScheduleError {
     /// Its job or parameters are refused.
     #[error(transparent)]
     Params(#[from] BadRequest),
+    /// No schedule has this name.
     #[error("no schedule named '{0}'")]
     Unknown(String),
+    /// A schedule of this name already exists.
     #[error("schedule '{0}' already exists")]
     Exists(String),
+    /// The schedule's last run still runs: its name, then that run's id.
     #[error("schedule '{0}' is still running its last run ({1})")]
     Running(String, String),
+    /// The state store failed.
     #[error("the scheduler's state store failed: {0}")]
     State(#[from] stockyard_state::StateError),
 }

@@ -18,7 +18,9 @@ use tokio_rustls::server::TlsStream;
 /// A certificate chain and its key, PEM files.
 #[derive(Debug, Clone)]
 pub struct TlsFiles {
+    /// PEM file of the certificate chain, the server's own certificate first.
     pub cert: PathBuf,
+    /// PEM file of the certificate's private key.
     pub key: PathBuf,
 }
 

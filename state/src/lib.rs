@@ -27,7 +27,12 @@ pub enum StateError {
     Spec(String),
     /// The store failed; `what` names it and the operation.
     #[error("{what}: {reason}")]
-    Store { what: String, reason: String },
+    Store {
+        /// The store and the operation, e.g. `etcd at HOST:PORT (reading)`.
+        what: String,
+        /// The underlying error.
+        reason: String,
+    },
 }
 
 /// Keys and values that outlive the scheduler process.

@@ -272,7 +272,9 @@ fn the_order_streams_give_the_rows_computed_from_the_records() {
     let (size, slide) = (5 * MIN_MS, MIN_MS);
 
     // top_products: per window the ten products with the most revenue.
-    let mut per: BTreeMap<i64, BTreeMap<(String, String, String), (i64, i64, f64)>> = BTreeMap::new();
+    // Window start → (product id, name, category) → (orders, units, revenue).
+    type Products = BTreeMap<(String, String, String), (i64, i64, f64)>;
+    let mut per: BTreeMap<i64, Products> = BTreeMap::new();
     for r in &clean {
         for w in windows(r.ts, size, slide) {
             let key = (
@@ -374,7 +376,9 @@ fn sales_metrics_and_inventory_alerts_give_the_rows_computed_from_the_records() 
     // of the file's comment.
     let (recs, all) = records(&kafka, "sales");
     wait(&cluster, "sales_metrics", all, end);
-    let mut groups: BTreeMap<(Option<String>, Option<String>, i64), (f64, i64, HashSet<String>)> = BTreeMap::new();
+    // (store, category, window start) → (revenue, transactions, customers).
+    type Group = (Option<String>, Option<String>, i64);
+    let mut groups: BTreeMap<Group, (f64, i64, HashSet<String>)> = BTreeMap::new();
     for r in recs.iter().filter(|r| r.ts < t0_ms() + TICK_MS) {
         let ok = ["transaction_id", "store_id", "product_id"].iter().all(|f| r.s(f).is_some())
             && r.f("price").is_some_and(|p| p > 0.0)
@@ -427,7 +431,9 @@ fn sales_metrics_and_inventory_alerts_give_the_rows_computed_from_the_records() 
     let (recs, all) = records(&kafka, "inventory");
     wait(&cluster, "inventory_alerts", all, end);
     let (size, slide) = (10 * MIN_MS, 2 * MIN_MS);
-    let mut per: BTreeMap<i64, BTreeMap<(String, String), (i64, i64, Option<i64>, i64)>> = BTreeMap::new();
+    // Window start → (store, product) → (lowest level, events, units sold, sum of levels).
+    type Stock = BTreeMap<(String, String), (i64, i64, Option<i64>, i64)>;
+    let mut per: BTreeMap<i64, Stock> = BTreeMap::new();
     for r in recs.iter().filter(|r| r.ts < t0_ms() + TICK_MS) {
         let (Some(store), Some(product), Some(level)) = (r.s("store_id"), r.s("product_id"), r.i("stock_level")) else {
             continue;

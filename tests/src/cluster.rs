@@ -14,7 +14,9 @@ pub struct Run {
     /// Exit status (-1 when killed by a signal, -2 when killed for taking
     /// longer than its limit).
     pub code: i32,
+    /// Everything the command wrote to stdout.
     pub stdout: String,
+    /// Everything the command wrote to stderr, plus a note if it ran too long.
     pub stderr: String,
 }
 
@@ -28,8 +30,12 @@ impl Run {
 
 /// A scheduler and its executors, stopped on drop.
 pub struct Cluster {
+    /// Temporary directory with the logs, the state store and the executors'
+    /// work directories; removed on drop.
     pub dir: TempDir,
+    /// The scheduler process.
     pub scheduler: Proc,
+    /// Executor processes, in the order they were started.
     pub executors: Vec<Proc>,
     /// Scheduler gRPC port.
     pub port: u16,

@@ -25,8 +25,11 @@ pub fn venv_bin(name: &str) -> PathBuf {
 
 /// A SecantusDB server (MongoDB wire protocol).
 pub struct Mongo {
+    /// The server process.
     pub proc: Proc,
+    /// Port it listens on, on 127.0.0.1.
     pub port: u16,
+    /// Temporary directory with its data and log, kept across restarts.
     pub dir: TempDir,
 }
 
@@ -83,8 +86,11 @@ impl Mongo {
 
 /// A Redis server without persistence.
 pub struct Redis {
+    /// The server process.
     pub proc: Proc,
+    /// Port it listens on, on 127.0.0.1.
     pub port: u16,
+    /// Temporary working directory with its log; nothing is persisted.
     pub dir: TempDir,
 }
 
@@ -135,8 +141,11 @@ impl Redis {
 
 /// A single-member etcd.
 pub struct Etcd {
+    /// The etcd process.
     pub proc: Proc,
+    /// Client port, on 127.0.0.1.
     pub port: u16,
+    /// Temporary directory with its data and log, kept across restarts.
     pub dir: TempDir,
     peer: u16,
 }
@@ -189,9 +198,13 @@ impl Etcd {
 
 /// An S3 server (moto) with one bucket.
 pub struct S3 {
+    /// The moto process.
     pub proc: Proc,
+    /// Port it listens on, on 127.0.0.1.
     pub port: u16,
+    /// Temporary directory with its log (moto keeps objects in memory).
     pub dir: TempDir,
+    /// The bucket created at start.
     pub bucket: String,
 }
 
@@ -233,8 +246,11 @@ impl S3 {
 /// A Kafka-protocol broker: Tansu, with SQLite storage in its directory so
 /// records survive a restart. Built by `scripts/setup` into a cache.
 pub struct Kafka {
+    /// The broker process.
     pub proc: Proc,
+    /// Port it listens on, on 127.0.0.1.
     pub port: u16,
+    /// Working directory with its SQLite storage and log, kept across restarts.
     pub dir: TempDir,
 }
 

@@ -33,14 +33,18 @@ const REDIS_OPTIONS: [&str; 3] = ["key", "keep", "ttl"];
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("stream '{stream}': {reason}")]
 pub struct DefinitionError {
+    /// The stream's name.
     pub stream: String,
+    /// What is wrong, in words for the user.
     pub reason: String,
 }
 
 /// Where a new stream starts reading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Start {
+    /// From the first offset of each partition.
     Earliest,
+    /// From the end of each partition when the stream first runs: only records written since.
     Latest,
 }
 
@@ -49,13 +53,17 @@ pub enum Start {
 pub struct Source {
     /// The table name the query reads.
     pub table: String,
+    /// The topic, and the brokers to ask for it.
     pub location: KafkaLocation,
+    /// The declared columns, which JSON values are read into.
     pub schema: SchemaRef,
     /// The index of the event-time column, when declared.
     pub event_time: Option<usize>,
     /// The allowed lateness.
     pub lateness: Duration,
+    /// Where a new stream starts reading (the `start` option; latest unless set).
     pub start: Start,
+    /// How long a partition may give no record before it stops holding the watermark back (30 s unless set).
     pub idle_timeout: Duration,
     /// Where late rows are kept (Parquet, as read), when they are.
     pub keep_late: Option<String>,
@@ -65,9 +73,23 @@ pub struct Source {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Sink {
     /// Parquet files under a directory or prefix (append: final windows).
-    Parquet { location: String, partition_by: Vec<String> },
+    Parquet {
+        /// A local directory or an object-store prefix (`s3://…`).
+        location: String,
+        /// Columns written as hive directories (`PARTITIONED BY`).
+        partition_by: Vec<String>,
+    },
     /// One Redis key (update: open and recent final windows).
-    Redis { url: String, key: String, keep: usize, ttl: Option<Duration> },
+    Redis {
+        /// `redis://HOST:PORT[/DB]`, as written (it may hold a password).
+        url: String,
+        /// The key set at every batch; `stream:NAME` unless the `key` option names another.
+        key: String,
+        /// Final windows kept in the key, newest first (rows, for a stateless stream); 60 unless set.
+        keep: usize,
+        /// The key's expiry, set again at every write; `None`: it never expires.
+        ttl: Option<Duration>,
+    },
 }
 
 impl Sink {
@@ -93,10 +115,13 @@ pub struct Environment {
 /// A stream, read and checked.
 #[derive(Debug, Clone)]
 pub struct Definition {
+    /// The stream's name, which its state-store keys are made from.
     pub name: String,
+    /// The Kafka source the query reads.
     pub source: Source,
     /// The table the query inserts into.
     pub sink_table: String,
+    /// Where the query's rows go.
     pub sink: Sink,
     /// `CREATE EXTERNAL TABLE` plans of static tables, run in the stream's
     /// session.

@@ -21,19 +21,29 @@ pub use manager::{StreamControl, StreamInfo, StreamState, Streams};
 /// Why a stream cannot go on (the next batch tries again).
 #[derive(Debug, thiserror::Error)]
 pub enum StreamError {
+    /// The broker could not be reached or read.
     #[error(transparent)]
     Kafka(#[from] stockyard_stream_source::KafkaError),
+    /// A sink could not be written.
     #[error(transparent)]
     Sink(#[from] stockyard_stream_sinks::SinkError),
+    /// The state store could not be read or written.
     #[error("state store: {0}")]
     State(#[from] stockyard_state::StateError),
     /// Boxed: DataFusion's error is large, and every step returns this.
     #[error("{0}")]
     Plan(Box<datafusion::error::DataFusionError>),
+    /// An Arrow operation on the rows or the pane states failed.
     #[error("{0}")]
     Arrow(#[from] arrow::error::ArrowError),
+    /// The stream's stored state is unreadable or no longer fits its query.
     #[error("the stored state of stream '{stream}' is unreadable: {reason}")]
-    Corrupt { stream: String, reason: String },
+    Corrupt {
+        /// The stream's name.
+        stream: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 impl From<datafusion::error::DataFusionError> for StreamError {

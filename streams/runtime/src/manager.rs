@@ -22,8 +22,11 @@ const RETRY: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Desired {
+    /// Run batches.
     Running,
+    /// Keep the stream open but run no batches.
     Paused,
+    /// Run no task for it; its position is kept, so resuming goes on from there.
     Stopped,
 }
 
@@ -31,8 +34,11 @@ pub enum Desired {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StreamState {
+    /// Asked to run, and its last batch did not fail.
     Running,
+    /// Paused by a user: no batches run.
     Paused,
+    /// Stopped by a user: no task runs it.
     Stopped,
     /// The last batch failed (it is retried: see the error).
     Failed,
@@ -52,9 +58,13 @@ impl std::fmt::Display for StreamState {
 /// A change asked of a stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StreamControl {
+    /// Run no batches, keeping the stream open.
     Pause,
+    /// Run again after a pause or a stop.
     Resume,
+    /// End its task; its definition and position are kept.
     Stop,
+    /// Stop it and delete its definition, its last commit and its batch in flight.
     Drop,
 }
 
@@ -89,30 +99,45 @@ struct Stored {
 /// A stream as listed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StreamInfo {
+    /// The stream's name.
     pub name: String,
+    /// What it is: as a user asked, or failed.
     pub state: StreamState,
     /// Why the last batch failed, while it is failing.
     pub error: Option<String>,
+    /// Where it reads (`kafka://…/TOPIC`), credentials masked.
     pub sources: Vec<String>,
+    /// Where it writes (a Parquet location, or a Redis URL and key), credentials masked.
     pub sink: String,
+    /// Milliseconds between batches once caught up; while behind, the next batch starts at once.
     pub trigger_ms: u64,
     /// Records behind the end of each topic after the last batch.
     pub lag: u64,
     /// Records behind, per partition.
     pub partition_lag: BTreeMap<i32, u64>,
+    /// The watermark as RFC 3339 (UTC, to the millisecond); `None` until there is one.
     pub watermark: Option<String>,
     /// The watermark in milliseconds since the epoch.
     pub watermark_ms: Option<i64>,
+    /// Batches committed.
     pub batches: u64,
+    /// Records read from Kafka.
     pub records: u64,
+    /// Rows on time, into the query.
     pub rows_in: u64,
+    /// Rows written to the sink.
     pub rows_out: u64,
+    /// Rows below the watermark when read, left out.
     pub late_rows: u64,
+    /// Records that could not be read, over every reason.
     pub rejected_rows: u64,
     /// Rejected rows by reason.
     pub rejected: stockyard_stream_source::Rejects,
+    /// Values read as null because they had another type.
     pub unreadable_values: u64,
+    /// Milliseconds the last batch took.
     pub last_batch_ms: u64,
+    /// The stream's SQL, with secrets masked.
     pub sql: String,
 }
 
@@ -122,10 +147,13 @@ pub enum StreamsError {
     /// The SQL, a name or a sink is wrong (exit status 2).
     #[error("{0}")]
     Invalid(String),
+    /// No stream has this name.
     #[error("no stream named '{0}'")]
     Unknown(String),
+    /// A stream of this name exists.
     #[error("a stream named '{0}' exists (drop it first)")]
     Exists(String),
+    /// The state store failed.
     #[error("state store: {0}")]
     State(#[from] stockyard_state::StateError),
 }

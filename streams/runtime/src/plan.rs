@@ -106,8 +106,11 @@ impl TableProvider for BatchTable {
 
 /// A stream's query, planned once; physical plans are made per batch.
 pub struct Prepared {
+    /// The session the query runs in, with the source and static tables registered.
     pub ctx: SessionContext,
+    /// The source table, set to a batch's rows before each physical plan.
     pub table: Arc<BatchTable>,
+    /// The query's logical plan.
     pub logical: LogicalPlan,
 }
 

@@ -50,8 +50,11 @@ pub struct Counts {
 /// A window as the Redis sink shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WindowRows {
+    /// The window's start, in nanoseconds since the epoch (0 for a stateless stream's rows).
     pub start_ns: i64,
+    /// Its end, exclusive, in nanoseconds since the epoch (0 for a stateless stream's rows).
     pub end_ns: i64,
+    /// Its rows, as JSON objects.
     pub rows: Vec<serde_json::Value>,
 }
 
@@ -62,8 +65,11 @@ pub struct Progress {
     pub batch: u64,
     /// The next offset to read, per partition.
     pub offsets: BTreeMap<i32, i64>,
+    /// What the watermark knows of each partition.
     pub clocks: BTreeMap<i32, PartitionClock>,
+    /// The watermark, in nanoseconds since the epoch; `None` until there is one.
     pub watermark_ns: Option<i64>,
+    /// What the stream has counted, over every batch.
     pub counts: Counts,
     /// The last final windows (Redis sinks), newest first; for a
     /// stateless stream, its last rows under one entry.
@@ -80,12 +86,15 @@ pub struct Progress {
 /// The batch in flight.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Intent {
+    /// The batch number: one more than the last commit's.
     pub batch: u64,
     /// `[from, to)` per partition.
     pub ranges: BTreeMap<i32, (i64, i64)>,
     /// Rows with an event time below this are late.
     pub late_before_ns: Option<i64>,
+    /// Partitions counted as idle, decided when planned so a redone batch agrees.
     pub idle: BTreeSet<i32>,
+    /// The wall clock when the batch was planned, in milliseconds since the epoch.
     pub now_ms: i64,
     /// Records behind the end of the topic once this batch is read.
     pub lag: u64,

@@ -42,7 +42,10 @@ const RECENT: usize = 3;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
     /// A batch ran; `caught_up` when it read to the end of every partition.
-    Ran { caught_up: bool },
+    Ran {
+        /// Whether the batch read to the end of every partition.
+        caught_up: bool,
+    },
     /// Nothing to read and no window to close.
     Nothing,
 }

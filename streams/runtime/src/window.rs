@@ -20,7 +20,9 @@ pub const NAME: &str = "window";
 /// A window's size and slide, in nanoseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WindowSpec {
+    /// How long a window is, in nanoseconds.
     pub size: i64,
+    /// How far apart window starts are, in nanoseconds; `size` for a tumbling window.
     pub slide: i64,
 }
 

@@ -12,8 +12,14 @@ pub use redis::RedisSink;
 /// Why a sink could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
+    /// Writing to, or checking, the sink failed.
     #[error("sink '{location}': {reason}")]
-    Write { location: String, reason: String },
+    Write {
+        /// The sink's location, password masked.
+        location: String,
+        /// What went wrong, secrets masked.
+        reason: String,
+    },
 }
 
 impl SinkError {

@@ -26,18 +26,40 @@ const FETCH_BYTES: i32 = 8 * 1024 * 1024;
 /// large and every batch returns this).
 #[derive(Debug, thiserror::Error)]
 pub enum KafkaError {
+    /// The brokers could not be reached.
     #[error("cannot reach the Kafka broker at {brokers}: {source}")]
-    Connect { brokers: String, source: Box<rskafka::client::error::Error> },
+    Connect {
+        /// The bootstrap brokers, `HOST:PORT` joined by commas.
+        brokers: String,
+        /// rskafka's error.
+        source: Box<rskafka::client::error::Error>,
+    },
+    /// The topic is not on the broker.
     #[error("topic '{topic}' does not exist on {location} (create it first)")]
-    NoTopic { topic: String, location: String },
+    NoTopic {
+        /// The topic asked for.
+        topic: String,
+        /// The location, `kafka://…/TOPIC`.
+        location: String,
+    },
+    /// A call to the broker failed.
     #[error("{what} on {location}: {source}")]
-    Call { what: String, location: String, source: Box<rskafka::client::error::Error> },
+    Call {
+        /// What was being done, such as `reading partition 0 at offset 42`.
+        what: String,
+        /// The location it was done on.
+        location: String,
+        /// rskafka's error.
+        source: Box<rskafka::client::error::Error>,
+    },
 }
 
 /// A record as the stream reads it.
 #[derive(Debug, Clone)]
 pub struct Record {
+    /// Its offset in the partition.
     pub offset: i64,
+    /// Its value; `None` for a record without one (counted as not JSON).
     pub value: Option<Vec<u8>>,
     /// The producer's (or broker's) timestamp, not the event time.
     pub timestamp: DateTime<Utc>,

@@ -4,7 +4,9 @@
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("'{location}' is not a Kafka location ({why}; use kafka://HOST:PORT[,HOST:PORT…]/TOPIC)")]
 pub struct LocationError {
+    /// The location as written.
     pub location: String,
+    /// What is wrong with it.
     pub why: &'static str,
 }
 
@@ -13,6 +15,7 @@ pub struct LocationError {
 pub struct KafkaLocation {
     /// `HOST:PORT` of each bootstrap broker.
     pub brokers: Vec<String>,
+    /// The topic read or written.
     pub topic: String,
 }
 
