@@ -47,7 +47,7 @@ for i in range(rate * seconds):
     now = time.time()
     window = int(now // window_s * window_s)
     counts[window] = counts.get(window, 0) + 1
-    ts = datetime.datetime.fromtimestamp(now, datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+    ts = datetime.datetime.fromtimestamp(now, datetime.UTC).isoformat().replace("+00:00", "Z")
     producer.send(topic, value=json.dumps({"id": str(i), "ts": ts}).encode(), partition=0)
     producer.flush()
     produced.append((window, counts[window], now))

@@ -18,7 +18,7 @@ PER_FILE = 20_000
 
 def events(count, partitions):
     categories = ["grocery", "electronics", "apparel", "home", "toys", "beauty", "sports", "books"]
-    base = datetime.datetime(2026, 11, 30, tzinfo=datetime.timezone.utc)
+    base = datetime.datetime(2026, 11, 30, tzinfo=datetime.UTC)
     for i in range(count):
         ts = base + datetime.timedelta(milliseconds=10 * (i // partitions))
         yield i, {

@@ -130,7 +130,7 @@ FROM sales GROUP BY window(ts, '5 minutes', '1 minute'), store_id, category"""
     common = ours.keys() & theirs.keys()
     differ = [k for k in common if ours[k][0] != theirs[k][0] or abs(ours[k][1] - theirs[k][1]) > 1e-9 * max(1, abs(ours[k][1]))]
     windows = lambda d: len({k[0] for k in d})
-    print(f"| engine | events | s to read all | events/s | CPU s | peak memory MiB | window rows out |")
+    print("| engine | events | s to read all | events/s | CPU s | peak memory MiB | window rows out |")
     print("|---|---|---|---|---|---|---|")
     print(f"| Stockyard (broker, {s['batches']} batches) | {events} | {y_took:.2f} | {events / y_took:.0f} | {y_cpu:.1f} | {y_peak / 2**20:.0f} | {len(ours)} ({windows(ours)} windows) |")
     print(f"| Spark {cores} cores (JSON files, {spark['batches']} batches) | {events} | {spark['seconds']:.2f} | {events / spark['seconds']:.0f} | {s_cpu:.1f} | {s_peak / 2**20:.0f} | {len(theirs)} ({windows(theirs)} windows) |")

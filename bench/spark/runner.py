@@ -29,7 +29,7 @@ TABLES = ["skus_dim", "dcs_dim", "suppliers_dim", "orders_fact", "shipments_fact
 def value(v):
     if isinstance(v, datetime.datetime):
         if v.tzinfo is not None:
-            v = v.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+            v = v.astimezone(datetime.UTC).replace(tzinfo=None)
         return v.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
     if isinstance(v, decimal.Decimal):
         return str(v)
