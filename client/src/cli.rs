@@ -525,7 +525,7 @@ pub struct AddSchedule {
     pub name: String,
     /// The job: kpi, archive, or sql (with --sql).
     #[arg(long)]
-    pub job: String,
+    pub job: stockyard_api::Job,
     /// Fire every this long (90s, 1m, 5m).
     #[arg(long, value_parser = parse_duration, conflicts_with = "cron", required_unless_present = "cron")]
     pub every: Option<Duration>,

@@ -13,6 +13,7 @@ use stockyard_proto::{
 use tonic::transport::Channel;
 
 use stockyard_api::Run;
+use stockyard_api::ScheduleAction as Verb;
 
 use crate::Failure;
 use crate::cli::{Format, Remote, ScheduleAction};
@@ -276,20 +277,20 @@ pub async fn change_schedule(scheduler: &Remote, action: ScheduleAction) -> Resu
             }
             let info = ScheduleInfo {
                 name: a.name.clone(),
-                job: a.job,
+                job: a.job.to_string(),
                 params,
                 every: a.every.map(|d| humantime::format_duration(d).to_string()).unwrap_or_default(),
                 cron: a.cron.unwrap_or_default(),
                 ..Default::default()
             };
-            (a.name, "add", Some(info))
+            (a.name, Verb::Add, Some(info))
         }
-        ScheduleAction::Pause(n) => (n.name, "pause", None),
-        ScheduleAction::Resume(n) => (n.name, "resume", None),
-        ScheduleAction::Trigger(n) => (n.name, "trigger", None),
-        ScheduleAction::Remove(n) => (n.name, "remove", None),
+        ScheduleAction::Pause(n) => (n.name, Verb::Pause, None),
+        ScheduleAction::Resume(n) => (n.name, Verb::Resume, None),
+        ScheduleAction::Trigger(n) => (n.name, Verb::Trigger, None),
+        ScheduleAction::Remove(n) => (n.name, Verb::Remove, None),
     };
-    let request = ChangeScheduleRequest { name: name.clone(), action: verb.into(), schedule };
+    let request = ChangeScheduleRequest { name: name.clone(), action: verb.to_string(), schedule };
     let answer = client
         .change_schedule(request)
         .await
@@ -299,7 +300,7 @@ pub async fn change_schedule(scheduler: &Remote, action: ScheduleAction) -> Resu
     if !answer.run_id.is_empty() {
         out["run_id"] = json!(answer.run_id);
     }
-    if verb == "remove" {
+    if verb == Verb::Remove {
         out["removed"] = json!(true);
     }
     println!("{out}");

@@ -97,4 +97,82 @@ mod tests {
             assert!(run["properties"].get(field).is_some(), "Run has no {field}: {run}");
         }
     }
+
+    /// The properties of schema `name`, through `allOf` and references.
+    fn properties(doc: &serde_json::Value, name: &str) -> Vec<String> {
+        fn walk(doc: &serde_json::Value, schema: &serde_json::Value, out: &mut Vec<String>) {
+            if let Some(r) = schema["$ref"].as_str() {
+                let name = r.rsplit('/').next().unwrap();
+                return walk(doc, &doc["components"]["schemas"][name], out);
+            }
+            if let Some(props) = schema["properties"].as_object() {
+                out.extend(props.keys().cloned());
+            }
+            for part in schema["allOf"].as_array().into_iter().flatten() {
+                walk(doc, part, out);
+            }
+        }
+        let mut out = Vec::new();
+        walk(doc, &doc["components"]["schemas"][name], &mut out);
+        assert!(!out.is_empty(), "no schema {name} with properties in the document");
+        out
+    }
+
+    /// The fields read off `var` in `line`: `var.name`, not `other_var.name`.
+    fn reads<'a>(line: &'a str, var: &str) -> Vec<&'a str> {
+        let pattern = format!("{var}.");
+        let mut out = Vec::new();
+        for (at, _) in line.match_indices(&pattern) {
+            let before = line[..at].chars().next_back();
+            if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.' || c == '$') {
+                continue;
+            }
+            let rest = &line[at + pattern.len()..];
+            let end = rest.find(|c: char| !(c.is_alphanumeric() || c == '_')).unwrap_or(rest.len());
+            if end > 0 {
+                out.push(&rest[..end]);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_ui_reads_only_fields_the_document_has() {
+        let doc = serde_json::to_value(document()).unwrap();
+        let ui = include_str!("../ui/app.js");
+        let (mut region, mut checked) = (None::<(&str, &str)>, 0);
+        for (n, line) in ui.lines().enumerate() {
+            let text = line.trim();
+            if let Some(rest) = text.strip_prefix("// fields of ") {
+                region = Some(rest.split_once(" as ").expect("// fields of SCHEMA as VAR"));
+            } else if text == "// end of fields" {
+                region = None;
+            } else if let Some((schema, var)) = region {
+                let known = properties(&doc, schema);
+                for field in reads(line, var) {
+                    assert!(
+                        known.iter().any(|k| k == field),
+                        "app.js:{}: the UI reads {var}.{field}, but {schema} has no field {field} ({})",
+                        n + 1,
+                        known.join(", ")
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(region.is_none(), "app.js: a `// fields of` region is not closed");
+        assert!(checked >= 40, "only {checked} field reads checked: are the markers in app.js?");
+        // The runs page offers every status and job the document has.
+        let schemas = &doc["components"]["schemas"];
+        for (schema, filter) in [("RunStatus", "select(\"status\", [\"\", "), ("Job", "select(\"job\", [\"\", ")] {
+            let words: Vec<String> = schemas[schema]["enum"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|w| format!("\"{}\"", w.as_str().unwrap()))
+                .collect();
+            let offered = format!("{filter}{}])", words.join(", "));
+            assert!(ui.contains(&offered), "the runs page's {schema} filter is not {offered}");
+        }
+    }
 }

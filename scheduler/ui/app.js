@@ -87,6 +87,9 @@ function fill(el, ...nodes) {
 }
 
 // ---- runs ----
+// Between `// fields of S as v` and `// end of fields`, every `v.name` is a
+// field of schema S in /api/openapi.json (the scheduler's openapi test).
+// fields of Run as r
 function runsTable(runs, onCancel) {
   return table([
     { label: "run", cell: (r) => runLink(r.run_id) },
@@ -107,6 +110,7 @@ function outcome(r) {
   if (r.job === "sql" && sm.rows !== undefined) return `${fmtNum(sm.rows)} rows`;
   return "";
 }
+// end of fields
 async function cancelRun(id) {
   try { await post(`/api/runs/${encodeURIComponent(id)}/cancel`); } catch (e) { alert(`Cannot cancel ${id}: ${e.message}`); }
   refreshNow();
@@ -147,6 +151,7 @@ pages.overview = {
           arch ? [h("div", { class: "big" }, status(arch.status)), h("div", { class: "muted", title: arch.error }, outcome(arch) || clip(arch.error, 140), " · ", runLink(arch.run_id), " ", fmtAgo(arch.started_at_ms))]
             : h("div", { class: "big muted" }, "no archive run yet"))),
       h("h2", {}, "Executors"),
+      // fields of Executor as e
       table([
         { label: "host", cell: (e) => `${e.host}:${e.flight_port}` },
         { label: "id", cell: (e) => h("span", { class: "muted" }, e.id) },
@@ -155,6 +160,7 @@ pages.overview = {
         { label: "last heartbeat", cell: (e) => (e.last_heartbeat ? fmtAgo(e.last_heartbeat * 1000) : "") },
         { label: "state", cell: (e) => status(e.state) },
       ], rowsOf(o.executors, (e) => ({ "data-executor": e.id })), { id: "executors" }),
+      // end of fields
       h("h2", {}, "Running"),
       runsTable(o.running_runs, cancelRun),
       h("h2", {}, "Recent runs"),
@@ -191,6 +197,7 @@ pages.runs = {
 pages.run = {
   title: "Run",
   heading: (id) => ["Run ", h("span", { id: "run-id" }, id)],
+  // fields of RunDetail as r
   async refresh() {
     const r = await api(`/api/runs/${encodeURIComponent(this.id)}`);
     fill(this.el,
@@ -207,6 +214,7 @@ pages.run = {
       h("h2", {}, `Ballista jobs (${r.jobs.length})`),
       r.jobs.map(jobView));
   },
+  // end of fields
 };
 
 pages.job = {
@@ -316,7 +324,9 @@ pages.schedules = {
   },
   async act(name, action) {
     try {
+      // fields of ScheduleChanged as r
       const r = await post(`/api/schedules/${encodeURIComponent(name)}/${action}`);
+      // end of fields
       fill(this.msg, h("div", { class: "card", id: "schedule-message" }, `${name}: ${action} done`, r.run_id ? [" · run ", runLink(r.run_id)] : ""));
     } catch (e) {
       fill(this.msg, problem(`${name}: ${action} failed: ${e.message}`));
@@ -326,6 +336,7 @@ pages.schedules = {
   async refresh() {
     const [list, runs] = await Promise.all([api("/api/schedules"), api("/api/runs?limit=500")]);
     const history = (name) => runs.filter((r) => r.trigger.startsWith(`schedule:${name} (`)).slice(0, 5);
+    // fields of ScheduleView as x
     fill(this.el, table([
       { label: "name", cell: (x) => h("b", {}, x.name) },
       { label: "job", cell: (x) => x.job },
@@ -341,6 +352,7 @@ pages.schedules = {
         x.paused ? h("button", { "data-action": "resume", onclick: () => this.act(x.name, "resume") }, "Resume")
           : h("button", { "data-action": "pause", onclick: () => this.act(x.name, "pause") }, "Pause")) },
     ], rowsOf(list, (x) => ({ "data-schedule": x.name }))));
+    // end of fields
   },
 };
 
@@ -575,6 +587,7 @@ pages.archives = {
   heading: () => "Archives",
   async refresh() {
     const runs = await api("/api/archives");
+    // fields of Run as r
     fill(this.el, table([
       { label: "run", cell: (r) => runLink(r.run_id) },
       { label: "status", cell: (r) => status(r.status) },
@@ -587,6 +600,7 @@ pages.archives = {
       { label: "database size", num: true, cell: (r) => (r.summary?.data_size_bytes !== undefined ? `${fmtBytes(r.summary.data_size_bytes)} (threshold ${fmtBytes(r.summary.threshold_bytes)})` : "") },
       { label: "metadata / error", cell: (r) => r.error || r.summary?.metadata || "" },
     ], rowsOf(runs, (r) => ({ "data-run": r.run_id })), { id: "archives" }));
+    // end of fields
   },
 };
 

@@ -85,6 +85,8 @@ fn rest_api_matches_its_openapi_document() {
         // enough that the runs it starts stay small.
         .args(["--max-examples", "15", "--workers", "1", "--request-timeout", "60", "--seed", "7"])
         .env("NO_COLOR", "1")
+        // Its cache of findings stays in the test's directory.
+        .current_dir(cluster.dir.path())
         .output()
         .expect("run schemathesis (scripts/setup installs it into .venv)");
     let stdout = String::from_utf8_lossy(&out.stdout);

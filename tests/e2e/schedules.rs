@@ -106,9 +106,12 @@ fn schedules_fire_on_time_skip_overlaps_and_obey_pause_resume_trigger_remove() {
     cluster.stockyard(&["schedules", "remove", "quick"]).ok();
     assert!(schedules(&cluster).is_empty());
 
-    // Bad input is refused with the reason.
+    // Bad input is refused with the reason: a bad flag value by the CLI
+    // (a usage error, 2), the rest by the scheduler (1).
+    let run = cluster.stockyard(&["schedules", "add", "x", "--job", "nope", "--every", "1m"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("no job named 'nope' (jobs: kpi, archive, sql)"), "{}", run.stderr);
     for (args, says) in [
-        (vec!["schedules", "add", "x", "--job", "nope", "--every", "1m"], "no job named 'nope'"),
         (vec!["schedules", "add", "x", "--job", "kpi", "--cron", "61 * * * *"], "is not a cron expression"),
         (vec!["schedules", "add", "x y", "--job", "kpi", "--every", "1m"], "is not a schedule name"),
         (vec!["schedules", "pause", "ghost"], "no schedule named 'ghost'"),
