@@ -8,6 +8,7 @@
 //! what the handlers send.
 
 pub mod action;
+pub mod job_view;
 pub mod params;
 pub mod record;
 pub mod run;

@@ -103,8 +103,7 @@ pub struct RunDetail {
     pub run: Run,
     /// Each Ballista job with its stages and tasks, or an `error` where the
     /// scheduler no longer keeps it.
-    #[schema(value_type = Vec<Object>)]
-    pub jobs: Vec<Value>,
+    pub jobs: Vec<crate::job_view::RunJob>,
     /// A `sql` run's result: columns, up to 1,000 rows, the row count.
     #[schema(value_type = Option<Object>)]
     pub result: Option<Value>,

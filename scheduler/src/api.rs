@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use ballista_scheduler::cluster::JobState as JobStore;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use stockyard_api::job_view::{GoneJob, JobDetail, RunJob};
 use stockyard_api::views::{
     BallistaJob, Cancelling, ErrorAnswer, Executor, RunDetail, RunStarted, ScheduleChanged, ScheduleView, StartRun,
 };
@@ -71,7 +72,7 @@ pub(crate) type Typed<T> = Result<Json<T>, (StatusCode, Json<Value>)>;
     (status = 200, body = Vec<Executor>), (status = 500, body = ErrorAnswer)))]
 pub(crate) async fn executors(State(api): State<Api>) -> Typed<Vec<Executor>> {
     let list = crate::executors(&api.scheduler).await.map_err(|e| fail(StatusCode::INTERNAL_SERVER_ERROR, e))?;
-    let running = crate::detail::running_tasks(&api.scheduler).await;
+    let running = crate::job_view::running_tasks(&api.scheduler).await;
     Ok(Json(list.iter().map(|e| executor_view(e, &running)).collect()))
 }
 
@@ -95,10 +96,10 @@ fn plain(what: &'static str, id: &str) -> Result<(), (StatusCode, Json<Value>)> 
 
 /// One Ballista job's stages and tasks.
 #[utoipa::path(get, path = "/api/jobs/{id}", params(("id" = String, Path, description = "Ballista job id")),
-    responses((status = 200, body = Object), (status = 400, body = ErrorAnswer), (status = 404, body = ErrorAnswer)))]
-pub(crate) async fn job(State(api): State<Api>, Path(id): Path<String>) -> Answer {
+    responses((status = 200, body = JobDetail), (status = 400, body = ErrorAnswer), (status = 404, body = ErrorAnswer)))]
+pub(crate) async fn job(State(api): State<Api>, Path(id): Path<String>) -> Typed<JobDetail> {
     plain("job id", &id)?;
-    match crate::detail::job(&api.jobs, &id).await {
+    match crate::job_view::job(&api.jobs, &id).await {
         Ok(Some(job)) => Ok(Json(job)),
         Ok(None) => Err(fail(StatusCode::NOT_FOUND, format!("no Ballista job '{id}'"))),
         Err(e) => Err(fail(StatusCode::INTERNAL_SERVER_ERROR, e)),
@@ -186,10 +187,13 @@ pub(crate) async fn run(State(api): State<Api>, Path(id): Path<String>) -> Typed
     }
     let mut jobs = Vec::new();
     for job in &ids {
-        match crate::detail::job(&api.jobs, job).await {
-            Ok(Some(detail)) => jobs.push(detail),
-            Ok(None) => jobs.push(json!({"id": job, "error": "the scheduler no longer keeps this job"})),
-            Err(e) => jobs.push(json!({"id": job, "error": e})),
+        match crate::job_view::job(&api.jobs, job).await {
+            Ok(Some(detail)) => jobs.push(RunJob::Known(detail)),
+            Ok(None) => {
+                let error = "the scheduler no longer keeps this job".into();
+                jobs.push(RunJob::Gone(GoneJob { id: job.clone(), error }))
+            }
+            Err(error) => jobs.push(RunJob::Gone(GoneJob { id: job.clone(), error })),
         }
     }
     let result = api.runner.result(&id);
@@ -308,7 +312,7 @@ pub(crate) async fn overview(State(api): State<Api>) -> Answer {
     let mut problems = Vec::new();
     let executors = match crate::executors(&api.scheduler).await {
         Ok(list) => {
-            let running = crate::detail::running_tasks(&api.scheduler).await;
+            let running = crate::job_view::running_tasks(&api.scheduler).await;
             list.iter().map(|e| executor_view(e, &running)).collect()
         }
         Err(e) => {

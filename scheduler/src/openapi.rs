@@ -37,7 +37,10 @@ use stockyard_api::{Job, Run, RunStatus, Trigger};
     ),
     components(schemas(
         Run, RunDetail, RunStatus, Job, Trigger, Executor, BallistaJob, ScheduleView, ScheduleChanged, StartRun,
-        RunStarted, Cancelling, ErrorAnswer, stockyard_api::ScheduleAction, crate::streams::NewStream
+        RunStarted, Cancelling, ErrorAnswer, stockyard_api::ScheduleAction, stockyard_api::job_view::JobDetail,
+        stockyard_api::job_view::StageDetail, stockyard_api::job_view::TaskDetail, stockyard_api::job_view::Operator,
+        stockyard_api::job_view::RunJob, stockyard_api::job_view::GoneJob, stockyard_stream_runtime::StreamInfo, stockyard_stream_runtime::StreamState,
+        stockyard_stream_source::Rejects, crate::streams::NewStream
     )),
     modifiers(&TokenAuth),
     security(("bearer" = []), ("session" = []))
@@ -140,23 +143,26 @@ mod tests {
     fn the_ui_reads_only_fields_the_document_has() {
         let doc = serde_json::to_value(document()).unwrap();
         let ui = include_str!("../ui/app.js");
-        let (mut region, mut checked) = (None::<(&str, &str)>, 0);
+        let (mut region, mut checked) = (None::<Vec<(&str, &str)>>, 0);
         for (n, line) in ui.lines().enumerate() {
             let text = line.trim();
             if let Some(rest) = text.strip_prefix("// fields of ") {
-                region = Some(rest.split_once(" as ").expect("// fields of SCHEMA as VAR"));
+                let pairs = rest.split(", ").map(|p| p.split_once(" as ").expect("// fields of SCHEMA as VAR, …"));
+                region = Some(pairs.collect());
             } else if text == "// end of fields" {
                 region = None;
-            } else if let Some((schema, var)) = region {
-                let known = properties(&doc, schema);
-                for field in reads(line, var) {
-                    assert!(
-                        known.iter().any(|k| k == field),
-                        "app.js:{}: the UI reads {var}.{field}, but {schema} has no field {field} ({})",
-                        n + 1,
-                        known.join(", ")
-                    );
-                    checked += 1;
+            } else if let Some(pairs) = &region {
+                for (schema, var) in pairs {
+                    let known = properties(&doc, schema);
+                    for field in reads(line, var) {
+                        assert!(
+                            known.iter().any(|k| k == field),
+                            "app.js:{}: the UI reads {var}.{field}, but {schema} has no field {field} ({})",
+                            n + 1,
+                            known.join(", ")
+                        );
+                        checked += 1;
+                    }
                 }
             }
         }

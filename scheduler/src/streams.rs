@@ -109,7 +109,7 @@ fn view(s: &StreamInfo) -> Value {
 }
 
 /// Every stream with its state, progress and lag.
-#[utoipa::path(get, path = "/api/streams", responses((status = 200, body = Vec<Object>), (status = 503, body = ErrorAnswer)))]
+#[utoipa::path(get, path = "/api/streams", responses((status = 200, body = Vec<StreamInfo>), (status = 503, body = ErrorAnswer)))]
 pub(crate) async fn all(State(api): State<Api>) -> Answer {
     let list = api.streams.list().await.map_err(http_status)?;
     Ok(Json(Value::Array(list.iter().map(view).collect())))
@@ -117,7 +117,7 @@ pub(crate) async fn all(State(api): State<Api>) -> Answer {
 
 /// One stream.
 #[utoipa::path(get, path = "/api/streams/{name}", params(("name" = String, Path, description = "stream name")),
-    responses((status = 200, body = Object), (status = 404, body = ErrorAnswer), (status = 503, body = ErrorAnswer)))]
+    responses((status = 200, body = StreamInfo), (status = 404, body = ErrorAnswer), (status = 503, body = ErrorAnswer)))]
 pub(crate) async fn one(State(api): State<Api>, Path(name): Path<String>) -> Answer {
     let s = api.streams.get(&name).await.map_err(http_status)?;
     Ok(Json(view(&s)))
@@ -156,7 +156,7 @@ fn http_code(code: tonic::Code) -> StatusCode {
 }
 
 /// Creates and starts a stream.
-#[utoipa::path(post, path = "/api/streams", request_body = NewStream, responses((status = 200, body = Object),
+#[utoipa::path(post, path = "/api/streams", request_body = NewStream, responses((status = 200, body = StreamInfo),
     (status = 400, body = ErrorAnswer), (status = 409, body = ErrorAnswer), (status = 503, body = ErrorAnswer)))]
 pub(crate) async fn create(State(api): State<Api>, crate::api::Body(req): crate::api::Body<NewStream>) -> Answer {
     let made = change(&api.streams, &api.leadership, &req.name, "create", &req.sql, &req.trigger)

@@ -87,8 +87,9 @@ function fill(el, ...nodes) {
 }
 
 // ---- runs ----
-// Between `// fields of S as v` and `// end of fields`, every `v.name` is a
-// field of schema S in /api/openapi.json (the scheduler's openapi test).
+// Between `// fields of S as v[, T as w]` and `// end of fields`, every
+// `v.name` is a field of schema S in /api/openapi.json (the scheduler's
+// openapi test).
 // fields of Run as r
 function runsTable(runs, onCancel) {
   return table([
@@ -225,6 +226,7 @@ pages.job = {
   },
 };
 
+// fields of JobDetail as j, StageDetail as st, TaskDetail as t
 function jobView(j) {
   if (!j.stages) return h("div", { class: "card" }, h("b", {}, j.id), ": ", j.error);
   const stages = j.stages;
@@ -259,13 +261,17 @@ function jobView(j) {
         ], rowsOf(st.tasks)));
     }));
 }
+// end of fields
 
+// fields of Operator as op
 function operatorTree(op) {
   return h("li", {}, h("span", { class: "op", title: op.detail }, h("b", {}, op.name), op.detail.startsWith(op.name) ? op.detail.slice(op.name.length) : ` ${op.detail}`),
     op.children.length ? h("ul", { class: "tree" }, op.children.map(operatorTree)) : null);
 }
+// end of fields
 
 // The stages as a graph, each stage just left of the stage reading it.
+// fields of StageDetail as st
 function stageGraph(stages) {
   const byId = new Map(stages.map((st) => [st.id, st]));
   // Levels counted back from the final stage, so edges stay short.
@@ -306,6 +312,7 @@ function stageGraph(stages) {
     s("defs", {}, s("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto" }, s("path", { d: "M0,0 L10,5 L0,10 z", fill: "#8c959f" }))),
     edges, nodes));
 }
+// end of fields
 
 function resultTable(result) {
   const cols = result.columns.map((c) => ({ label: c.name, num: /Int|Float|Decimal/.test(c.type), cell: (row) => fmtCell(row[c.name]) }));

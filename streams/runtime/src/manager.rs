@@ -31,7 +31,7 @@ pub enum Desired {
 }
 
 /// What a stream is, as listed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum StreamState {
     /// Asked to run, and its last batch did not fail.
@@ -97,7 +97,7 @@ struct Stored {
 }
 
 /// A stream as listed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StreamInfo {
     /// The stream's name.
     pub name: String,

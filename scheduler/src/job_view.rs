@@ -1,6 +1,5 @@
-//! A Ballista job as the UI shows it: its stages with their tasks, rows,
-//! bytes, durations and errors, and each stage's plan as a tree of
-//! operators, which the page draws as a graph.
+//! A Ballista job as the UI shows it ([`stockyard_api::job_view`]), read
+//! off Ballista's execution graph.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,12 +9,12 @@ use ballista_core::serde::protobuf::task_status::Status as TaskState;
 use ballista_scheduler::cluster::JobState as JobStore;
 use ballista_scheduler::state::execution_stage::{ExecutionStage, TaskInfo};
 use datafusion::physical_plan::{ExecutionPlan, displayable};
-use serde_json::{Value, json};
+use stockyard_api::job_view::{JobDetail, Operator, StageDetail, TaskDetail};
 
 use crate::Scheduler;
 
 /// The job `job_id`, or `None` when the scheduler does not know it.
-pub async fn job(jobs: &Arc<dyn JobStore>, job_id: &str) -> Result<Option<Value>, String> {
+pub async fn job(jobs: &Arc<dyn JobStore>, job_id: &str) -> Result<Option<JobDetail>, String> {
     let Some(graph) = jobs.get_execution_graph(&job_id.to_string().into()).await.map_err(|e| e.to_string())? else {
         return Ok(None);
     };
@@ -35,7 +34,7 @@ pub async fn job(jobs: &Arc<dyn JobStore>, job_id: &str) -> Result<Option<Value>
             inputs.entry(*to).or_default().push(*id);
         }
     }
-    let stages: Vec<Value> = ids
+    let stages: Vec<StageDetail> = ids
         .iter()
         .map(|id| {
             let mut from = inputs.remove(id).unwrap_or_default();
@@ -44,18 +43,18 @@ pub async fn job(jobs: &Arc<dyn JobStore>, job_id: &str) -> Result<Option<Value>
         })
         .collect();
     let (start, end) = (graph.start_time(), graph.end_time());
-    Ok(Some(json!({
-        "id": job_id,
-        "name": graph.job_name(),
-        "status": status,
-        "error": error,
-        "started_at_ms": start,
-        "ended_at_ms": end,
-        "duration_ms": if end >= start && end > 0 { end - start } else { 0 },
-        "stage_count": graph.stage_count(),
-        "completed_stages": graph.completed_stages(),
-        "stages": stages,
-    })))
+    Ok(Some(JobDetail {
+        id: job_id.to_string(),
+        name: graph.job_name().to_string(),
+        status: status.to_string(),
+        error,
+        started_at_ms: start,
+        ended_at_ms: end,
+        duration_ms: if end >= start && end > 0 { end - start } else { 0 },
+        stage_count: graph.stage_count(),
+        completed_stages: graph.completed_stages(),
+        stages,
+    }))
 }
 
 /// Tasks running on each executor, by executor id.
@@ -79,7 +78,7 @@ fn output_links(stage: &ExecutionStage) -> &[usize] {
     }
 }
 
-fn stage(id: usize, stage: &ExecutionStage, inputs: Vec<usize>) -> Value {
+fn stage(id: usize, stage: &ExecutionStage, inputs: Vec<usize>) -> StageDetail {
     let (status, partitions, tasks, error): (&str, usize, Vec<Option<&TaskInfo>>, &str) = match stage {
         ExecutionStage::UnResolved(_) => ("waiting", 0, Vec::new(), ""),
         ExecutionStage::Resolved(s) => ("ready", s.partitions, vec![None; s.partitions], ""),
@@ -89,33 +88,45 @@ fn stage(id: usize, stage: &ExecutionStage, inputs: Vec<usize>) -> Value {
             ("failed", s.partitions, s.task_infos.iter().map(Option::as_ref).collect(), s.error_message.as_str())
         }
     };
-    let tasks: Vec<Value> = tasks.iter().enumerate().map(|(p, t)| task(p, *t)).collect();
-    let count = |state: &str| tasks.iter().filter(|t| t["status"] == state).count();
-    let sum = |field: &str| tasks.iter().filter_map(|t| t[field].as_u64()).sum::<u64>();
-    let starts = tasks.iter().filter_map(|t| t["started_at_ms"].as_u64()).filter(|t| *t > 0).min();
-    let ends = tasks.iter().filter_map(|t| t["ended_at_ms"].as_u64()).max();
-    let plan = stage.plan();
-    json!({
-        "id": id,
-        "status": status,
-        "partitions": partitions,
-        "tasks_succeeded": count("succeeded"),
-        "tasks_running": count("running"),
-        "tasks_failed": count("failed"),
-        "output_rows": sum("rows"),
-        "output_bytes": sum("bytes"),
-        "duration_ms": match (starts, ends) { (Some(s), Some(e)) if e >= s => e - s, _ => 0 },
-        "error": error,
-        "inputs": inputs,
-        "outputs": output_links(stage),
-        "plan": operator(plan),
-        "tasks": tasks,
-    })
+    let tasks: Vec<TaskDetail> = tasks.iter().enumerate().map(|(p, t)| task(p, *t)).collect();
+    let count = |state: &str| tasks.iter().filter(|t| t.status == state).count();
+    let starts = tasks.iter().filter_map(|t| t.started_at_ms).filter(|t| *t > 0).min();
+    let ends = tasks.iter().filter_map(|t| t.ended_at_ms).max();
+    StageDetail {
+        id,
+        status: status.to_string(),
+        partitions,
+        tasks_succeeded: count("succeeded"),
+        tasks_running: count("running"),
+        tasks_failed: count("failed"),
+        output_rows: tasks.iter().filter_map(|t| t.rows).sum(),
+        output_bytes: tasks.iter().filter_map(|t| t.bytes).sum(),
+        duration_ms: match (starts, ends) {
+            (Some(s), Some(e)) if e >= s => e - s,
+            _ => 0,
+        },
+        error: error.to_string(),
+        inputs,
+        outputs: output_links(stage).to_vec(),
+        plan: operator(stage.plan()),
+        tasks,
+    }
 }
 
-fn task(partition: usize, info: Option<&TaskInfo>) -> Value {
+fn task(partition: usize, info: Option<&TaskInfo>) -> TaskDetail {
     let Some(info) = info else {
-        return json!({"partition": partition, "status": "pending"});
+        return TaskDetail {
+            partition,
+            status: "pending".into(),
+            task_id: None,
+            executor: None,
+            started_at_ms: None,
+            ended_at_ms: None,
+            duration_ms: None,
+            rows: None,
+            bytes: None,
+            error: None,
+        };
     };
     let (status, executor, rows, bytes, error) = match &info.task_status {
         TaskState::Running(r) => ("running", r.executor_id.clone(), 0, 0, String::new()),
@@ -129,26 +140,25 @@ fn task(partition: usize, info: Option<&TaskInfo>) -> Value {
         ),
     };
     let (start, end) = (info.start_exec_time as u64, info.end_exec_time as u64);
-    json!({
-        "partition": partition,
-        "task_id": info.task_id,
-        "status": status,
-        "executor": executor,
-        "started_at_ms": start,
-        "ended_at_ms": end,
-        "duration_ms": end.saturating_sub(start),
-        "rows": rows,
-        "bytes": bytes,
-        "error": error,
-    })
+    TaskDetail {
+        partition,
+        status: status.to_string(),
+        task_id: Some(info.task_id),
+        executor: Some(executor),
+        started_at_ms: Some(start),
+        ended_at_ms: Some(end),
+        duration_ms: Some(end.saturating_sub(start)),
+        rows: Some(rows),
+        bytes: Some(bytes),
+        error: Some(error),
+    }
 }
 
-/// An operator and its inputs: `{"name", "detail", "children"}`.
-fn operator(plan: &dyn ExecutionPlan) -> Value {
-    let detail = displayable(plan).one_line().to_string();
-    json!({
-        "name": plan.name(),
-        "detail": detail.trim(),
-        "children": plan.children().into_iter().map(|c| operator(c.as_ref())).collect::<Vec<_>>(),
-    })
+/// An operator and its inputs.
+fn operator(plan: &dyn ExecutionPlan) -> Operator {
+    Operator {
+        name: plan.name().to_string(),
+        detail: displayable(plan).one_line().to_string().trim().to_string(),
+        children: plan.children().into_iter().map(|c| operator(c.as_ref())).collect(),
+    }
 }
