@@ -112,3 +112,48 @@ fn named(role: &Role, me: &Member) -> Option<Member> {
         Role::Follower(None) => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(id: &str) -> Member {
+        Member { id: id.into(), grpc: format!("{id}:50050"), http: format!("{id}:8080") }
+    }
+
+    #[test]
+    fn the_leader_is_read_from_the_role() {
+        let (me, other) = (member("me"), member("other"));
+        assert_eq!(named(&Role::Leader, &me), Some(me.clone()));
+        let value = serde_json::to_string(&other).unwrap();
+        assert_eq!(named(&Role::Follower(Some(value)), &me), Some(other));
+        assert_eq!(named(&Role::Follower(None), &me), None);
+        // A campaign value another version wrote that does not read is no leader.
+        assert_eq!(named(&Role::Follower(Some("{\"id\":7}".into())), &me), None);
+    }
+
+    #[tokio::test]
+    async fn the_last_leader_is_kept_while_none_is_known() {
+        let (tx, rx) = watch::channel(Role::Follower(None));
+        let last = Arc::new(std::sync::Mutex::new(None));
+        tokio::spawn(remember_leader(rx, member("me"), last.clone()));
+        let other = member("other");
+        tx.send(Role::Follower(Some(serde_json::to_string(&other).unwrap()))).unwrap();
+        let seen = async |want: Option<Member>| {
+            for _ in 0..200 {
+                if *last.lock().unwrap() == want {
+                    return true;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            false
+        };
+        assert!(seen(Some(other.clone())).await, "the leader was not remembered");
+        // etcd away: nobody is known to lead; the last one is kept.
+        tx.send(Role::Follower(None)).unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert_eq!(*last.lock().unwrap(), Some(other));
+        tx.send(Role::Leader).unwrap();
+        assert!(seen(Some(member("me"))).await, "this scheduler leading was not remembered");
+    }
+}

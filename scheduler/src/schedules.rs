@@ -512,4 +512,75 @@ mod tests {
         let next = schedule(0, "*/5 * * * *", 0).next_after(now);
         assert_eq!(next, DateTime::parse_from_rfc3339("2026-01-05T12:05:00Z").unwrap().timestamp_millis() as u64);
     }
+
+    /// Schedules over a memory store, with a runner whose MongoDB is never
+    /// reached: adding a schedule only checks it.
+    fn schedules() -> Arc<Schedules> {
+        let mongo = Arc::new(stockyard_mongo::MongoSource::new("mongodb://127.0.0.1:9", "db"));
+        let targets = crate::runner::JobTargets {
+            scheduler: stockyard_plan::session::Route { scheduler: "127.0.0.1:9".into(), dialer: None },
+            catalog: Arc::new(stockyard_mongo::MongoCatalog::new(mongo.clone(), 10, Duration::from_secs(60))),
+            mongo,
+            allow_local_files: false,
+            redis_url: "redis://127.0.0.1:9".into(),
+            archive_dest: "/data/archive".into(),
+            allowed_dests: vec!["/data/archive".into()],
+        };
+        let store: Arc<dyn StateStore> = Arc::new(stockyard_state::MemoryStore::default());
+        let runner = Arc::new(JobRunner::new(targets, store.clone(), Duration::from_secs(3600), "test".into()));
+        Schedules::new(store, runner)
+    }
+
+    fn info(name: &str, job: &str, every: &str, cron: &str, params: &[(&str, &str)]) -> ScheduleInfo {
+        ScheduleInfo {
+            name: name.into(),
+            job: job.into(),
+            every: every.into(),
+            cron: cron.into(),
+            params: params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_schedule_is_checked_whole_before_it_is_stored() {
+        let s = schedules();
+        let refused = async |i: ScheduleInfo| s.add(&i).await.unwrap_err().to_string();
+        assert_eq!(
+            refused(info("a b", "kpi", "1m", "", &[])).await,
+            "'a b' is not a schedule name (letters, digits, - and _)"
+        );
+        assert_eq!(refused(info("x", "nap", "1m", "", &[])).await, "no job named 'nap' (jobs: kpi, archive, sql)");
+        assert_eq!(refused(info("x", "kpi", "soon", "", &[])).await, "'soon' is not an interval like 30s, 1m or 5m");
+        assert!(
+            refused(info("x", "kpi", "", "61 * * * *", &[])).await.starts_with("'61 * * * *' is not a cron expression")
+        );
+        assert_eq!(
+            refused(info("x", "kpi", "", "", &[])).await,
+            "a schedule needs either an interval (--every) or a cron expression (--cron)"
+        );
+        assert_eq!(
+            refused(info("x", "kpi", "1m", "", &[("window", "-1m")])).await,
+            "window: '-1m' is not a duration like 90s, 15m or 2h"
+        );
+        assert!(
+            refused(info("x", "archive", "5m", "", &[("dest", "/etc")]))
+                .await
+                .starts_with("the archive destination '/etc'")
+        );
+        assert!(s.list().await.unwrap().is_empty(), "a refused schedule was stored");
+
+        let added = s.add(&info("kpi-1", "kpi", "90s", "", &[("ttl", "120s")])).await.unwrap();
+        assert_eq!((added.job, added.every_ms, added.paused), (Job::Kpi, 90_000, false));
+        assert_eq!(refused(info("kpi-1", "kpi", "1m", "", &[])).await, "schedule 'kpi-1' already exists");
+        let paused = s.apply("kpi-1", ScheduleAction::Pause, None).await.unwrap();
+        assert_eq!((paused.0.paused, paused.1), (true, None));
+        let names: Vec<String> = s.list().await.unwrap().into_iter().map(|s| s.name).collect();
+        assert_eq!(names, ["kpi-1"]);
+        s.apply("kpi-1", ScheduleAction::Remove, None).await.unwrap();
+        assert_eq!(
+            s.apply("kpi-1", ScheduleAction::Resume, None).await.unwrap_err().to_string(),
+            "no schedule named 'kpi-1'"
+        );
+    }
 }
