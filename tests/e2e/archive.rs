@@ -12,7 +12,7 @@ use mongodb::bson::{Bson, DateTime, Document, doc};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::{Value, json};
 use stockyard_mongo::rest_column::{ARCHIVE_MARK, documents};
-use stockyard_tests::{Cluster, Mongo, S3};
+use stockyard_tests::{Cluster, Mongo, S3, archive_all};
 
 pub(crate) const DB: &str = "supply_chain";
 pub(crate) const NOW: &str = "2026-01-05T12:00:00Z";
@@ -121,18 +121,7 @@ fn cluster(mongo: &Mongo, extra: &[(&str, &str)]) -> Cluster {
 }
 
 fn archive(cluster: &Cluster, dest: &str) -> (i32, Value, String) {
-    let run = cluster.stockyard(&[
-        "run",
-        "archive",
-        "--now",
-        NOW,
-        "--threshold-mb",
-        "0",
-        "--older-than",
-        "120m",
-        "--dest",
-        dest,
-    ]);
+    let run = cluster.stockyard(&archive_all(NOW, "120m", dest));
     let summary = run.stdout.lines().last().and_then(|l| serde_json::from_str(l).ok()).unwrap_or(Value::Null);
     (run.code, summary, run.stderr)
 }

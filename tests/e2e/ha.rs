@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::Value;
 use stockyard_tests::cluster::{base_command, run};
 use stockyard_tests::process::{Watchdog, log_tails, wait_for_port, watchdog};
-use stockyard_tests::{Etcd, Mongo, Proc, Run, free_port, http, http_get, within};
+use stockyard_tests::{Etcd, Mongo, Proc, Run, archive_all, free_port, http, http_get, within};
 use tempfile::TempDir;
 
 use crate::archive::{DB, FACTS, NOW, all, assert_exactly_once, load, selected};
@@ -190,18 +190,7 @@ fn the_standby_takes_over_a_dead_leaders_run_its_executors_and_its_schedules() {
 
     // The archive run: a marks, then dies. The CLI follows the run to the
     // new leader and prints the rerun's summary.
-    let archive = ha.stockyard(&[
-        "run",
-        "archive",
-        "--now",
-        NOW,
-        "--threshold-mb",
-        "0",
-        "--older-than",
-        "120m",
-        "--dest",
-        dest.path().to_str().unwrap(),
-    ]);
+    let archive = ha.stockyard(&archive_all(NOW, "120m", dest.path().to_str().unwrap()));
     assert!(a.proc.wait_exit(Duration::from_secs(10)).is_some(), "a died at the fault point");
     assert_eq!(archive.code, 0, "{}\n{}\n{}", archive.stdout, archive.stderr, ha.logs());
     let summary: Value = serde_json::from_str(archive.stdout.lines().last().unwrap()).unwrap();

@@ -7,6 +7,7 @@ mod cluster;
 mod generate;
 mod ha;
 mod kpi;
+mod kpi_golden;
 mod mongo;
 mod openapi;
 mod pipelines;

@@ -269,6 +269,12 @@ pub fn run_within(mut cmd: Command, limit: Duration) -> Run {
     Run { code, stdout: stdout.join().unwrap_or_default(), stderr }
 }
 
+/// `stockyard run archive` arguments that archive every fact older than
+/// `older_than` before `now`, whatever the data's size, to `dest`.
+pub fn archive_all<'a>(now: &'a str, older_than: &'a str, dest: &'a str) -> [&'a str; 10] {
+    ["run", "archive", "--now", now, "--threshold-mb", "0", "--older-than", older_than, "--dest", dest]
+}
+
 /// `path` as a SQL string literal.
 pub fn sql_path(path: &Path) -> String {
     format!("'{}'", path.display().to_string().replace('\'', "''"))

@@ -10,6 +10,6 @@ pub mod services;
 pub mod token;
 
 pub use browser::Browser;
-pub use cluster::{Cluster, Run};
+pub use cluster::{Cluster, Run, archive_all};
 pub use process::{Proc, free_port, http, http_get, http_with, repo_root, stockyard_bin, within};
 pub use services::{Etcd, Kafka, Mongo, Redis, S3, venv_bin};

@@ -98,19 +98,7 @@ fn the_rest_api_shows_kpi_and_archive_runs_and_schedule_changes() {
     assert!(archive["total_records"].as_u64().unwrap() > 0, "{archive}");
 
     // A schedule changed through the API is what the CLI lists.
-    cluster
-        .stockyard(&[
-            "schedules",
-            "add",
-            "hourly",
-            "--job",
-            "kpi",
-            "--every",
-            "1h",
-            "--param",
-            "now=2026-01-05T12:00:00Z",
-        ])
-        .ok();
+    cluster.stockyard(&HOURLY_KPI).ok();
     let metrics = http(cluster.http_port, "GET", "/metrics", None).1;
     assert!(metrics.contains("stockyard_schedule_lateness_seconds{schedule=\"hourly\"} 0\n"), "{metrics}");
     assert!(metrics.contains("stockyard_schedule_skipped_ticks{schedule=\"hourly\"} 0\n"), "{metrics}");

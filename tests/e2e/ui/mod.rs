@@ -11,10 +11,13 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use stockyard_tests::{Cluster, Mongo, Redis, http};
+use stockyard_tests::{Cluster, Mongo, Redis, archive_all, http};
 
 pub(crate) const DB: &str = "supply_chain";
 pub(crate) const NOW: &str = "2026-01-05T12:00:00Z";
+/// A KPI schedule every hour, with the seed data's `now`.
+pub(crate) const HOURLY_KPI: [&str; 9] =
+    ["schedules", "add", "hourly", "--job", "kpi", "--every", "1h", "--param", "now=2026-01-05T12:00:00Z"];
 pub(crate) const KPIS: [&str; 5] =
     ["inventory_level", "stockout_alerts", "supplier_performance", "dc_utilization", "regional_performance"];
 
@@ -65,23 +68,7 @@ pub(crate) fn cluster_with_runs(mongo: &Mongo, redis: &Redis) -> (Cluster, Value
     let last = |out: &str| -> Value { serde_json::from_str(out.lines().last().unwrap()).unwrap() };
     let kpi = last(&cluster.stockyard(&["run", "kpi", "--now", NOW, "--ttl", "600s"]).ok().stdout);
     let dest = cluster.dir.path().join("archive");
-    let archive = last(
-        &cluster
-            .stockyard(&[
-                "run",
-                "archive",
-                "--now",
-                NOW,
-                "--threshold-mb",
-                "0",
-                "--older-than",
-                "60m",
-                "--dest",
-                dest.to_str().unwrap(),
-            ])
-            .ok()
-            .stdout,
-    );
+    let archive = last(&cluster.stockyard(&archive_all(NOW, "60m", dest.to_str().unwrap())).ok().stdout);
     assert_eq!(kpi["status"], "succeeded", "{kpi}");
     assert_eq!(archive["status"], "succeeded", "{archive}");
     (cluster, kpi, archive, dest)

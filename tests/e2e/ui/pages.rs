@@ -14,19 +14,7 @@ fn every_page_works_in_a_browser() {
     let (cluster, kpi, archive, _) = cluster_with_runs(&mongo, &redis);
     let kpi_id = kpi["run_id"].as_str().unwrap();
     let archive_id = archive["run_id"].as_str().unwrap();
-    cluster
-        .stockyard(&[
-            "schedules",
-            "add",
-            "hourly",
-            "--job",
-            "kpi",
-            "--every",
-            "1h",
-            "--param",
-            "now=2026-01-05T12:00:00Z",
-        ])
-        .ok();
+    cluster.stockyard(&HOURLY_KPI).ok();
     let mut b = Browser::start(shots("pages"), cluster.dir.path());
     let base = format!("http://127.0.0.1:{}", cluster.http_port);
     let wait = Duration::from_secs(20);
