@@ -8,6 +8,7 @@
 //! what the handlers send.
 
 pub mod action;
+pub mod cluster;
 pub mod job_view;
 pub mod params;
 pub mod record;

@@ -124,10 +124,6 @@ impl StreamSummary {
     }
 }
 
-fn kafka(e: KafkaError) -> GenerateError {
-    GenerateError::Kafka(e.to_string())
-}
-
 /// One stream's topic, open for writing.
 struct Topic {
     broker: Broker,
@@ -141,14 +137,14 @@ impl Topic {
         let location: KafkaLocation = format!("kafka://{}/{}", opts.brokers, kind.name())
             .parse()
             .map_err(|e: stockyard_stream_source::LocationError| GenerateError::Options(e.to_string()))?;
-        let broker = Broker::connect(&location).await.map_err(kafka)?;
+        let broker = Broker::connect(&location).await?;
         let partitions = match broker.partitions().await {
             Ok(p) => p.len() as i32,
             Err(KafkaError::NoTopic { .. }) => {
-                broker.create_topic(opts.partitions).await.map_err(kafka)?;
+                broker.create_topic(opts.partitions).await?;
                 opts.partitions
             }
-            Err(e) => return Err(kafka(e)),
+            Err(e) => return Err(e.into()),
         };
         let summary = StreamSummary { topic: kind.name().into(), partitions, ..Default::default() };
         Ok(Topic { broker, partitions, pending: BTreeMap::new(), summary })
@@ -161,7 +157,7 @@ impl Topic {
         queue.push(e.value);
         if queue.len() >= CHUNK {
             let values = std::mem::take(queue);
-            self.broker.produce(p, values).await.map_err(kafka)?;
+            self.broker.produce(p, values).await?;
             return Ok(true);
         }
         Ok(false)
@@ -170,7 +166,7 @@ impl Topic {
     async fn flush(&mut self) -> Result<(), GenerateError> {
         for (p, values) in std::mem::take(&mut self.pending) {
             if !values.is_empty() {
-                self.broker.produce(p, values).await.map_err(kafka)?;
+                self.broker.produce(p, values).await?;
             }
         }
         Ok(())

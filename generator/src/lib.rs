@@ -131,10 +131,13 @@ pub enum GenerateError {
         action: String,
         /// The driver's message, without its labels and the server's reply.
         message: String,
+        /// The driver's error, masked (it can quote the connection string).
+        #[source]
+        source: stockyard_mask::Masked,
     },
     /// A Kafka call failed.
-    #[error("{0}")]
-    Kafka(String),
+    #[error(transparent)]
+    Kafka(#[from] stockyard_stream_source::KafkaError),
 }
 
 /// What a run wrote.

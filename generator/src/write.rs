@@ -152,8 +152,9 @@ async fn replace_by_key(db: &Database, collection: &str, key: &str, docs: Vec<Do
 fn mongo(action: &str) -> impl FnOnce(mongodb::error::Error) -> GenerateError {
     let action = action.to_string();
     move |e| {
-        let full = e.to_string();
+        let source = stockyard_mask::Masked::new(&e);
+        let full = source.to_string();
         let message = full.split(", labels: ").next().unwrap_or(&full).trim_start_matches("Kind: ").to_string();
-        GenerateError::Mongo { action, message }
+        GenerateError::Mongo { action, message, source }
     }
 }

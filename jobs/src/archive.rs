@@ -30,6 +30,7 @@ use object_store::ObjectStoreExt;
 use object_store::path::Path;
 use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
 use serde_json::{Value, json};
+use stockyard_mask::Masked;
 use stockyard_mongo::MongoSource;
 use stockyard_mongo::rest_column::ARCHIVE_MARK;
 use stockyard_plan::archive::{ArchiveSpec, ArchiveTable};
@@ -59,31 +60,49 @@ pub struct ArchiveParams {
 /// copy was written and counted; the next run picks up where this stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
-    /// `reason` names MongoDB and what was being done.
-    #[error("{}{reason}", run_prefix(run))]
+    /// MongoDB failed; its error names MongoDB and what was being done.
+    #[error("{}{source}", run_prefix(run))]
     Mongo {
         /// The run's id, or `-` before there is one.
         run: String,
-        /// MongoDB's error, with what was being done.
-        reason: String,
+        /// MongoDB's error.
+        #[source]
+        source: stockyard_mongo::MongoError,
     },
     /// Copying the marked documents to Parquet failed.
-    #[error("archive run {run}: writing the Parquet copy failed: {reason}")]
+    #[error("archive run {run}: writing the Parquet copy failed: {source}")]
     Write {
         /// The run's id.
         run: String,
-        /// DataFusion's error, without its backtrace.
-        reason: String,
+        /// DataFusion's error without its backtrace, masked.
+        #[source]
+        source: Masked,
     },
     /// The archive store failed while opening it or handling its files.
-    #[error("archive run {run}: the archive store failed while {doing}: {reason}")]
+    #[error("archive run {run}: the archive store failed while {doing}: {source}")]
     Store {
         /// The run's id.
         run: String,
         /// What the run was doing, e.g. `writing the metadata`.
         doing: String,
-        /// The store's error.
-        reason: String,
+        /// The store's error, masked (a store may quote its keys back).
+        #[source]
+        source: Masked,
+    },
+    /// A written file's footer holds another number of rows than the run
+    /// wrote into it.
+    #[error(
+        "archive run {run}: the archive store failed while reading {path} back: it holds {held} rows, {written} were written"
+    )]
+    ReadBack {
+        /// The run's id.
+        run: String,
+        /// The file, under the destination.
+        path: String,
+        /// Rows its footer says it holds.
+        held: u64,
+        /// Rows the run wrote into it.
+        written: u64,
     },
     /// A collection's Parquet copy holds a different number of rows than
     /// were marked, so nothing was deleted.
@@ -174,12 +193,12 @@ struct File {
 }
 
 impl Job<'_> {
-    fn mongo_error(&self, run: &str, doing: &str, e: impl std::fmt::Display) -> ArchiveError {
-        ArchiveError::Mongo { run: run.into(), reason: self.mongo.error(doing, e).to_string() }
+    fn mongo_error(&self, run: &str, doing: &str, e: impl std::error::Error + 'static) -> ArchiveError {
+        ArchiveError::Mongo { run: run.into(), source: self.mongo.error(doing, e) }
     }
 
     async fn db(&self, run: &str) -> Result<mongodb::Database, ArchiveError> {
-        self.mongo.database().await.map_err(|e| ArchiveError::Mongo { run: run.into(), reason: e.to_string() })
+        self.mongo.database().await.map_err(|source| ArchiveError::Mongo { run: run.into(), source })
     }
 
     async fn ledger(&self) -> Result<mongodb::Collection<Document>, ArchiveError> {
@@ -250,7 +269,7 @@ impl Job<'_> {
         let store = store::open(&dest).map_err(|e| ArchiveError::Store {
             run: run.clone(),
             doing: "opening".into(),
-            reason: e.to_string(),
+            source: Masked::new(&e),
         })?;
         let mut marked = Document::new();
         for (collection, _) in facts() {
@@ -317,7 +336,7 @@ impl Job<'_> {
                 .map_err(|e| ArchiveError::Store {
                     run: run.clone(),
                     doing: "writing the metadata".into(),
-                    reason: e.to_string(),
+                    source: Masked::new(&e),
                 })?;
             self.set_state(&run, "deleting", doc! {}).await?;
             state = "deleting".into();
@@ -372,10 +391,8 @@ impl Job<'_> {
             attempt: attempt.into(),
             dest: dest.into(),
         };
-        let fail = |e: datafusion::error::DataFusionError| ArchiveError::Write {
-            run: run.into(),
-            reason: e.strip_backtrace(),
-        };
+        let fail =
+            |e: datafusion::error::DataFusionError| ArchiveError::Write { run: run.into(), source: Masked::new(&e) };
         let table = ArchiveTable::new(spec, schema, Some(self.mongo.clone()));
         let batches = self.ctx.read_table(Arc::new(table)).map_err(fail)?.collect().await.map_err(fail)?;
         Ok(batches.iter().flat_map(files).collect())
@@ -385,17 +402,22 @@ impl Job<'_> {
     async fn verify(&self, run: &str, dest: &Destination, files: &[File]) -> Result<u64, ArchiveError> {
         let mut rows = 0;
         for file in files {
-            let fail = |e: String| ArchiveError::Store {
+            let fail = |e: &(dyn std::error::Error + 'static)| ArchiveError::Store {
                 run: run.into(),
                 doing: format!("reading {} back", file.path),
-                reason: e,
+                source: Masked::new(e),
             };
             let reader =
                 ParquetObjectReader::new(dest.store.clone(), Path::from(file.path.as_str())).with_file_size(file.bytes);
-            let builder = ParquetRecordBatchStreamBuilder::new(reader).await.map_err(|e| fail(e.to_string()))?;
+            let builder = ParquetRecordBatchStreamBuilder::new(reader).await.map_err(|e| fail(&e))?;
             let n = builder.metadata().file_metadata().num_rows() as u64;
             if n != file.rows {
-                return Err(fail(format!("it holds {n} rows, {} were written", file.rows)));
+                return Err(ArchiveError::ReadBack {
+                    run: run.into(),
+                    path: file.path.clone(),
+                    held: n,
+                    written: file.rows,
+                });
             }
             rows += n;
         }
@@ -414,7 +436,7 @@ impl Job<'_> {
         let fail = |e: object_store::Error| ArchiveError::Store {
             run: run.into(),
             doing: format!("listing {collection}"),
-            reason: e.to_string(),
+            source: Masked::new(&e),
         };
         let prefix = dest.path([collection]);
         let listed: Vec<_> = dest.store.list(Some(&prefix)).try_collect().await.map_err(fail)?;

@@ -6,10 +6,19 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::error::ArrowError;
 use datafusion::prelude::SessionContext;
 use serde_json::{Value, json};
 
-use crate::JobError;
+use stockyard_api::cluster::KpiCache;
+
+use crate::{JobError, RedisFailure};
+
+/// How long a write of the KPIs may wait for Redis.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a reader of the cache waits for Redis.
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The five KPIs: Redis key and SQL (`kpi/<name>.sql`).
 pub const KPIS: [(&str, &str); 5] = [
@@ -79,27 +88,32 @@ fn rows_json(batches: &[RecordBatch]) -> Result<String, JobError> {
             .with_explicit_nulls(true)
             .build::<_, arrow::json::writer::JsonArray>(&mut buf);
         for b in batches {
-            writer.write(b).map_err(|e| JobError::Compute(e.to_string()))?;
+            writer.write(b)?;
         }
-        writer.finish().map_err(|e| JobError::Compute(e.to_string()))?;
+        writer.finish()?;
     }
     if buf.is_empty() {
         return Ok("[]".into());
     }
-    String::from_utf8(buf).map_err(|e| JobError::Compute(e.to_string()))
+    Ok(String::from_utf8(buf).map_err(external)?)
+}
+
+/// A failure outside arrow while rendering rows, its source kept.
+fn external(e: impl std::error::Error + Send + Sync + 'static) -> ArrowError {
+    ArrowError::ExternalError(Box::new(e))
 }
 
 /// Arrow rows as JSON values, for reading counts back.
 fn rows(batches: &[RecordBatch]) -> Result<Vec<Value>, JobError> {
-    match serde_json::from_str(&rows_json(batches)?).map_err(|e| JobError::Compute(e.to_string()))? {
+    let json = rows_json(batches)?;
+    match serde_json::from_str(&json).map_err(external)? {
         Value::Array(rows) => Ok(rows),
         _ => Ok(Vec::new()),
     }
 }
 
 async fn query(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, JobError> {
-    let frame = ctx.sql(sql).await.map_err(|e| JobError::Compute(e.strip_backtrace()))?;
-    frame.collect().await.map_err(|e| JobError::Compute(e.strip_backtrace()))
+    Ok(ctx.sql(sql).await?.collect().await?)
 }
 
 /// A dimension with more rows than this stays a MongoDB table rather than
@@ -115,7 +129,6 @@ const INLINE_MAX_BYTES: usize = 8 << 20;
 /// Otherwise every executor reads every dimension from MongoDB for itself:
 /// on the seed workload, two thirds of all documents a run read.
 async fn inline_dimensions(ctx: &SessionContext) -> Result<(), JobError> {
-    let compute = |e: datafusion::error::DataFusionError| JobError::Compute(e.strip_backtrace());
     let dimensions: Vec<&str> = crate::tables::collections()
         .into_iter()
         .filter(|(_, _, event_time)| event_time.is_none())
@@ -130,10 +143,10 @@ async fn inline_dimensions(ctx: &SessionContext) -> Result<(), JobError> {
         if rows > INLINE_MAX_ROWS || bytes > INLINE_MAX_BYTES {
             continue;
         }
-        let schema = ctx.table_provider(*name).await.map_err(compute)?.schema();
-        let table = datafusion::datasource::MemTable::try_new(schema, vec![batches]).map_err(compute)?;
-        ctx.deregister_table(*name).map_err(compute)?;
-        ctx.register_table(*name, std::sync::Arc::new(table)).map_err(compute)?;
+        let schema = ctx.table_provider(*name).await?.schema();
+        let table = datafusion::datasource::MemTable::try_new(schema, vec![batches])?;
+        ctx.deregister_table(*name)?;
+        ctx.register_table(*name, std::sync::Arc::new(table))?;
     }
     Ok(())
 }
@@ -246,10 +259,10 @@ pub async fn write(
     written_at: DateTime<Utc>,
 ) -> Result<(), JobError> {
     let redact = stockyard_mongo::redact(redis_url);
-    let fail = |e: &dyn std::fmt::Display| JobError::Redis(format!("{redact}: {e}"));
-    let client = redis::Client::open(redis_url).map_err(|e| fail(&e))?;
+    let fail = |source: RedisFailure| JobError::Redis { server: redact.clone(), source };
+    let client = redis::Client::open(redis_url).map_err(|e| fail(e.into()))?;
     let write = async {
-        let mut con = client.get_multiplexed_async_connection().await.map_err(|e| fail(&e))?;
+        let mut con = client.get_multiplexed_async_connection().await.map_err(|e| fail(e.into()))?;
         let mut pipe = redis::pipe();
         pipe.atomic();
         let ttl = ttl.as_secs().max(1);
@@ -257,25 +270,21 @@ pub async fn write(
             pipe.set_ex(key, value, ttl).ignore();
         }
         pipe.set_ex("kpi:last_update", iso(written_at), ttl).ignore();
-        pipe.query_async::<()>(&mut con).await.map_err(|e| fail(&e))
+        pipe.query_async::<()>(&mut con).await.map_err(|e| fail(e.into()))
     };
-    tokio::time::timeout(Duration::from_secs(10), write)
-        .await
-        .map_err(|_| JobError::Redis(format!("{redact}: no answer within 10 s")))?
+    tokio::time::timeout(WRITE_TIMEOUT, write).await.map_err(|_| fail(RedisFailure::Timeout(WRITE_TIMEOUT)))?
 }
 
 /// Runs `pipe` (one MULTI/EXEC) on Redis for a reader of the cache, within 5 s.
 async fn read_cache<T: redis::FromRedisValue>(redis_url: &str, pipe: &redis::Pipeline) -> Result<T, JobError> {
     let redact = stockyard_mongo::redact(redis_url);
-    let fail = |e: &dyn std::fmt::Display| JobError::RedisRead(format!("{redact}: {e}"));
-    let client = redis::Client::open(redis_url).map_err(|e| fail(&e))?;
+    let fail = |source: RedisFailure| JobError::RedisRead { server: redact.clone(), source };
+    let client = redis::Client::open(redis_url).map_err(|e| fail(e.into()))?;
     let read = async {
-        let mut con = client.get_multiplexed_async_connection().await.map_err(|e| fail(&e))?;
-        pipe.query_async(&mut con).await.map_err(|e| fail(&e))
+        let mut con = client.get_multiplexed_async_connection().await.map_err(|e| fail(e.into()))?;
+        pipe.query_async(&mut con).await.map_err(|e| fail(e.into()))
     };
-    tokio::time::timeout(Duration::from_secs(5), read)
-        .await
-        .map_err(|_| JobError::RedisRead(format!("{redact}: no answer within 5 s")))?
+    tokio::time::timeout(READ_TIMEOUT, read).await.map_err(|_| fail(RedisFailure::Timeout(READ_TIMEOUT)))?
 }
 
 /// When the cached KPIs were written (`kpi:last_update`) and the seconds
@@ -289,19 +298,20 @@ pub async fn freshness(redis_url: &str) -> Result<(Option<String>, Option<i64>),
 /// What the cache holds now, as the UI shows it: each KPI key's JSON (null
 /// when absent), `kpi:data_quality`, `kpi:last_update` and the seconds left
 /// before the keys expire. One MULTI/EXEC, so all of it comes from one run.
-pub async fn read(redis_url: &str) -> Result<Value, JobError> {
+pub async fn read(redis_url: &str) -> Result<KpiCache, JobError> {
     let keys: Vec<&str> = KPIS.iter().map(|(k, _)| *k).chain(["kpi:data_quality", "kpi:last_update"]).collect();
     let (values, ttl): (Vec<Option<String>>, i64) =
         read_cache(redis_url, redis::pipe().atomic().mget(&keys).ttl("kpi:last_update")).await?;
     let parse = |v: &Option<String>| {
         v.as_deref().map(|s| serde_json::from_str(s).unwrap_or_else(|_| json!(s))).unwrap_or(Value::Null)
     };
-    let kpis: serde_json::Map<String, Value> =
+    let kpis =
         KPIS.iter().zip(&values).map(|((k, _), v)| (k.trim_start_matches("kpi:").to_string(), parse(v))).collect();
-    Ok(json!({
-        "kpis": kpis,
-        "data_quality": parse(&values[KPIS.len()]),
-        "last_update": values[KPIS.len() + 1],
-        "expires_in_s": if ttl >= 0 { json!(ttl) } else { Value::Null },
-    }))
+    Ok(KpiCache {
+        kpis,
+        data_quality: parse(&values[KPIS.len()]),
+        last_update: values[KPIS.len() + 1].clone(),
+        expires_in_s: (ttl >= 0).then_some(ttl),
+        age_s: None,
+    })
 }

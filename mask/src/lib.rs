@@ -10,7 +10,9 @@
 //!   replaces each of them, raw and percent-encoded, wherever it appears.
 //!
 //! [`sql`] masks the values of `OPTIONS` whose names say they are secret,
-//! before SQL is stored.
+//! before SQL is stored. [`Masked`] keeps a library's error chain as the
+//! source of ours with every level's text masked, so printing the chain
+//! cannot leak what the library quoted back.
 
 use std::sync::RwLock;
 
@@ -61,7 +63,13 @@ pub fn text(s: &str) -> String {
         }
     }
     if out.contains("://") {
-        out = out.split_inclusive(char::is_whitespace).map(uri).collect();
+        out = out
+            .split_inclusive(char::is_whitespace)
+            .map(|word| {
+                let bare = word.trim_end_matches(char::is_whitespace);
+                uri(bare) + &word[bare.len()..]
+            })
+            .collect();
     }
     out
 }
@@ -154,6 +162,35 @@ fn percent_decode(s: &str) -> Result<String, std::str::Utf8Error> {
     percent_encoding::percent_decode_str(s).decode_utf8().map(|d| d.into_owned())
 }
 
+/// An error chain with every level's message masked by [`text`] and
+/// [`uri`]: what a library error said (a driver quoting the connection
+/// string back, a store naming its key), safe to print at any depth.
+#[derive(Debug, Clone)]
+pub struct Masked {
+    message: String,
+    source: Option<Box<Masked>>,
+}
+
+impl Masked {
+    /// Masks `e` and each of its sources, keeping their order.
+    pub fn new(e: &(dyn std::error::Error + 'static)) -> Self {
+        let message = text(&e.to_string());
+        Self { message, source: e.source().map(|s| Box::new(Masked::new(s))) }
+    }
+}
+
+impl std::fmt::Display for Masked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Masked {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|s| s as &(dyn std::error::Error + 'static))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,6 +219,8 @@ mod tests {
             text("connecting to mongodb://u:Zx/?#@:%9-q@db:1/x failed"),
             "connecting to mongodb://u:***@db:1/x failed"
         );
+        // An unregistered password in a connection string, mid-sentence.
+        assert_eq!(text("dial redis://:pw123@cache:6379 refused"), "dial redis://:***@cache:6379 refused");
         // Too short to mask in free text.
         register("ab");
         assert_eq!(text("tab"), "tab");
@@ -196,5 +235,31 @@ mod tests {
         );
         assert_eq!(sql("SELECT 'password', 'x'"), "SELECT 'password', 'x'");
         assert_eq!(sql("SELECT ';' AS a"), "SELECT ';' AS a");
+    }
+
+    #[test]
+    fn a_masked_chain_keeps_every_level_and_no_password() {
+        #[derive(Debug)]
+        struct Level(&'static str, Option<Box<Level>>);
+        impl std::fmt::Display for Level {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.0)
+            }
+        }
+        impl std::error::Error for Level {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                self.1.as_deref().map(|s| s as _)
+            }
+        }
+        let inner = Level("dial mongodb://app:hunter22@db:27017 refused", None);
+        let outer = Level("server selection failed", Some(Box::new(inner)));
+        let masked = Masked::new(&outer);
+        let mut chain = vec![masked.to_string()];
+        let mut next = std::error::Error::source(&masked);
+        while let Some(e) = next {
+            chain.push(e.to_string());
+            next = e.source();
+        }
+        assert_eq!(chain, ["server selection failed", "dial mongodb://app:***@db:27017 refused"]);
     }
 }

@@ -26,7 +26,7 @@ pub struct MongoCatalog {
     names: Mutex<Vec<String>>,
     /// The last failure to reach MongoDB, repeated for a few seconds
     /// instead of waiting out another server-selection timeout.
-    failure: Mutex<Option<(String, Instant)>>,
+    failure: Mutex<Option<(MongoError, Instant)>>,
     listed_at: Mutex<Option<Instant>>,
 }
 
@@ -80,15 +80,23 @@ impl MongoCatalog {
 
     /// Why MongoDB failed in the last few seconds, if it did.
     pub fn recent_failure(&self) -> Option<String> {
+        match self.recent_error()? {
+            MongoError::Operation { message, .. } => Some(message),
+            e => Some(e.to_string()),
+        }
+    }
+
+    /// The error behind [`MongoCatalog::recent_failure`], its source kept.
+    fn recent_error(&self) -> Option<MongoError> {
         let failure = self.failure.lock().expect("failure lock");
-        failure.as_ref().filter(|(_, at)| at.elapsed() < FAILURE_MEMORY).map(|(m, _)| m.clone())
+        failure.as_ref().filter(|(_, at)| at.elapsed() < FAILURE_MEMORY).map(|(e, _)| e.clone())
     }
 
     fn remember<T>(&self, result: Result<T, MongoError>) -> Result<T, MongoError> {
         let mut failure = self.failure.lock().expect("failure lock");
         match &result {
             Ok(_) => *failure = None,
-            Err(MongoError::Operation { message, .. }) => *failure = Some((message.clone(), Instant::now())),
+            Err(e @ MongoError::Operation { .. }) => *failure = Some((e.clone(), Instant::now())),
             Err(_) => {}
         }
         result
@@ -107,12 +115,8 @@ impl MongoCatalog {
         {
             return Ok(Some(schema.clone()));
         }
-        if let Some(message) = self.recent_failure() {
-            return Err(MongoError::Operation {
-                uri: self.source.redacted_uri(),
-                action: "listing collections".into(),
-                message,
-            });
+        if let Some(e) = self.recent_error() {
+            return Err(e);
         }
         let db = self.source.database().await?;
         let listed = db

@@ -34,17 +34,30 @@ pub fn exact(field: &Field, value: RawBsonRef) -> bool {
     }
 }
 
-/// Why a document's rest could not be taken.
+/// Why a document's rest could not be taken, or an archived row not be
+/// turned back into a document.
 #[derive(Debug, thiserror::Error)]
-#[error("a document is not valid BSON: {0}")]
-pub struct RestError(String);
+pub enum RestError {
+    /// The document's bytes are not valid BSON.
+    #[error("a document is not valid BSON: {0}")]
+    Bson(#[from] bson::error::Error),
+    /// The rest column's text is not JSON.
+    #[error("the {REST_COLUMN} column is not valid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The batch has a rest column of another type.
+    #[error("{REST_COLUMN} is not a string column")]
+    NotText,
+    /// The rest column holds JSON that is not an object.
+    #[error("{REST_COLUMN} holds {0}, not a document")]
+    NotDocument(Bson),
+}
 
 /// The fields of `doc` that `schema`'s columns do not hold exactly, as
 /// canonical Extended JSON; `None` when the columns hold it all.
 pub fn rest(doc: &RawDocument, schema: &Schema) -> Result<Option<String>, RestError> {
     let mut rest = Document::new();
     for element in doc {
-        let (key, value) = element.map_err(|e| RestError(e.to_string()))?;
+        let (key, value) = element?;
         let key = key.as_str();
         if key == ARCHIVE_MARK {
             continue;
@@ -54,7 +67,7 @@ pub fn rest(doc: &RawDocument, schema: &Schema) -> Result<Option<String>, RestEr
         {
             continue;
         }
-        let value = Bson::try_from(value).map_err(|e| RestError(e.to_string()))?;
+        let value = Bson::try_from(value)?;
         rest.insert(key, value);
     }
     Ok((!rest.is_empty()).then(|| Bson::Document(rest).into_canonical_extjson().to_string()))
@@ -68,15 +81,13 @@ pub fn documents(batch: &RecordBatch) -> Result<Vec<Document>, RestError> {
     let mut docs = vec![Document::new(); batch.num_rows()];
     for (field, column) in schema.fields().iter().zip(batch.columns()) {
         if field.name() == REST_COLUMN {
-            let rest = column
-                .as_string_opt::<i32>()
-                .ok_or_else(|| RestError(format!("{REST_COLUMN} is not a string column")))?;
+            let rest = column.as_string_opt::<i32>().ok_or(RestError::NotText)?;
             for (doc, value) in docs.iter_mut().zip(rest.iter()) {
                 let Some(json) = value else { continue };
-                let value: serde_json::Value = serde_json::from_str(json).map_err(|e| RestError(e.to_string()))?;
-                match Bson::try_from(value).map_err(|e| RestError(e.to_string()))? {
+                let value: serde_json::Value = serde_json::from_str(json)?;
+                match Bson::try_from(value)? {
                     Bson::Document(fields) => doc.extend(fields),
-                    other => return Err(RestError(format!("{REST_COLUMN} holds {other}, not a document"))),
+                    other => return Err(RestError::NotDocument(other)),
                 }
             }
             continue;

@@ -23,7 +23,7 @@ impl fmt::Debug for MongoSource {
 
 /// Why MongoDB could not be used. Its `Debug` is its message: Ballista
 /// passes task errors on in debug form.
-#[derive(thiserror::Error)]
+#[derive(Clone, thiserror::Error)]
 pub enum MongoError {
     /// The connection string does not parse.
     #[error("invalid MongoDB connection string {uri}: {message}")]
@@ -42,6 +42,9 @@ pub enum MongoError {
         action: String,
         /// The driver's message, minus labels and reply dump; password masked.
         message: String,
+        /// The driver's error chain, masked.
+        #[source]
+        source: stockyard_mask::Masked,
     },
 }
 
@@ -70,14 +73,15 @@ impl MongoSource {
     }
 
     /// An error for `action`, with a redacted connection string.
-    pub fn error(&self, action: &str, e: impl fmt::Display) -> MongoError {
+    pub fn error(&self, action: &str, e: impl std::error::Error + 'static) -> MongoError {
         // Driver messages can quote the connection string back, and end in
         // labels and a hex dump of the server's reply: keep the part a
         // person reads.
         let full = e.to_string();
         let message = full.split(", labels: ").next().unwrap_or(&full).trim_start_matches("Kind: ");
         let message = message.replace(&self.uri, &self.redacted_uri());
-        MongoError::Operation { uri: self.redacted_uri(), action: action.to_string(), message }
+        let source = stockyard_mask::Masked::new(&e);
+        MongoError::Operation { uri: self.redacted_uri(), action: action.to_string(), message, source }
     }
 
     /// The connected client. Timeouts default to 10 s for finding a server

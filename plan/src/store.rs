@@ -13,6 +13,7 @@ use std::sync::Arc;
 use object_store::ObjectStore;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
+use stockyard_mask::Masked;
 
 /// Why a destination cannot be opened.
 #[derive(Debug, thiserror::Error)]
@@ -23,13 +24,26 @@ pub enum StoreError {
     /// An `hdfs://` destination, in a build without the `hdfs` feature.
     #[error("archive destination '{0}': HDFS needs a stockyard built with `--features hdfs`")]
     NoHdfs(String),
-    /// The store could not be opened or created.
-    #[error("archive destination '{dest}': {reason}")]
+    /// An `s3://` destination without a bucket.
+    #[error("archive destination '{0}': no bucket named (s3://bucket/prefix)")]
+    NoBucket(String),
+    /// A local directory could not be created.
+    #[error("archive destination '{dest}': cannot create the directory: {source}")]
+    Directory {
+        /// The destination as given.
+        dest: String,
+        /// The file system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The store could not be opened.
+    #[error("archive destination '{dest}': {source}")]
     Open {
         /// The destination as given.
         dest: String,
-        /// Why it could not be opened.
-        reason: String,
+        /// The store's error, masked (it may quote a key back).
+        #[source]
+        source: stockyard_mask::Masked,
     },
 }
 
@@ -71,21 +85,19 @@ pub fn open_check(dest: &str) -> Result<(), StoreError> {
 
 /// Opens `dest`.
 pub fn open(dest: &str) -> Result<Destination, StoreError> {
-    let fail = |reason: String| StoreError::Open { dest: dest.to_string(), reason };
+    let fail = |e: object_store::Error| StoreError::Open { dest: dest.to_string(), source: Masked::new(&e) };
     let Some((scheme, rest)) = dest.split_once("://") else {
-        return local(dest).map_err(fail);
+        return local(dest, dest);
     };
     match scheme {
-        "file" => local(rest).map_err(fail),
+        "file" => local(dest, rest),
         "s3" => {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             if bucket.is_empty() {
-                return Err(fail("no bucket named (s3://bucket/prefix)".into()));
+                return Err(StoreError::NoBucket(dest.to_string()));
             }
-            let store = object_store::aws::AmazonS3Builder::from_env()
-                .with_bucket_name(bucket)
-                .build()
-                .map_err(|e| fail(e.to_string()))?;
+            let store =
+                object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket).build().map_err(fail)?;
             Ok(Destination { store: Arc::new(store), prefix: Path::from(prefix) })
         }
         "hdfs" => hdfs(dest),
@@ -93,20 +105,22 @@ pub fn open(dest: &str) -> Result<Destination, StoreError> {
     }
 }
 
-fn local(path: &str) -> Result<Destination, String> {
-    std::fs::create_dir_all(path).map_err(|e| format!("cannot create the directory: {e}"))?;
-    let store = LocalFileSystem::new_with_prefix(path).map_err(|e| e.to_string())?;
+/// The local directory `path` (of destination `dest`), created if missing.
+fn local(dest: &str, path: &str) -> Result<Destination, StoreError> {
+    std::fs::create_dir_all(path).map_err(|source| StoreError::Directory { dest: dest.to_string(), source })?;
+    let store = LocalFileSystem::new_with_prefix(path)
+        .map_err(|e| StoreError::Open { dest: dest.to_string(), source: Masked::new(&e) })?;
     Ok(Destination { store: Arc::new(store), prefix: Path::default() })
 }
 
 #[cfg(feature = "hdfs")]
 fn hdfs(dest: &str) -> Result<Destination, StoreError> {
-    let url = url::Url::parse(dest).map_err(|e| StoreError::Open { dest: dest.into(), reason: e.to_string() })?;
+    let url = url::Url::parse(dest).map_err(|e| StoreError::Open { dest: dest.into(), source: Masked::new(&e) })?;
     let base = format!("hdfs://{}", url.authority());
     let store = hdfs_native_object_store::HdfsObjectStoreBuilder::new()
         .with_url(&base)
         .build()
-        .map_err(|e| StoreError::Open { dest: dest.into(), reason: e.to_string() })?;
+        .map_err(|e| StoreError::Open { dest: dest.into(), source: Masked::new(&e) })?;
     Ok(Destination { store: Arc::new(store), prefix: Path::from(url.path()) })
 }
 
@@ -126,7 +140,10 @@ mod tests {
             open("ftp://x/y").unwrap_err().to_string(),
             "archive destination 'ftp://x/y': unsupported scheme (use a local path, file://, s3:// or hdfs://)"
         );
-        assert!(open("s3:///prefix").unwrap_err().to_string().contains("no bucket"));
+        assert_eq!(
+            open("s3:///prefix").unwrap_err().to_string(),
+            "archive destination 's3:///prefix': no bucket named (s3://bucket/prefix)"
+        );
     }
 
     #[tokio::test]

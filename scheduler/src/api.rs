@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use ballista_scheduler::cluster::JobState as JobStore;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use stockyard_api::cluster::{KpiCache, KpiFreshness, Leader, Overview};
 use stockyard_api::job_view::{GoneJob, JobDetail, RunJob};
 use stockyard_api::views::{
     BallistaJob, Cancelling, ErrorAnswer, Executor, RunDetail, RunStarted, ScheduleChanged, ScheduleView, StartRun,
@@ -285,11 +286,11 @@ pub(crate) async fn change_schedule(
 }
 
 /// The KPIs in Redis now, with their age.
-#[utoipa::path(get, path = "/api/kpis", responses((status = 200, body = Object), (status = 503, body = ErrorAnswer)))]
-pub(crate) async fn kpis(State(api): State<Api>) -> Answer {
+#[utoipa::path(get, path = "/api/kpis", responses((status = 200, body = KpiCache), (status = 503, body = ErrorAnswer)))]
+pub(crate) async fn kpis(State(api): State<Api>) -> Typed<KpiCache> {
     let mut kpis =
         stockyard_jobs::kpi::read(&api.redis_url).await.map_err(|e| fail(StatusCode::SERVICE_UNAVAILABLE, e))?;
-    kpis["age_s"] = json!(kpis["last_update"].as_str().and_then(age_s));
+    kpis.age_s = kpis.last_update.as_deref().and_then(age_s);
     Ok(Json(kpis))
 }
 
@@ -307,8 +308,8 @@ pub(crate) async fn archives(State(api): State<Api>) -> Typed<Vec<Run>> {
 }
 
 /// The cluster at a glance, and what is wrong with it.
-#[utoipa::path(get, path = "/api/overview", responses((status = 200, body = Object)))]
-pub(crate) async fn overview(State(api): State<Api>) -> Answer {
+#[utoipa::path(get, path = "/api/overview", responses((status = 200, body = Overview)))]
+pub(crate) async fn overview(State(api): State<Api>) -> Typed<Overview> {
     let mut problems = Vec::new();
     let executors = match crate::executors(&api.scheduler).await {
         Ok(list) => {
@@ -330,40 +331,45 @@ pub(crate) async fn overview(State(api): State<Api>) -> Answer {
         problems.push(format!("MongoDB ({}): {e}", api.catalog.source().redacted_uri()));
     }
     let kpi = match stockyard_jobs::kpi::freshness(&api.redis_url).await {
-        Ok((written, expires)) => {
-            json!({"last_update": written, "age_s": written.as_deref().and_then(age_s), "expires_in_s": expires})
-        }
+        Ok((written, expires)) => KpiFreshness {
+            age_s: written.as_deref().and_then(age_s),
+            last_update: written,
+            expires_in_s: expires,
+            error: None,
+        },
         Err(e) => {
             problems.push(e.to_string());
-            json!({"error": e.to_string()})
+            KpiFreshness { error: Some(e.to_string()), ..KpiFreshness::default() }
         }
     };
     let runs = api.runner.runs().await;
-    let running: Vec<&Run> = runs.iter().filter(|r| !r.status.is_final()).collect();
-    let recent: Vec<&Run> = runs.iter().filter(|r| r.status.is_final()).take(10).collect();
-    let archive = runs.iter().find(|r| r.job == Job::Archive);
-    let kpi_run = runs.iter().find(|r| r.job == Job::Kpi);
-    Ok(Json(json!({
-        "healthy": problems.is_empty(),
-        "problems": problems,
-        "leader": leader_view(&api),
-        "executors": executors,
-        "running_runs": running,
-        "recent_runs": recent,
-        "kpi": kpi,
-        "last_kpi_run": kpi_run,
-        "last_archive_run": archive,
-    })))
+    let first = |job: Job| runs.iter().find(|r| r.job == job).cloned();
+    Ok(Json(Overview {
+        healthy: problems.is_empty(),
+        problems,
+        leader: leader_view(&api),
+        executors,
+        running_runs: runs.iter().filter(|r| !r.status.is_final()).cloned().collect(),
+        recent_runs: runs.iter().filter(|r| r.status.is_final()).take(10).cloned().collect(),
+        kpi,
+        last_kpi_run: first(Job::Kpi),
+        last_archive_run: first(Job::Archive),
+    }))
 }
 
 /// Which scheduler leads, as the overview shows it.
-fn leader_view(api: &Api) -> Value {
+fn leader_view(api: &Api) -> Leader {
     let me = &api.leadership.me;
+    let elected = api.leadership.shared;
     match api.leadership.leader() {
-        Some(l) => json!({
-            "address": l.grpc, "http": l.http, "id": l.id, "this_scheduler": l.id == me.id,
-            "elected": api.leadership.shared, "this_id": me.id,
-        }),
-        None => json!({"address": null, "this_scheduler": false, "elected": api.leadership.shared, "this_id": me.id}),
+        Some(l) => Leader {
+            this_scheduler: l.id == me.id,
+            address: Some(l.grpc),
+            http: Some(l.http),
+            id: Some(l.id),
+            elected,
+            this_id: me.id.clone(),
+        },
+        None => Leader { address: None, http: None, id: None, this_scheduler: false, elected, this_id: me.id.clone() },
     }
 }

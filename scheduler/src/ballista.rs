@@ -2,6 +2,7 @@
 //! jobs in Stockyard's words, cancelling a job, and the admission check
 //! every run started by a person passes.
 
+use ballista_core::error::BallistaError;
 use ballista_core::serde::protobuf::executor_status::Status as ExecStatus;
 use ballista_core::serde::protobuf::job_status::Status as JobState;
 use stockyard_proto::{ExecutorInfo, JobInfo};
@@ -19,7 +20,7 @@ pub(crate) enum Refusal {
     NoExecutor(String),
     /// The executors cannot be listed.
     #[error("cannot list the executors: {0}")]
-    Executors(String),
+    Executors(#[source] BallistaError),
 }
 
 /// The one admission check for runs started by a person, over gRPC
@@ -37,9 +38,9 @@ pub(crate) async fn admit(scheduler: &Scheduler, leadership: &crate::leader::Lea
 }
 
 /// Executors the scheduler knows, sorted by host and port.
-pub async fn executors(scheduler: &Scheduler) -> Result<Vec<ExecutorInfo>, String> {
+pub async fn executors(scheduler: &Scheduler) -> Result<Vec<ExecutorInfo>, BallistaError> {
     let manager = &scheduler.state.executor_manager;
-    let states = manager.get_executors_state().await.map_err(|e| e.to_string())?;
+    let states = manager.get_executors_state().await?;
     let mut out: Vec<ExecutorInfo> = states
         .into_iter()
         .map(|(meta, last_heartbeat, _)| {

@@ -178,7 +178,7 @@ impl Stockyard for JobApi {
         &self,
         _request: Request<ListExecutorsRequest>,
     ) -> Result<Response<ListExecutorsResponse>, Status> {
-        let executors = executors(&self.scheduler).await.map_err(Status::internal)?;
+        let executors = executors(&self.scheduler).await.map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(ListExecutorsResponse { executors }))
     }
 

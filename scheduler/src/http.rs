@@ -85,6 +85,6 @@ async fn readyz(State(api): State<Api>) -> Response {
     match crate::executors(&api.scheduler).await {
         Ok(e) if !e.is_empty() => (StatusCode::OK, format!("ready: {} executors\n", e.len())).into_response(),
         Ok(_) => (StatusCode::SERVICE_UNAVAILABLE, "not ready: no executors registered\n").into_response(),
-        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
 }

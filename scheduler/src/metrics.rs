@@ -33,7 +33,7 @@ pub(crate) async fn render(api: &Api) -> Result<String, String> {
     for state in ["active", "terminating", "dead", "unknown"] {
         executors.with_label_values(&[state]).set(0);
     }
-    for ex in crate::executors(scheduler).await? {
+    for ex in crate::executors(scheduler).await.map_err(|e| e.to_string())? {
         executors.with_label_values(&[ex.state.as_str()]).inc();
     }
     let tasks = &scheduler.state.task_manager;

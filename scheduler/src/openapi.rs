@@ -40,7 +40,9 @@ use stockyard_api::{Job, Run, RunStatus, Trigger};
         RunStarted, Cancelling, ErrorAnswer, stockyard_api::ScheduleAction, stockyard_api::job_view::JobDetail,
         stockyard_api::job_view::StageDetail, stockyard_api::job_view::TaskDetail, stockyard_api::job_view::Operator,
         stockyard_api::job_view::RunJob, stockyard_api::job_view::GoneJob, stockyard_stream_runtime::StreamInfo, stockyard_stream_runtime::StreamState,
-        stockyard_stream_source::Rejects, crate::streams::NewStream
+        stockyard_stream_source::Rejects, crate::streams::NewStream, stockyard_api::cluster::Overview,
+        stockyard_api::cluster::Leader, stockyard_api::cluster::KpiFreshness, stockyard_api::cluster::KpiCache,
+        stockyard_api::cluster::Service, stockyard_stream_runtime::SinkView, stockyard_stream_runtime::WindowView
     )),
     modifiers(&TokenAuth),
     security(("bearer" = []), ("session" = []))

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
-use serde_json::{Value, json};
+use stockyard_api::cluster::Service;
 
-use crate::api::{Answer, Api};
+use crate::api::{Api, Typed};
 
 /// How long a check waits for an answer.
 const CHECK: Duration = Duration::from_secs(2);
@@ -25,13 +25,6 @@ fn usage() -> Option<(f64, u64)> {
     let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
     // Linux reports in clock ticks of 1/100 s and pages of 4 KiB here.
     Some((ticks / 100.0, pages * 4096))
-}
-
-fn check(name: &str, address: String, result: Result<(), String>) -> Value {
-    match result {
-        Ok(()) => json!({"name": name, "address": address, "up": true}),
-        Err(e) => json!({"name": name, "address": address, "up": false, "error": e}),
-    }
 }
 
 /// `check`'s outcome, or a timeout after [`CHECK`].
@@ -51,30 +44,34 @@ async fn reachable(address: &str) -> Result<(), String> {
 }
 
 /// Each service the cluster uses, up or down, with what it reports.
-#[utoipa::path(get, path = "/api/services", responses((status = 200, body = Vec<Object>)))]
-pub(crate) async fn services(State(api): State<Api>) -> Answer {
+#[utoipa::path(get, path = "/api/services", responses((status = 200, body = Vec<Service>)))]
+pub(crate) async fn services(State(api): State<Api>) -> Typed<Vec<Service>> {
     let mut list = Vec::new();
-    let mut scheduler = json!({"name": "scheduler", "address": "this process", "up": true,
-        "leading": api.leadership.not_leading().is_none()});
-    if let Some((cpu_s, rss)) = usage() {
-        scheduler["cpu_seconds"] = json!(cpu_s);
-        scheduler["memory_bytes"] = json!(rss);
-    }
-    list.push(scheduler);
+    let usage = usage();
+    list.push(Service {
+        leading: Some(api.leadership.not_leading().is_none()),
+        cpu_seconds: usage.map(|(cpu_s, _)| cpu_s),
+        memory_bytes: usage.map(|(_, rss)| rss),
+        ..Service::checked("scheduler", "this process".into(), Ok(()))
+    });
     match crate::executors(&api.scheduler).await {
         Ok(executors) => {
             for e in executors {
-                list.push(json!({"name": "executor", "address": format!("{}:{}", e.host, e.grpc_port),
-                    "up": e.state == "active", "state": e.state, "last_heartbeat": e.last_heartbeat}));
+                list.push(Service {
+                    up: e.state == "active",
+                    last_heartbeat: Some(e.last_heartbeat),
+                    state: Some(e.state),
+                    ..Service::checked("executor", format!("{}:{}", e.host, e.grpc_port), Ok(()))
+                });
             }
         }
-        Err(e) => list.push(check("executors", String::new(), Err(e))),
+        Err(e) => list.push(Service::checked("executors", String::new(), Err(e.to_string()))),
     }
     let mongo = api.catalog.source().redacted_uri();
-    list.push(check("mongodb", mongo, answers(api.catalog.tables()).await));
+    list.push(Service::checked("mongodb", mongo, answers(api.catalog.tables()).await));
     let redis = stockyard_mask::uri(&api.redis_url);
     let ping = answers(stockyard_jobs::kpi::freshness(&api.redis_url)).await;
-    list.push(check("redis", format!("{redis} (KPIs)"), ping));
+    list.push(Service::checked("redis", format!("{redis} (KPIs)"), ping));
     // Every broker a stream reads from, and every Redis it writes to.
     let mut brokers = std::collections::BTreeSet::new();
     let mut sinks = std::collections::BTreeSet::new();
@@ -93,11 +90,11 @@ pub(crate) async fn services(State(api): State<Api>) -> Answer {
     }
     for b in brokers {
         let up = reachable(&b).await;
-        list.push(check("kafka", b, up));
+        list.push(Service::checked("kafka", b, up));
     }
     for r in sinks {
         let up = reachable(&r).await;
-        list.push(check("redis", format!("{r} (stream sink)"), up));
+        list.push(Service::checked("redis", format!("{r} (stream sink)"), up));
     }
-    Ok(Json(Value::Array(list)))
+    Ok(Json(list))
 }

@@ -13,10 +13,10 @@ use serde::Deserialize;
 use serde_json::Value;
 use stockyard_api::views::ErrorAnswer;
 use stockyard_stream_runtime::manager::StreamsError;
-use stockyard_stream_runtime::{StreamControl, StreamInfo, Streams};
+use stockyard_stream_runtime::{SinkView, StreamControl, StreamInfo, Streams};
 use tonic::Status;
 
-use crate::api::{Answer, Api, fail};
+use crate::api::{Answer, Api, Typed, fail};
 use crate::leader::Leadership;
 
 /// The pause between batches when a stream is caught up, unless asked.
@@ -127,10 +127,10 @@ pub(crate) async fn one(State(api): State<Api>, Path(name): Path<String>) -> Ans
 /// its last batch on this scheduler (open and recent final windows), or
 /// the same shape with no windows before one ran.
 #[utoipa::path(get, path = "/api/streams/{name}/results", params(("name" = String, Path, description = "stream name")),
-    responses((status = 200, body = Object), (status = 404, body = ErrorAnswer), (status = 503, body = ErrorAnswer)))]
-pub(crate) async fn results(State(api): State<Api>, Path(name): Path<String>) -> Answer {
+    responses((status = 200, body = SinkView), (status = 404, body = ErrorAnswer), (status = 503, body = ErrorAnswer)))]
+pub(crate) async fn results(State(api): State<Api>, Path(name): Path<String>) -> Typed<SinkView> {
     let results = api.streams.results(&name).await.map_err(http_status)?;
-    Ok(Json(results.unwrap_or_else(|| serde_json::json!({"stream": name, "batch": 0, "windows": [], "rows": []}))))
+    Ok(Json(results.unwrap_or_else(|| SinkView::empty(&name))))
 }
 
 /// The body of `POST /api/streams`.

@@ -7,11 +7,13 @@ const POLL_MS = 2000;
 
 // Builds an element; strings become text nodes, so nothing is parsed as HTML.
 // "leader: H:P (this scheduler)", or where the leader is from a standby.
+// fields of Leader as l
 function leaderText(l) {
   if (!l.address) return "no leader elected (is etcd reachable?)";
   if (l.this_scheduler) return `leader: ${l.address} (this scheduler${l.elected ? ", elected" : ""})`;
   return `standby · leader: ${l.address}`;
 }
+// end of fields
 
 function h(tag, attrs, ...children) {
   const el = document.createElementNS(tag === "svg" || attrs?.svg ? "http://www.w3.org/2000/svg" : "http://www.w3.org/1999/xhtml", tag);
@@ -132,6 +134,7 @@ pages.overview = {
   title: "Overview",
   heading: () => "Overview",
   async refresh() {
+    // fields of Overview as o, KpiFreshness as kpi, Run as arch
     const o = await api("/api/overview");
     const kpi = o.kpi || {};
     const arch = o.last_archive_run;
@@ -151,6 +154,7 @@ pages.overview = {
         h("div", { class: "card", id: "archive-status" }, h("div", { class: "muted" }, "Archive"),
           arch ? [h("div", { class: "big" }, status(arch.status)), h("div", { class: "muted", title: arch.error }, outcome(arch) || clip(arch.error, 140), " · ", runLink(arch.run_id), " ", fmtAgo(arch.started_at_ms))]
             : h("div", { class: "big muted" }, "no archive run yet"))),
+      // end of fields
       h("h2", {}, "Executors"),
       // fields of Executor as e
       table([
@@ -465,8 +469,10 @@ function columns(points) {
 }
 const hhmm = (t) => (t ? String(t).slice(11, 16) : "");
 // The newest window of a result, open ones first.
+// fields of SinkView as r, WindowView as w
 const newest = (r) => (r.windows || [])[0];
 const newestFinal = (r) => (r.windows || []).find((w) => w.final);
+// end of fields
 
 pages.live = {
   title: "Live",
@@ -493,6 +499,7 @@ pages.live = {
     const names = ["top_products", "category_revenue", "inventory_alerts", "sales_metrics", "order_quality"];
     const results = {};
     await Promise.all(names.filter((n) => streams.some((x) => x.name === n)).map(async (n) => { results[n] = await api(`/api/streams/${n}/results`); }));
+    // fields of WindowView as w, WindowView as top, WindowView as cat, WindowView as inv, SinkView as sales, SinkView as quality
     const windowLabel = (w) => (w ? h("div", { class: "muted", "data-window": w.window_start }, `window ${hhmm(w.window_start)}–${hhmm(w.window_end)} UTC · ${w.final ? "final" : "open, updating"}`) : h("p", { class: "muted" }, "no window yet"));
     const cards = [];
     const top = results.top_products && newest(results.top_products);
@@ -520,12 +527,15 @@ pages.live = {
     const quality = results.order_quality;
     const points = quality ? (quality.windows || []).filter((w) => w.final && w.rows[0]).reverse().map((w) => ({ label: hhmm(w.window_start), kept: w.rows[0].kept, total: w.rows[0].orders })) : [];
     cards.push(this.card("order_quality", "Orders kept by the cleaning, per minute", streams, points.length ? columns(points) : windowLabel(null)));
+    // end of fields
+    // fields of Service as x
     const panel = h("div", { class: "card", "data-card": "services" }, h("h3", {}, "Services"),
       table([
         { label: "service", cell: (x) => x.name }, { label: "address", cell: (x) => x.address },
         { label: "state", cell: (x) => h("span", { class: x.up ? "status active" : "status failed", "data-service": x.name }, x.up ? "up" : "down") },
         { label: "", cell: (x) => (x.cpu_seconds !== undefined ? `CPU ${fmtNum(x.cpu_seconds, 1)} s · memory ${fmtBytes(x.memory_bytes)}` : x.error || x.state || "") },
       ], rowsOf(services)));
+    // end of fields
     fill(this.el, h("div", { class: "dash" }, cards, panel));
   },
 };
@@ -534,6 +544,7 @@ pages.kpis = {
   title: "KPIs",
   heading: () => "Supply-chain KPIs",
   async refresh() {
+    // fields of KpiCache as k
     const k = await api("/api/kpis");
     const any = Object.values(k.kpis).find((v) => v);
     if (!any) {
@@ -586,6 +597,7 @@ pages.kpis = {
         ], rowsOf(inventory.slice(0, 500)), { id: "kpi-inventory_level" })),
       h("h2", {}, "Data quality"),
       h("pre", { id: "kpi-data_quality" }, JSON.stringify(k.data_quality, null, 2)));
+    // end of fields
   },
 };
 

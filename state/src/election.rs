@@ -56,18 +56,44 @@ fn set(current: &mut Role, new: Role) -> bool {
 /// leader step down well before its lease can expire.
 const STEP: Duration = Duration::from_millis(1500);
 
-async fn step<T>(what: &str, f: impl Future<Output = Result<T, etcd_client::Error>>) -> Result<T, String> {
+/// Why a term of leadership ended, or a resignation failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ElectionError {
+    /// etcd refused a step.
+    #[error("{step}: {source}")]
+    Etcd {
+        /// The step, e.g. `claiming the leadership`.
+        step: &'static str,
+        /// etcd's error.
+        #[source]
+        source: etcd_client::Error,
+    },
+    /// etcd did not answer a step within [`STEP`].
+    #[error("{step}: no answer in {} ms", STEP.as_millis())]
+    Timeout {
+        /// The step.
+        step: &'static str,
+    },
+    /// etcd stopped renewing the lease.
+    #[error("the lease expired")]
+    LeaseExpired,
+}
+
+async fn step<T>(
+    what: &'static str,
+    f: impl Future<Output = Result<T, etcd_client::Error>>,
+) -> Result<T, ElectionError> {
     match tokio::time::timeout(STEP, f).await {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(format!("{what}: {e}")),
-        Err(_) => Err(format!("{what}: no answer in {} ms", STEP.as_millis())),
+        Ok(Err(source)) => Err(ElectionError::Etcd { step: what, source }),
+        Err(_) => Err(ElectionError::Timeout { step: what }),
     }
 }
 
 /// One lease's life: returns why it ended.
 async fn term(endpoints: &[String], me: &str, role: &watch::Sender<Role>) -> String {
     let options = ConnectOptions::new().with_connect_timeout(Duration::from_secs(2)).with_timeout(STEP);
-    let result: Result<(), String> = async {
+    let result: Result<(), ElectionError> = async {
         let mut client = step("connecting", Client::connect(endpoints.to_vec(), Some(options))).await?;
         let lease = step("granting a lease", client.lease_grant(LEASE_TTL.as_secs() as i64, None)).await?.id();
         let (mut keeper, mut answers) = step("keeping the lease", client.lease_keep_alive(lease)).await?;
@@ -108,20 +134,20 @@ async fn term(endpoints: &[String], me: &str, role: &watch::Sender<Role>) -> Str
             step("renewing the lease", keeper.keep_alive()).await?;
             match step("renewing the lease", answers.message()).await? {
                 Some(a) if a.ttl() > 0 => {}
-                _ => return Err("the lease expired".to_string()),
+                _ => return Err(ElectionError::LeaseExpired),
             }
         }
     }
     .await;
     match result {
         Ok(()) => "the campaign ended".into(),
-        Err(e) => e,
+        Err(e) => e.to_string(),
     }
 }
 
 /// Gives up the leadership at once if this process holds it, so a
 /// standby takes over without waiting for the lease to lapse.
-pub(crate) async fn resign(endpoints: Vec<String>, me: String) -> Result<(), String> {
+pub(crate) async fn resign(endpoints: Vec<String>, me: String) -> Result<(), ElectionError> {
     let options = ConnectOptions::new().with_connect_timeout(Duration::from_secs(2)).with_timeout(STEP);
     let mut client = step("connecting", Client::connect(endpoints, Some(options))).await?;
     let drop_ours =

@@ -31,8 +31,9 @@ impl EtcdStore {
         Self { endpoints, client: Mutex::new(None) }
     }
 
-    fn error(&self, doing: &str, e: impl std::fmt::Display) -> StateError {
-        StateError::Store { what: format!("etcd at {} ({doing})", self.endpoints.join(",")), reason: e.to_string() }
+    fn error(&self, doing: &str, e: impl std::error::Error + 'static) -> StateError {
+        let what = format!("etcd at {} ({doing})", self.endpoints.join(","));
+        StateError::Store { what, source: stockyard_mask::Masked::new(&e) }
     }
 
     /// A connected client: the kept one, or a new connection.

@@ -18,7 +18,7 @@ impl FileStore {
         let dir = std::path::absolute(dir).unwrap_or_else(|_| PathBuf::from(dir));
         std::fs::create_dir_all(&dir).map_err(|e| StateError::Store {
             what: format!("state directory {}", dir.display()),
-            reason: e.to_string(),
+            source: stockyard_mask::Masked::new(&e),
         })?;
         Ok(Self { dir })
     }
@@ -30,7 +30,10 @@ impl FileStore {
     }
 
     fn error(&self, doing: &str, e: std::io::Error) -> StateError {
-        StateError::Store { what: format!("state directory {} ({doing})", self.dir.display()), reason: e.to_string() }
+        StateError::Store {
+            what: format!("state directory {} ({doing})", self.dir.display()),
+            source: stockyard_mask::Masked::new(&e),
+        }
     }
 }
 

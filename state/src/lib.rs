@@ -26,12 +26,13 @@ pub enum StateError {
     #[error("'{0}' is not a state store (use memory, file:DIR or etcd://HOST:PORT[,HOST:PORT…])")]
     Spec(String),
     /// The store failed; `what` names it and the operation.
-    #[error("{what}: {reason}")]
+    #[error("{what}: {source}")]
     Store {
         /// The store and the operation, e.g. `etcd at HOST:PORT (reading)`.
         what: String,
-        /// The underlying error.
-        reason: String,
+        /// The underlying error (etcd's or the file system's), masked.
+        #[source]
+        source: stockyard_mask::Masked,
     },
 }
 

@@ -12,11 +12,13 @@ pub mod manager;
 pub mod plan;
 pub mod progress;
 pub mod stream;
+pub mod view;
 pub mod watermark;
 pub mod window;
 
 pub use definition::{Definition, DefinitionError, Environment};
 pub use manager::{StreamControl, StreamInfo, StreamState, Streams};
+pub use view::{SinkView, WindowView};
 
 /// Why a stream cannot go on (the next batch tries again).
 #[derive(Debug, thiserror::Error)]

@@ -163,7 +163,7 @@ struct Live {
     error: Option<String>,
     progress: Option<Progress>,
     /// What the sink shows after the last batch.
-    results: Option<serde_json::Value>,
+    results: Option<crate::SinkView>,
 }
 
 struct Task {
@@ -276,7 +276,7 @@ impl Streams {
 
     /// What stream `name`'s sink shows after its last batch on this
     /// scheduler (`None` before one ran here).
-    pub async fn results(&self, name: &str) -> Result<Option<serde_json::Value>, StreamsError> {
+    pub async fn results(&self, name: &str) -> Result<Option<crate::SinkView>, StreamsError> {
         self.one(name).await?;
         let tasks = self.tasks.lock().expect("tasks lock");
         Ok(tasks.get(name).and_then(|t| t.live.lock().expect("live lock").results.clone()))

@@ -22,6 +22,7 @@ use crate::StreamError;
 use crate::definition::{Definition, Sink, Start};
 use crate::plan::{Prepared, WindowPlan, conform};
 use crate::progress::{self, Counts, Intent, Progress, WindowRows};
+use crate::view::{SinkView, WindowView};
 use crate::watermark;
 use crate::window;
 
@@ -85,7 +86,7 @@ pub struct Stream {
     /// A Parquet sink's last final windows, newest first (in memory only:
     /// they are for the UI, the sink has them all).
     recent: Vec<WindowRows>,
-    results: Option<serde_json::Value>,
+    results: Option<SinkView>,
 }
 
 impl Stream {
@@ -443,7 +444,7 @@ impl Stream {
             }
             Writer::Redis(sink, _) => {
                 let view = self.redis_view(intent.batch, watermark_ns, open, &finals);
-                sink.write(&view.to_string()).await?;
+                sink.write(&serde_json::to_string(&view).unwrap_or_default()).await?;
                 view
             }
         };
@@ -478,7 +479,7 @@ impl Stream {
 
     /// What the sink shows after the last batch (the value a Redis sink
     /// holds; for a Parquet sink, its last few final windows), for the UI.
-    pub fn results(&self) -> Option<&serde_json::Value> {
+    pub fn results(&self) -> Option<&SinkView> {
         self.results.as_ref()
     }
 
@@ -490,32 +491,30 @@ impl Stream {
         watermark_ns: Option<i64>,
         open: Vec<WindowRows>,
         finals: &[WindowRows],
-    ) -> serde_json::Value {
+    ) -> SinkView {
         let mut windows: Vec<(bool, &WindowRows)> = open.iter().map(|w| (false, w)).collect();
         windows.extend(finals.iter().map(|w| (true, w)));
         windows.sort_by(|a, b| b.1.start_ns.cmp(&a.1.start_ns).then(a.0.cmp(&b.0)));
-        let mut value = serde_json::json!({
-            "stream": self.definition.name,
-            "batch": batch,
-            "watermark": watermark_ns.map(rfc3339),
-            "updated_at": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        });
+        let mut view = SinkView {
+            stream: self.definition.name.clone(),
+            batch,
+            watermark: watermark_ns.map(rfc3339),
+            updated_at: Some(Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+            windows: None,
+            rows: None,
+        };
         if self.definition.window.is_some() {
-            value["windows"] = windows
-                .into_iter()
-                .map(|(is_final, w)| {
-                    serde_json::json!({
-                        "window_start": rfc3339(w.start_ns),
-                        "window_end": rfc3339(w.end_ns),
-                        "final": is_final,
-                        "rows": w.rows,
-                    })
-                })
-                .collect();
+            let window = |(is_final, w): (bool, &WindowRows)| WindowView {
+                window_start: rfc3339(w.start_ns),
+                window_end: rfc3339(w.end_ns),
+                is_final,
+                rows: w.rows.clone(),
+            };
+            view.windows = Some(windows.into_iter().map(window).collect());
         } else {
-            value["rows"] = finals.first().map(|w| w.rows.clone()).unwrap_or_default().into();
+            view.rows = Some(finals.first().map(|w| w.rows.clone()).unwrap_or_default());
         }
-        value
+        view
     }
 }
 

@@ -13,17 +13,30 @@ pub use redis::RedisSink;
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
     /// Writing to, or checking, the sink failed.
-    #[error("sink '{location}': {reason}")]
+    #[error("sink '{location}': {source}")]
     Write {
         /// The sink's location, password masked.
         location: String,
         /// What went wrong, secrets masked.
-        reason: String,
+        #[source]
+        source: stockyard_mask::Masked,
+    },
+    /// The sink did not answer in time.
+    #[error("sink '{location}': no answer within {} s", .waited.as_secs())]
+    Timeout {
+        /// The sink's location, password masked.
+        location: String,
+        /// How long it was given.
+        waited: std::time::Duration,
     },
 }
 
 impl SinkError {
-    fn write(location: &str, reason: impl std::fmt::Display) -> Self {
-        SinkError::Write { location: stockyard_mask::uri(location), reason: stockyard_mask::text(&reason.to_string()) }
+    fn write(location: &str, e: &(dyn std::error::Error + 'static)) -> Self {
+        SinkError::Write { location: stockyard_mask::uri(location), source: stockyard_mask::Masked::new(e) }
+    }
+
+    fn timeout(location: &str, waited: std::time::Duration) -> Self {
+        SinkError::Timeout { location: stockyard_mask::uri(location), waited }
     }
 }

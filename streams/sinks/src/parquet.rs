@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use arrow::array::{BooleanArray, RecordBatch};
 use arrow::compute::filter_record_batch;
+use arrow::error::ArrowError;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
@@ -29,15 +30,19 @@ impl ParquetSink {
     /// Opens `location` (a local directory, `file://` or `s3://`), with
     /// hive partitions on `partition_by`.
     pub fn open(location: &str, partition_by: Vec<String>) -> Result<Self, SinkError> {
-        let dest = stockyard_plan::store::open(location).map_err(|e| SinkError::write(location, e))?;
+        let dest = stockyard_plan::store::open(location).map_err(|e| SinkError::write(location, &e))?;
         Ok(Self { location: location.to_string(), dest, partition_by })
     }
 
     /// Writes and removes a probe file: whether the location takes files.
     pub async fn check(&self) -> Result<(), SinkError> {
         let probe = self.dest.path([".stockyard-probe"]);
-        self.dest.store.put(&probe, b"probe".to_vec().into()).await.map_err(|e| SinkError::write(&self.location, e))?;
-        self.dest.store.delete(&probe).await.map_err(|e| SinkError::write(&self.location, e))?;
+        self.dest
+            .store
+            .put(&probe, b"probe".to_vec().into())
+            .await
+            .map_err(|e| SinkError::write(&self.location, &e))?;
+        self.dest.store.delete(&probe).await.map_err(|e| SinkError::write(&self.location, &e))?;
         Ok(())
     }
 
@@ -47,7 +52,7 @@ impl ParquetSink {
         if rows == 0 {
             return Ok(());
         }
-        let fail = |e: &dyn std::fmt::Display| SinkError::write(&self.location, e);
+        let fail = |e: &(dyn std::error::Error + 'static)| SinkError::write(&self.location, e);
         let file = format!("part-{batch_id:012}.parquet");
         for (dirs, parts) in self.split(batches).map_err(|e| fail(&e))? {
             let mut buffer = Vec::new();
@@ -65,7 +70,7 @@ impl ParquetSink {
 
     /// The rows of each hive partition (`col=value` directories), without
     /// the partition columns; all rows under no directory when unpartitioned.
-    fn split(&self, batches: &[RecordBatch]) -> Result<BTreeMap<Vec<String>, Vec<RecordBatch>>, String> {
+    fn split(&self, batches: &[RecordBatch]) -> Result<BTreeMap<Vec<String>, Vec<RecordBatch>>, ArrowError> {
         let mut out: BTreeMap<Vec<String>, Vec<RecordBatch>> = BTreeMap::new();
         for batch in batches.iter().filter(|b| b.num_rows() > 0) {
             if self.partition_by.is_empty() {
@@ -75,14 +80,17 @@ impl ParquetSink {
             let schema = batch.schema();
             let mut indices = Vec::new();
             for name in &self.partition_by {
-                indices.push(schema.index_of(name).map_err(|_| format!("no column '{name}' to partition by"))?);
+                indices.push(
+                    schema
+                        .index_of(name)
+                        .map_err(|_| ArrowError::SchemaError(format!("no column '{name}' to partition by")))?,
+                );
             }
             let options = FormatOptions::default().with_null("__HIVE_DEFAULT_PARTITION__");
             let formatters = indices
                 .iter()
                 .map(|&i| ArrayFormatter::try_new(batch.column(i).as_ref(), &options))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| e.to_string())?;
+                .collect::<Result<Vec<_>, _>>()?;
             let mut keys: BTreeMap<Vec<String>, Vec<bool>> = BTreeMap::new();
             for row in 0..batch.num_rows() {
                 let key: Vec<String> = self
@@ -94,9 +102,9 @@ impl ParquetSink {
                 keys.entry(key).or_insert_with(|| vec![false; batch.num_rows()])[row] = true;
             }
             let keep: Vec<usize> = (0..batch.num_columns()).filter(|i| !indices.contains(i)).collect();
-            let projected = batch.project(&keep).map_err(|e| e.to_string())?;
+            let projected = batch.project(&keep)?;
             for (key, mask) in keys {
-                let part = filter_record_batch(&projected, &BooleanArray::from(mask)).map_err(|e| e.to_string())?;
+                let part = filter_record_batch(&projected, &BooleanArray::from(mask))?;
                 out.entry(key).or_default().push(part);
             }
         }

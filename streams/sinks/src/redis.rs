@@ -27,7 +27,7 @@ impl RedisSink {
     /// A sink writing `key` at `url` (`redis://HOST:PORT[/DB]`), expiring
     /// after `ttl` when given.
     pub fn open(url: &str, key: &str, ttl: Option<Duration>) -> Result<Self, SinkError> {
-        let client = redis::Client::open(url).map_err(|e| SinkError::write(url, e))?;
+        let client = redis::Client::open(url).map_err(|e| SinkError::write(url, &e))?;
         Ok(Self { url: url.to_string(), key: key.to_string(), ttl, client })
     }
 
@@ -44,8 +44,8 @@ impl RedisSink {
         };
         match tokio::time::timeout(TIMEOUT, ping).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(SinkError::write(&self.url, e)),
-            Err(_) => Err(SinkError::write(&self.url, "no answer within 10 s")),
+            Ok(Err(e)) => Err(SinkError::write(&self.url, &e)),
+            Err(_) => Err(SinkError::timeout(&self.url, TIMEOUT)),
         }
     }
 
@@ -63,8 +63,8 @@ impl RedisSink {
         };
         match tokio::time::timeout(TIMEOUT, write).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(SinkError::write(&self.url, e)),
-            Err(_) => Err(SinkError::write(&self.url, "no answer within 10 s")),
+            Ok(Err(e)) => Err(SinkError::write(&self.url, &e)),
+            Err(_) => Err(SinkError::timeout(&self.url, TIMEOUT)),
         }
     }
 }
