@@ -195,6 +195,11 @@ pub struct SchedulerArgs {
     /// run's `dest` must lie under --archive-dest or one of these.
     #[arg(long, env = "STOCKYARD_ARCHIVE_DESTS", value_delimiter = ',', value_parser = parse_dest)]
     pub archive_dests: Vec<String>,
+    /// The bytes of JSON a sql run keeps for the UI at most (its first
+    /// 1,000 rows); a run whose rows take more fails. The rest of a result
+    /// is counted, never kept.
+    #[arg(long, env = "STOCKYARD_MAX_RESULT_BYTES", default_value = "67108864", value_parser = parse_positive)]
+    pub max_result_bytes: usize,
     /// Host names the web UI and API answer to, `A,B`, besides IP
     /// addresses, localhost and --external-host: requests naming any
     /// other (DNS rebinding) are refused.

@@ -134,6 +134,7 @@ async fn run(command: Command) -> Result<(), Failure> {
                 history_retention: a.state.history_retention,
                 default_schedules: a.state.default_schedules,
                 allow_local_files: a.local_files.allow_local_files,
+                max_result_bytes: a.max_result_bytes,
                 token: a.access.token().map_err(Failure::new)?,
                 tls,
                 // How its own jobs check its certificate, if not by itself.

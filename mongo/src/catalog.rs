@@ -167,12 +167,23 @@ pub struct CatalogSchema {
     catalog: Arc<MongoCatalog>,
     options: crate::ScanOptions,
     local: datafusion::catalog::MemorySchemaProvider,
+    /// Names that are never collections: the session's table functions.
+    not_collections: Vec<String>,
 }
 
 impl CatalogSchema {
     /// `catalog`'s collections, scanned with `options`.
     pub fn new(catalog: Arc<MongoCatalog>, options: crate::ScanOptions) -> Self {
-        Self { catalog, options, local: datafusion::catalog::MemorySchemaProvider::new() }
+        let local = datafusion::catalog::MemorySchemaProvider::new();
+        Self { catalog, options, local, not_collections: Vec::new() }
+    }
+
+    /// Never asks MongoDB about `names` (the session's table functions,
+    /// which DataFusion also looks up as tables): a query that reads no
+    /// collection runs whether MongoDB answers or not.
+    pub fn not_collections(mut self, names: impl IntoIterator<Item = String>) -> Self {
+        self.not_collections.extend(names);
+        self
     }
 }
 
@@ -195,6 +206,9 @@ impl datafusion::catalog::SchemaProvider for CatalogSchema {
         // CREATE statements here: a name the catalog has not listed is asked
         // of MongoDB (a collection made a moment ago) only while MongoDB
         // answers.
+        if self.not_collections.iter().any(|n| n == name) {
+            return Ok(None);
+        }
         let known = self.catalog.known_tables().iter().any(|n| n == name);
         if !known && self.catalog.recent_failure().is_some() {
             return Ok(None);

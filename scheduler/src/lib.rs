@@ -84,6 +84,10 @@ pub struct SchedulerSettings {
     /// Whether `sql` jobs may name this machine's files (`CREATE EXTERNAL
     /// TABLE`, `COPY`); off, they are refused.
     pub allow_local_files: bool,
+    /// The bytes of JSON a `sql` run keeps for the UI at most (its first
+    /// 1,000 rows); a run whose rows take more fails, as Spark's
+    /// `spark.driver.maxResultSize` does.
+    pub max_result_bytes: usize,
     /// Host names the HTTP port answers to besides IP literals, loopback
     /// names and `external_host` (DNS rebinding is refused).
     pub allowed_hosts: Vec<String>,
@@ -115,6 +119,7 @@ impl std::fmt::Debug for SchedulerSettings {
             .field("history_retention", &self.history_retention)
             .field("default_schedules", &self.default_schedules)
             .field("allow_local_files", &self.allow_local_files)
+            .field("max_result_bytes", &self.max_result_bytes)
             .field("token", &self.token.as_ref().map(|_| stockyard_mask::MASK))
             .field("tls", &self.tls)
             .field("tls_client", &self.tls_client)
@@ -177,6 +182,7 @@ impl Default for SchedulerSettings {
             history_retention: Duration::from_secs(7 * 24 * 3600),
             default_schedules: true,
             allow_local_files: false,
+            max_result_bytes: runner::result::MAX_RESULT_BYTES,
             token: None,
             tls: None,
             tls_client: None,
@@ -322,6 +328,7 @@ impl BoundScheduler {
             mongo: source,
             catalog: catalog.clone(),
             allow_local_files: settings.allow_local_files,
+            max_result_bytes: settings.max_result_bytes,
             redis_url: settings.redis_url.clone(),
             archive_dest: runner::params::absolute_dest(&settings.archive_dest),
             allowed_dests: std::iter::once(&settings.archive_dest)

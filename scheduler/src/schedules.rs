@@ -522,6 +522,7 @@ mod tests {
             catalog: Arc::new(stockyard_mongo::MongoCatalog::new(mongo.clone(), 10, Duration::from_secs(60))),
             mongo,
             allow_local_files: false,
+            max_result_bytes: crate::runner::result::MAX_RESULT_BYTES,
             redis_url: "redis://127.0.0.1:9".into(),
             archive_dest: "/data/archive".into(),
             allowed_dests: vec!["/data/archive".into()],

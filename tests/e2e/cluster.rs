@@ -547,3 +547,41 @@ fn a_stopped_scheduler_exits_even_with_a_query_in_flight() {
     assert_ne!(r.code, 0, "{r:?}");
     assert_ne!(r.code, -2, "the client hung: {r:?}");
 }
+
+/// A `sql` run's result streams through the scheduler: it keeps the 1,000
+/// rows the UI shows and counts the rest, and rows to show that are larger
+/// than `--max-result-bytes` fail the run with the limit named.
+#[test]
+fn a_sql_run_keeps_the_rows_it_shows_and_counts_the_rest() {
+    use crate::ui::{post, wait_run};
+    use serde_json::json;
+    let env = vec![("STOCKYARD_MAX_RESULT_BYTES".to_string(), "20000".to_string())];
+    let cluster = Cluster::start_with_env(2, env);
+    let run = |sql: &str| {
+        let (code, body) = post(&cluster, "/api/runs", Some(json!({"job": "sql", "params": {"sql": sql}})));
+        assert_eq!(code, 202, "{body}");
+        wait_run(&cluster, body["run_id"].as_str().unwrap())
+    };
+    // 300,000 rows over 4 partitions: each `{"value":N}` row takes at most
+    // 16 bytes of JSON, so 1,000 of them fit the 20,000 bytes.
+    let big = run("SELECT value FROM partitioned_range(300000, 4) ORDER BY value");
+    assert_eq!(big["status"], "succeeded", "{big}");
+    assert_eq!(big["summary"]["rows"], 300000, "{big}");
+    assert_eq!(big["result"]["total_rows"], 300000);
+    assert_eq!(big["result"]["truncated"], true);
+    let rows = big["result"]["rows"].as_array().unwrap();
+    let expected: Vec<_> = (0..1000).map(|v| json!({"value": v})).collect();
+    assert_eq!(rows, &expected);
+    // 1,000 rows of 100 characters each: about 110,000 bytes.
+    let wide = run("SELECT value, repeat('x', 100) AS pad FROM partitioned_range(5000, 2)");
+    assert_eq!(wide["status"], "failed", "{wide}");
+    let error = wide["error"].as_str().unwrap();
+    assert!(error.starts_with("the result's first "), "{error}");
+    assert!(
+        error.contains("take over 20000 bytes as JSON, more than a sql run may keep (--max-result-bytes)"),
+        "{error}"
+    );
+    // The scheduler serves on.
+    let small = run("SELECT 1 AS one");
+    assert_eq!(small["result"]["rows"], json!([{"one": 1}]), "{small}");
+}

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use chrono::Utc;
 use datafusion::error::DataFusionError;
+use futures::StreamExt;
 use serde_json::{Value, json};
 use stockyard_jobs::{archive, kpi};
 use stockyard_mongo::ScanOptions;
@@ -40,9 +41,10 @@ pub(crate) enum RunError {
     /// The statements do not parse.
     #[error("{0}")]
     Parse(String),
-    /// The result could not be turned into the UI's view.
-    #[error("{0}")]
-    Result(String),
+    /// The result could not be turned into the UI's view, or its shown
+    /// rows are over the limit.
+    #[error(transparent)]
+    Result(#[from] super::result::ResultError),
 }
 
 impl JobRunner {
@@ -127,7 +129,9 @@ impl JobRunner {
         let _ = progress.try_send("running the statement".into());
         let session = self.session(format!("sql {run_id}")).await?;
         // Every collection is a table, as for `stockyard sql`.
-        let schema = stockyard_mongo::CatalogSchema::new(self.targets.catalog.clone(), ScanOptions::default());
+        let functions = session.ctx.state().table_functions().keys().cloned().collect::<Vec<_>>();
+        let schema = stockyard_mongo::CatalogSchema::new(self.targets.catalog.clone(), ScanOptions::default())
+            .not_collections(functions);
         let catalog = session.ctx.catalog("datafusion").expect("the default catalog exists");
         catalog.register_schema("public", Arc::new(schema))?;
         let mut last = None;
@@ -140,12 +144,17 @@ impl JobRunner {
                 return Err(RunError::LocalFile(location));
             }
             let frame = session.ctx.execute_logical_plan(plan).await?;
-            let schema = frame.schema().as_arrow().clone();
-            let batches = frame.collect().await?;
-            last = Some((schema, batches));
+            // Streamed, never collected: the scheduler keeps the rows the
+            // UI shows and counts the rest, whatever the result's size.
+            let mut stream = frame.execute_stream().await?;
+            let mut kept = super::result::Kept::new(stream.schema(), self.targets.max_result_bytes);
+            while let Some(batch) = stream.next().await {
+                kept.add(&batch?).map_err(RunError::Result)?;
+            }
+            last = Some(kept);
         }
-        let Some((schema, batches)) = last else { return Ok(json!({"rows": 0})) };
-        let table = super::result::result_json(&schema, &batches).map_err(RunError::Result)?;
+        let Some(kept) = last else { return Ok(json!({"rows": 0})) };
+        let table = kept.into_json();
         let rows = table["total_rows"].clone();
         let mut results = self.results.lock().expect("results lock");
         results.push_back((run_id.to_string(), table));

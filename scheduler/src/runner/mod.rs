@@ -57,6 +57,8 @@ pub struct JobTargets {
     pub catalog: Arc<stockyard_mongo::MongoCatalog>,
     /// Whether `sql` jobs may name this machine's files.
     pub allow_local_files: bool,
+    /// The bytes of JSON a `sql` run keeps for the UI at most.
+    pub max_result_bytes: usize,
     /// The KPI cache.
     pub redis_url: String,
     /// The archive's destination when a run names none.
