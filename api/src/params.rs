@@ -18,6 +18,9 @@ pub enum ParamError {
     /// Not a size.
     #[error("'{0}' is not a size in MiB (a number, 0 or more)")]
     Megabytes(String),
+    /// A switch that is neither `true` nor `false`.
+    #[error("'{0}' is not true or false")]
+    Flag(String),
     /// A duration that reaches back before the calendar's first date.
     #[error("'{0}' reaches back before the first date a time can have")]
     TooLong(String),
@@ -46,6 +49,15 @@ pub fn time(text: &str) -> Result<DateTime<Utc>, ParamError> {
 /// `t` as [`time`] reads it back and the run history shows it.
 pub fn time_text(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// A switch: `true` or `false`.
+pub fn flag(text: &str) -> Result<bool, ParamError> {
+    match text.trim() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(ParamError::Flag(text.to_string())),
+    }
 }
 
 /// A size in MiB: a finite number, 0 or more.

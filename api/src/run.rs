@@ -87,17 +87,21 @@ pub enum RunStatus {
     /// Stopped because its scheduler died or lost the leadership; the next
     /// leader reruns it.
     Interrupted,
+    /// Ended without writing: Redis holds the KPIs of a window that ends
+    /// later (a late rerun, or a backfill without `force`).
+    Superseded,
 }
 
 impl RunStatus {
     /// Every status, in the order filters list them.
-    pub const ALL: [RunStatus; 6] = [
+    pub const ALL: [RunStatus; 7] = [
         RunStatus::Running,
         RunStatus::Succeeded,
         RunStatus::Failed,
         RunStatus::Skipped,
         RunStatus::Cancelled,
         RunStatus::Interrupted,
+        RunStatus::Superseded,
     ];
 
     /// The status as the API and the CLI print it.
@@ -109,6 +113,7 @@ impl RunStatus {
             RunStatus::Skipped => "skipped",
             RunStatus::Cancelled => "cancelled",
             RunStatus::Interrupted => "interrupted",
+            RunStatus::Superseded => "superseded",
         }
     }
 

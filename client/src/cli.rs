@@ -373,6 +373,10 @@ pub struct KpiArgs {
     /// How long Redis keeps the KPIs.
     #[arg(long, default_value = "120s", value_parser = parse_duration)]
     pub ttl: Duration,
+    /// Write even when Redis holds the KPIs of a later window (a
+    /// deliberate backfill); without it such a run ends `superseded`.
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub target: Target,
 }

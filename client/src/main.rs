@@ -218,6 +218,9 @@ async fn run(command: Command) -> Result<(), Failure> {
             }
             params.insert("window".to_string(), humantime::format_duration(a.window).to_string());
             params.insert("ttl".to_string(), humantime::format_duration(a.ttl).to_string());
+            if a.force {
+                params.insert("force".to_string(), "true".to_string());
+            }
             let scheduler = target(a.target).await?;
             run::run(&scheduler, stockyard_api::Job::Kpi, params).await
         }

@@ -17,6 +17,9 @@ use crate::{JobError, RedisFailure};
 /// How long a write of the KPIs may wait for Redis.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Writes a run's keys unless Redis holds a later window's KPIs.
+const WRITE_SCRIPT: &str = include_str!("kpi/write.lua");
+
 /// How long a reader of the cache waits for Redis.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -46,6 +49,8 @@ pub struct KpiParams {
     pub window: Duration,
     /// How long Redis keeps the keys.
     pub ttl: Duration,
+    /// Write even over the KPIs of a newer window (a deliberate backfill).
+    pub force: bool,
 }
 
 impl KpiParams {
@@ -250,27 +255,51 @@ pub async fn compute(
     Ok(KpiOutput { values, summary })
 }
 
-/// Writes every key and `kpi:last_update` in one MULTI/EXEC, each with the
-/// TTL: a reader never sees two runs mixed, and a failed run writes nothing.
+/// What a KPI write did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Written {
+    /// Every key was replaced.
+    Stored,
+    /// Redis holds the KPIs of a window that ends later (`held`, RFC
+    /// 3339): a late rerun or a backfill does not replace them.
+    Superseded {
+        /// The window end of the KPIs Redis holds.
+        held: String,
+    },
+}
+
+/// Writes every key and `kpi:last_update` at once (one script, which Redis
+/// runs whole), each with the TTL: a reader never sees two runs mixed, and
+/// a failed run writes nothing. Unless `force`, KPIs of a window that ends
+/// later than `window_end` stay as they are.
 pub async fn write(
     redis_url: &str,
     output: &KpiOutput,
+    window_end: DateTime<Utc>,
     ttl: Duration,
     written_at: DateTime<Utc>,
-) -> Result<(), JobError> {
+    force: bool,
+) -> Result<Written, JobError> {
     let redact = stockyard_mongo::redact(redis_url);
     let fail = |source: RedisFailure| JobError::Redis { server: redact.clone(), source };
     let client = redis::Client::open(redis_url).map_err(|e| fail(e.into()))?;
     let write = async {
         let mut con = client.get_multiplexed_async_connection().await.map_err(|e| fail(e.into()))?;
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        let ttl = ttl.as_secs().max(1);
-        for (key, value) in &output.values {
-            pipe.set_ex(key, value, ttl).ignore();
+        let last_update = iso(written_at);
+        let pairs = output.values.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        let pairs: Vec<(&str, &str)> = pairs.chain([("kpi:last_update", last_update.as_str())]).collect();
+        // EVAL runs the script whole: no reader sees part of a run.
+        let mut call = redis::cmd("EVAL");
+        call.arg(WRITE_SCRIPT).arg(pairs.len());
+        for (key, _) in &pairs {
+            call.arg(*key);
         }
-        pipe.set_ex("kpi:last_update", iso(written_at), ttl).ignore();
-        pipe.query_async::<()>(&mut con).await.map_err(|e| fail(e.into()))
+        call.arg(iso(window_end)).arg(ttl.as_secs().max(1)).arg(if force { "1" } else { "0" });
+        for (_, value) in &pairs {
+            call.arg(*value);
+        }
+        let held: Option<String> = call.query_async(&mut con).await.map_err(|e| fail(e.into()))?;
+        Ok(held.map_or(Written::Stored, |held| Written::Superseded { held }))
     };
     tokio::time::timeout(WRITE_TIMEOUT, write).await.map_err(|_| fail(RedisFailure::Timeout(WRITE_TIMEOUT)))?
 }

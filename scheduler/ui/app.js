@@ -107,6 +107,7 @@ function runsTable(runs, onCancel) {
 }
 function outcome(r) {
   const sm = r.summary || {};
+  if (r.job === "kpi" && sm.status === "superseded") return `not written: Redis holds a newer window (to ${sm.newer_window_end})`;
   if (r.job === "kpi" && sm.rows) return `${Object.values(sm.rows).reduce((a, b) => a + b, 0)} KPI rows from ${fmtNum(sm.documents_read)} documents`;
   if (r.job === "archive" && sm.status === "skipped") return `skipped: ${fmtBytes(sm.data_size_bytes)} below ${fmtBytes(sm.threshold_bytes)}`;
   if (r.job === "archive" && sm.total_records !== undefined) return `${fmtNum(sm.total_records)} documents archived`;
@@ -180,7 +181,7 @@ pages.runs = {
     const select = (name, options) => h("select", { name }, options.map((o) => h("option", { value: o, selected: q.get(name) === o }, o || "any")));
     this.form = h("form", { class: "filters", onsubmit: (ev) => { ev.preventDefault(); this.apply(); } },
       h("label", {}, "job", select("job", ["", "kpi", "archive", "sql"])),
-      h("label", {}, "status", select("status", ["", "running", "succeeded", "failed", "skipped", "cancelled", "interrupted"])),
+      h("label", {}, "status", select("status", ["", "running", "succeeded", "failed", "skipped", "cancelled", "interrupted", "superseded"])),
       h("label", {}, "trigger starts with", h("input", { name: "trigger", value: q.get("trigger") || "", placeholder: "schedule:kpi" })),
       h("button", { type: "submit" }, "Filter"));
     this.form.addEventListener("change", () => this.apply());

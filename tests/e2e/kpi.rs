@@ -319,6 +319,57 @@ fn a_failed_run_writes_nothing_and_says_why() {
     assert_eq!(r.code, 2, "{r:?}");
 }
 
+/// A late rerun or a backfill of an older window leaves newer KPIs in
+/// Redis as they are and ends `superseded`; `--force` writes anyway.
+#[test]
+fn an_older_window_never_replaces_newer_kpis() {
+    let mongo = Mongo::start();
+    let redis = Redis::start();
+    load(&mongo);
+    let env = vec![
+        ("STOCKYARD_MONGO_URI".to_string(), mongo.uri()),
+        ("STOCKYARD_MONGO_DB".to_string(), DB.to_string()),
+        ("STOCKYARD_REDIS_URL".to_string(), redis.url()),
+    ];
+    let cluster = Cluster::start_with_env(2, env);
+    let keys = [
+        "kpi:inventory_level",
+        "kpi:stockout_alerts",
+        "kpi:supplier_performance",
+        "kpi:dc_utilization",
+        "kpi:regional_performance",
+        "kpi:data_quality",
+        "kpi:last_update",
+    ];
+    let held = || keys.iter().map(|k| redis.command(&format!("GET {k}"))).collect::<Vec<String>>();
+    let run = |args: &[&str]| {
+        let r = cluster.stockyard(&[&["run", "kpi", "--ttl", "600s"], args].concat()).ok();
+        serde_json::from_str::<Value>(r.stdout.lines().last().unwrap()).unwrap()
+    };
+    let window_end = || redis_json(&redis, "kpi:inventory_level")["window_end"].clone();
+
+    assert_eq!(run(&["--now", "2026-01-05T12:00:00Z"])["status"], "succeeded");
+    let newer = held();
+    // 11:59:59.5 ends half a second before 12:00: older, whatever the digits.
+    for now in ["2026-01-05T11:30:00Z", "2026-01-05T11:59:59.500Z"] {
+        let summary = run(&["--now", now]);
+        assert_eq!(summary["status"], "superseded", "{summary}");
+        assert_eq!(summary["newer_window_end"], "2026-01-05T12:00:00Z", "{summary}");
+        assert_eq!(held(), newer, "a superseded run changed Redis");
+    }
+    // The same window again is written: a rerun refreshes it.
+    assert_eq!(run(&["--now", "2026-01-05T12:00:00Z"])["status"], "succeeded");
+    // A deliberate backfill.
+    assert_eq!(run(&["--now", "2026-01-05T11:30:00Z", "--force"])["status"], "succeeded");
+    assert_eq!(window_end(), "2026-01-05T11:30:00Z");
+    // And a newer window replaces it as always.
+    assert_eq!(run(&["--now", "2026-01-05T11:45:00Z"])["status"], "succeeded");
+    assert_eq!(window_end(), "2026-01-05T11:45:00Z");
+    let (_, runs) = stockyard_tests::http(cluster.http_port, "GET", "/api/runs?status=superseded", None);
+    let runs: Vec<Value> = serde_json::from_str(&runs).unwrap();
+    assert_eq!(runs.len(), 2, "{runs:?}");
+}
+
 #[test]
 fn the_kpi_job_runs_standalone_in_one_process() {
     let mongo = Mongo::start();

@@ -151,6 +151,7 @@ async fn the_kpis_of_a_hand_computed_dataset_match_the_spec() {
         now: at("2026-01-05T01:00:00Z"),
         window: std::time::Duration::from_secs(3600),
         ttl: std::time::Duration::from_secs(120),
+        force: false,
     };
     let generated_at = at("2026-01-05T01:00:05Z");
     let output = kpi::compute(&ctx, &params, generated_at).await.unwrap();

@@ -66,7 +66,7 @@ fn rest_api_matches_its_openapi_document() {
     let schemas = &doc["components"]["schemas"];
     assert_eq!(
         schemas["RunStatus"]["enum"],
-        serde_json::json!(["running", "succeeded", "failed", "skipped", "cancelled", "interrupted"])
+        serde_json::json!(["running", "succeeded", "failed", "skipped", "cancelled", "interrupted", "superseded"])
     );
     assert_eq!(schemas["Job"]["enum"], serde_json::json!(["kpi", "archive", "sql"]));
 

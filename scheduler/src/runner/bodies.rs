@@ -85,10 +85,15 @@ impl JobRunner {
         let compute_ms = computing.elapsed().as_millis() as u64;
         say("writing the KPIs to Redis");
         let writing = Instant::now();
-        kpi::write(&self.targets.redis_url, &output, params.ttl, Utc::now()).await?;
-        let redis_ms = writing.elapsed().as_millis() as u64;
         let (start, end) = params.bounds();
+        let written = kpi::write(&self.targets.redis_url, &output, end, params.ttl, Utc::now(), params.force).await?;
+        let redis_ms = writing.elapsed().as_millis() as u64;
         let mut summary = output.summary;
+        if let kpi::Written::Superseded { held } = written {
+            // A late rerun or a backfill leaves newer KPIs as they are.
+            summary["status"] = json!(stockyard_api::RunStatus::Superseded.as_str());
+            summary["newer_window_end"] = json!(held);
+        }
         // Reading MongoDB happens inside the queries: compute includes it.
         summary["compute_ms"] = json!(compute_ms);
         summary["redis_write_ms"] = json!(redis_ms);

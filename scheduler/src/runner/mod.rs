@@ -334,10 +334,15 @@ impl JobRunner {
             }
             Ok(Ok(Ok(mut summary))) => {
                 summary["duration_ms"] = duration["duration_ms"].clone();
-                // The archive job reports `skipped` when below its threshold.
-                let skipped = summary.get("status").and_then(Value::as_str) == Some(RunStatus::Skipped.as_str());
+                // The archive job reports `skipped` when below its
+                // threshold, the KPI job `superseded` when Redis holds a
+                // newer window's KPIs.
+                let said = summary.get("status").and_then(Value::as_str).and_then(|s| s.parse().ok());
                 run.summary = summary;
-                if skipped { RunStatus::Skipped } else { RunStatus::Succeeded }
+                match said {
+                    Some(s @ (RunStatus::Skipped | RunStatus::Superseded)) => s,
+                    _ => RunStatus::Succeeded,
+                }
             }
             Ok(Ok(Err(e))) => {
                 run.error = stockyard_mask::text(&e.to_string());

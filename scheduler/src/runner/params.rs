@@ -50,7 +50,7 @@ pub enum BadRequest {
 /// The parameters a job takes, as its refusal lists them.
 fn takes(job: Job) -> &'static str {
     match job {
-        Job::Kpi => "now, window, ttl",
+        Job::Kpi => "now, window, ttl, force",
         Job::Archive => "now, threshold_mb, older_than, dest",
         Job::Sql => "sql",
     }
@@ -88,6 +88,7 @@ pub fn kpi(given: &BTreeMap<String, String>) -> Result<KpiParams, BadRequest> {
         now: now(given)?,
         window: duration(given, "window", Duration::from_secs(15 * 60))?,
         ttl: duration(given, "ttl", Duration::from_secs(120))?,
+        force: value(given, "force", params::flag)?.unwrap_or(false),
     };
     // A window reaching before the calendar's start has no bounds.
     let reachable = chrono::Duration::from_std(params.window).ok().and_then(|w| params.now.checked_sub_signed(w));
@@ -233,7 +234,7 @@ mod tests {
         };
         assert_eq!(
             refused(Job::Kpi, &[("windw", "5m")]),
-            "the kpi job has no parameter 'windw' (it takes now, window, ttl)"
+            "the kpi job has no parameter 'windw' (it takes now, window, ttl, force)"
         );
         assert_eq!(refused(Job::Kpi, &[("window", "-1m")]), "window: '-1m' is not a duration like 90s, 15m or 2h");
         // Parses, but reaches before the calendar: refused, not a panic.

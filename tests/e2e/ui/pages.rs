@@ -62,7 +62,7 @@ fn every_page_works_in_a_browser() {
     let statuses = b.texts("select[name=status] option");
     assert_eq!(
         statuses,
-        ["any", "running", "succeeded", "failed", "skipped", "cancelled", "interrupted"],
+        ["any", "running", "succeeded", "failed", "skipped", "cancelled", "interrupted", "superseded"],
         "{statuses:?}"
     );
     b.click("select[name=job] option[value=archive]");
