@@ -436,7 +436,7 @@ impl BoundScheduler {
             .add_service(StockyardServer::new(grpc::JobApi::new(
                 scheduler.clone(),
                 catalog,
-                runner,
+                runner.clone(),
                 schedules.clone(),
                 leadership.clone(),
                 streams.clone(),
@@ -469,9 +469,13 @@ impl BoundScheduler {
             }
         };
         let resigning = leadership.clone();
+        let stopping = runner.clone();
         let (gone_tx, gone_rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
             shutdown.await;
+            // Its runs stop (recorded as interrupted, for the next leader
+            // to rerun) before the leadership is let go.
+            stopping.stop_all(Duration::from_secs(5)).await;
             resigning.resign().await;
             let _ = stop_tx.send(true);
             // Connections that stay open (a client waiting on a long job,

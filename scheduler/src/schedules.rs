@@ -443,6 +443,15 @@ impl Schedules {
     pub async fn run(self: Arc<Self>, mut seed: bool, leadership: Arc<Leadership>) {
         let mut leading = false;
         let mut taken_over = false;
+        // Background failures are logged at warn, once per new reason.
+        let mut last_failure = String::new();
+        let mut warn_once = |what: &str, e: &dyn std::fmt::Display| {
+            let text = format!("{what}: {e}");
+            if text != last_failure {
+                tracing::warn!("{text} (retrying)");
+                last_failure = text;
+            }
+        };
         loop {
             match (leading, leadership.is_leader()) {
                 (false, true) => {
@@ -461,13 +470,13 @@ impl Schedules {
                 if !taken_over {
                     match self.take_over(leadership.shared).await {
                         Ok(()) => taken_over = true,
-                        Err(e) => tracing::debug!("unfinished runs not checked yet: {e}"),
+                        Err(e) => warn_once("the unfinished runs cannot be taken over yet", &e),
                     }
                 }
                 if seed {
                     match self.seed_defaults().await {
                         Ok(()) => seed = false,
-                        Err(e) => tracing::debug!("default schedules not created yet: {e}"),
+                        Err(e) => warn_once("the default schedules cannot be created yet", &e),
                     }
                 }
                 self.tick().await;

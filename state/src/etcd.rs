@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use etcd_client::{Client, ConnectOptions, GetOptions};
+use etcd_client::{Client, ConnectOptions, GetOptions, SortOrder, SortTarget};
 use tokio::sync::Mutex;
 
 use crate::{StateError, StateStore};
@@ -13,10 +13,32 @@ use crate::{StateError, StateStore};
 /// Everything Stockyard keeps in etcd is under this prefix.
 pub const PREFIX: &str = "stockyard/";
 
+/// Keys a listing asks etcd for at once: a whole prefix in one answer
+/// outgrows the client's 4 MiB message limit after a few days of run
+/// history, and etcd advises paging range reads.
+const PAGE: i64 = 256;
+
+/// The end of the key range that holds every key starting with `prefix`:
+/// the prefix with its last byte that can be raised, raised.
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    // Every byte 0xff: to the end of the key space.
+    vec![0]
+}
+
 /// State in etcd.
 pub struct EtcdStore {
     endpoints: Vec<String>,
     client: Mutex<Option<Client>>,
+    /// This process's campaign, stopped when it resigns: left running, it
+    /// would take the key straight back.
+    campaign: std::sync::Mutex<Option<tokio::task::AbortHandle>>,
 }
 
 impl std::fmt::Debug for EtcdStore {
@@ -28,12 +50,48 @@ impl std::fmt::Debug for EtcdStore {
 impl EtcdStore {
     /// A store on `endpoints` (`HOST:PORT`); nothing connects yet.
     pub fn new(endpoints: Vec<String>) -> Self {
-        Self { endpoints, client: Mutex::new(None) }
+        Self { endpoints, client: Mutex::new(None), campaign: std::sync::Mutex::new(None) }
     }
 
     fn error(&self, doing: &str, e: impl std::error::Error + 'static) -> StateError {
         let what = format!("etcd at {} ({doing})", self.endpoints.join(","));
         StateError::Store { what, source: stockyard_mask::Masked::new(&e) }
+    }
+
+    /// The keys under `prefix` (with their values unless `keys_only`), in
+    /// key order, [`PAGE`] at a time, every page read at the first page's
+    /// revision so the listing is one snapshot.
+    async fn range(&self, prefix: &str, keys_only: bool) -> Result<Vec<(String, Vec<u8>)>, StateError> {
+        let first = format!("{PREFIX}{prefix}").into_bytes();
+        let end = prefix_end(&first);
+        let (mut start, mut revision, mut out) = (first, 0, Vec::new());
+        loop {
+            let mut options = GetOptions::new()
+                .with_range(end.clone())
+                .with_limit(PAGE)
+                .with_sort(SortTarget::Key, SortOrder::Ascend)
+                .with_revision(revision);
+            if keys_only {
+                options = options.with_keys_only();
+            }
+            let from = start.clone();
+            let page = self.run("listing", |mut c| async move { c.get(from, Some(options)).await }).await?;
+            if revision == 0 {
+                revision = page.header().map_or(0, |h| h.revision());
+            }
+            for kv in page.kvs() {
+                let key = String::from_utf8_lossy(kv.key());
+                out.push((key.strip_prefix(PREFIX).unwrap_or(&key).to_string(), kv.value().to_vec()));
+            }
+            match page.kvs().last() {
+                Some(last) if page.more() => {
+                    // The next page starts just after the last key.
+                    start = last.key().to_vec();
+                    start.push(0);
+                }
+                _ => return Ok(out),
+            }
+        }
     }
 
     /// A connected client: the kept one, or a new connection.
@@ -92,20 +150,11 @@ impl StateStore for EtcdStore {
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StateError> {
-        let prefix = format!("{PREFIX}{prefix}");
-        let resp = self
-            .run("listing", |mut c| async move { c.get(prefix, Some(GetOptions::new().with_prefix())).await })
-            .await?;
-        let mut out: Vec<(String, Vec<u8>)> = resp
-            .kvs()
-            .iter()
-            .map(|kv| {
-                let key = String::from_utf8_lossy(kv.key());
-                (key.strip_prefix(PREFIX).unwrap_or(&key).to_string(), kv.value().to_vec())
-            })
-            .collect();
-        out.sort();
-        Ok(out)
+        self.range(prefix, false).await
+    }
+
+    async fn keys(&self, prefix: &str) -> Result<Vec<String>, StateError> {
+        Ok(self.range(prefix, true).await?.into_iter().map(|(k, _)| k).collect())
     }
 
     fn describe(&self) -> String {
@@ -118,10 +167,14 @@ impl StateStore for EtcdStore {
 
     fn campaign(&self, me: String, role: std::sync::Arc<tokio::sync::watch::Sender<crate::Role>>) {
         role.send_replace(crate::Role::Follower(None));
-        tokio::spawn(crate::election::campaign(self.endpoints.clone(), me, role));
+        let task = tokio::spawn(crate::election::campaign(self.endpoints.clone(), me, role));
+        *self.campaign.lock().expect("campaign lock") = Some(task.abort_handle());
     }
 
     async fn resign(&self, me: String) -> Result<(), StateError> {
+        if let Some(campaign) = self.campaign.lock().expect("campaign lock").take() {
+            campaign.abort();
+        }
         crate::election::resign(self.endpoints.clone(), me).await.map_err(|e| self.error("resigning", e))
     }
 }

@@ -1,15 +1,41 @@
 //! [`FileStore`]: one file per key under a directory. A write goes to a
-//! temporary file that is then renamed over the key's file, so a crash
-//! leaves the old value or the new one, never half of one.
+//! temporary file, synced, then renamed over the key's file and the
+//! directory synced, so a crash leaves the old value or the new one, never
+//! half of one, and a write that returned survives a power cut. One
+//! scheduler leads on a directory: the one holding the lock on its
+//! `.leader` file.
 
+use std::io::{Seek, Write};
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use crate::{StateError, StateStore};
+use tokio::sync::watch;
+
+use crate::{Role, StateError, StateStore};
+
+/// The file whose lock the leading scheduler holds; it holds its value.
+const LEADER_FILE: &str = ".leader";
 
 /// Keys and values as files under a directory.
 #[derive(Debug)]
 pub struct FileStore {
     dir: PathBuf,
+    /// The leader file, locked, while this process leads; `None` once it
+    /// resigned, so its campaign does not take the lock back.
+    held: Arc<Mutex<Held>>,
+}
+
+/// Where this process's campaign on the directory stands.
+#[derive(Debug, Default)]
+enum Held {
+    /// Not leading (yet).
+    #[default]
+    No,
+    /// Leading: the locked leader file, held for its lock.
+    Lock(#[allow(dead_code)] std::fs::File),
+    /// Resigned: the campaign is over.
+    Resigned,
 }
 
 impl FileStore {
@@ -20,7 +46,7 @@ impl FileStore {
             what: format!("state directory {}", dir.display()),
             source: stockyard_mask::Masked::new(&e),
         })?;
-        Ok(Self { dir })
+        Ok(Self { dir, held: Arc::default() })
     }
 
     /// Keys map to flat file names: `/` and `%` are escaped, so any key
@@ -58,8 +84,19 @@ impl StateStore for FileStore {
             std::process::id(),
             path.file_name().and_then(|n| n.to_str()).unwrap_or("key")
         ));
-        tokio::fs::write(&tmp, value).await.map_err(|e| self.error("writing", e))?;
-        tokio::fs::rename(&tmp, &path).await.map_err(|e| self.error("writing", e))
+        let dir = self.dir.clone();
+        let write = move || -> std::io::Result<()> {
+            let mut file = std::fs::File::create(&tmp)?;
+            file.write_all(&value)?;
+            file.sync_all()?;
+            std::fs::rename(&tmp, &path)?;
+            // The rename lasts once the directory is synced.
+            std::fs::File::open(&dir)?.sync_all()
+        };
+        tokio::task::spawn_blocking(write)
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+            .map_err(|e| self.error("writing", e))
     }
 
     async fn delete(&self, key: &str) -> Result<(), StateError> {
@@ -74,7 +111,7 @@ impl StateStore for FileStore {
         let mut out = Vec::new();
         while let Some(entry) = entries.next_entry().await.map_err(|e| self.error("listing", e))? {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with(".tmp-") {
+            if name.starts_with(".tmp-") || name == LEADER_FILE {
                 continue;
             }
             let key = key_of(&name);
@@ -91,4 +128,73 @@ impl StateStore for FileStore {
     fn describe(&self) -> String {
         format!("file:{}", self.dir.display())
     }
+
+    /// Leads while it holds the lock on the leader file; another process
+    /// on the same directory is its standby, and takes over when the lock
+    /// is let go (at the leader's exit, however it ends).
+    fn campaign(&self, me: String, role: Arc<watch::Sender<Role>>) {
+        let path = self.dir.join(LEADER_FILE);
+        let held = self.held.clone();
+        tokio::spawn(async move {
+            let mut last_error = String::new();
+            loop {
+                if matches!(*held.lock().expect("leader lock"), Held::Resigned) {
+                    role.send_replace(Role::Follower(None));
+                    return;
+                }
+                let now = match claim(&path, &me) {
+                    Ok(Some(file)) => {
+                        *held.lock().expect("leader lock") = Held::Lock(file);
+                        Role::Leader
+                    }
+                    Ok(None) => Role::Follower(std::fs::read_to_string(&path).ok().filter(|v| !v.is_empty())),
+                    Err(e) => {
+                        let e = e.to_string();
+                        if e != last_error {
+                            tracing::warn!("cannot lock {} to lead: {e} (retrying every second)", path.display());
+                            last_error = e;
+                        }
+                        Role::Follower(None)
+                    }
+                };
+                let leading = now == Role::Leader;
+                role.send_if_modified(|r| {
+                    let changed = *r != now;
+                    *r = now;
+                    changed
+                });
+                if leading {
+                    // Held until this process ends or resigns.
+                    while matches!(*held.lock().expect("leader lock"), Held::Lock(_)) {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    continue;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+    }
+
+    async fn resign(&self, me: String) -> Result<(), StateError> {
+        let _ = me;
+        // Dropping the file lets the lock go; the standby takes it.
+        *self.held.lock().expect("leader lock") = Held::Resigned;
+        Ok(())
+    }
+}
+
+/// Takes the lock on the leader file at `path` and writes `me` in it, or
+/// `None` when another process holds it.
+fn claim(path: &std::path::Path, me: &str) -> std::io::Result<Option<std::fs::File>> {
+    let mut file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => return Err(e),
+    }
+    file.set_len(0)?;
+    file.rewind()?;
+    file.write_all(me.as_bytes())?;
+    file.sync_all()?;
+    Ok(Some(file))
 }

@@ -47,6 +47,11 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
     async fn delete(&self, key: &str) -> Result<(), StateError>;
     /// Every key under `prefix` with its value, in key order.
     async fn list(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StateError>;
+    /// Every key under `prefix`, in key order, without the values (which
+    /// a store that can leaves on its side).
+    async fn keys(&self, prefix: &str) -> Result<Vec<String>, StateError> {
+        Ok(self.list(prefix).await?.into_iter().map(|(k, _)| k).collect())
+    }
     /// What the store is, for logs and errors (no credentials).
     fn describe(&self) -> String;
     /// Whether several schedulers can share this store, and so must elect
@@ -114,6 +119,7 @@ pub(crate) mod tests {
             listed,
             vec![("schedules/archive".to_string(), b"two".to_vec()), ("schedules/kpi".to_string(), b"three".to_vec())]
         );
+        assert_eq!(store.keys("schedules/").await.unwrap(), ["schedules/archive", "schedules/kpi"]);
         store.delete("schedules/kpi").await.unwrap();
         store.delete("schedules/kpi").await.unwrap();
         assert_eq!(store.list("schedules/").await.unwrap().len(), 1);
@@ -127,6 +133,32 @@ pub(crate) mod tests {
         // A new store on the same directory sees the same state.
         let again = FileStore::open(dir.path().to_str().unwrap()).unwrap();
         assert_eq!(again.get("schedules/archive").await.unwrap(), Some(b"two".to_vec()));
+    }
+
+    #[tokio::test]
+    async fn one_scheduler_leads_on_a_directory_and_its_standby_takes_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path().to_str().unwrap();
+        let (a, b) = (FileStore::open(dir).unwrap(), FileStore::open(dir).unwrap());
+        let (a_role, b_role) = (
+            Arc::new(tokio::sync::watch::channel(Role::Follower(None)).0),
+            Arc::new(tokio::sync::watch::channel(Role::Follower(None)).0),
+        );
+        a.campaign("a".into(), a_role.clone());
+        let within = |role: Arc<tokio::sync::watch::Sender<Role>>, want: Role| async move {
+            let mut rx = role.subscribe();
+            tokio::time::timeout(std::time::Duration::from_secs(5), rx.wait_for(|r| *r == want)).await.is_ok()
+        };
+        assert!(within(a_role.clone(), Role::Leader).await, "a leads");
+        b.campaign("b".into(), b_role.clone());
+        assert!(within(b_role.clone(), Role::Follower(Some("a".into()))).await, "b follows a: {:?}", *b_role.borrow());
+        // The leader file is no key.
+        assert!(a.list("").await.unwrap().is_empty());
+        a.resign("a".into()).await.unwrap();
+        assert!(within(b_role.clone(), Role::Leader).await, "b took over: {:?}", *b_role.borrow());
+        assert!(within(a_role.clone(), Role::Follower(None)).await, "a stopped campaigning");
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        assert_eq!(*a_role.borrow(), Role::Follower(None), "a took the lock back");
     }
 
     #[test]

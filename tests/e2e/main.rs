@@ -6,6 +6,7 @@ mod cli;
 mod cluster;
 mod generate;
 mod ha;
+mod history;
 mod kpi;
 mod kpi_golden;
 mod mongo;

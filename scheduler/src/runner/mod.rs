@@ -191,6 +191,17 @@ impl JobRunner {
         }
     }
 
+    /// Interrupts every run going on here and waits up to `grace` for each
+    /// to be recorded as interrupted: a scheduler stops its runs before it
+    /// lets the leadership go, so no two leaders run one.
+    pub async fn stop_all(&self, grace: Duration) {
+        self.interrupt_all();
+        let deadline = Instant::now() + grace;
+        while !self.active.lock().expect("active lock").is_empty() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Runs the store records as running, or interrupted and not yet
     /// rerun, that no run in this process carries on: their scheduler died
     /// or lost the leadership. Each is recorded as interrupted; with

@@ -114,14 +114,15 @@ impl RunStore {
     /// Drops runs older than the retention period from the store.
     async fn prune(&self) {
         let oldest = super::now_ms().saturating_sub(self.retention.as_millis() as u64);
-        let stored = match self.store.list(RUNS).await {
+        // Keys only: the values stay in the store.
+        let stored = match self.store.keys(RUNS).await {
             Ok(stored) => stored,
             Err(e) => {
                 tracing::warn!("cannot prune the run history: {e}");
                 return;
             }
         };
-        for (key, _) in stored {
+        for key in stored {
             let started: u64 =
                 key.trim_start_matches(RUNS).split('-').next().and_then(|t| t.parse().ok()).unwrap_or(u64::MAX);
             if started < oldest

@@ -1,0 +1,89 @@
+//! The run history on etcd once it outgrows one etcd answer: about three
+//! days of the default schedules' runs.
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use serde_json::{Value, json};
+use stockyard_tests::{Cluster, Etcd, http};
+
+/// Runs stored: about 7.5 MiB with their padding, over the 4 MiB a client
+/// takes in one answer.
+const RUNS: u64 = 6000;
+
+fn runs(cluster: &Cluster, query: &str) -> Vec<Value> {
+    let (code, body) = http(cluster.http_port, "GET", &format!("/api/runs?limit=100000{query}"), None);
+    assert_eq!(code, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+#[test]
+fn a_history_larger_than_one_etcd_answer_is_read_whole_and_taken_over() {
+    let etcd = Etcd::start();
+    let spec = format!("etcd://{}", etcd.endpoint());
+    let now = chrono::Utc::now().timestamp_millis() as u64;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // Run i started i seconds ago: the oldest is an archive run, the
+    // newest a KPI run whose scheduler died while it ran.
+    let record = |i: u64| {
+        let started = now - i * 1000;
+        let (job, id) = if i == RUNS - 1 { ("archive", "archive-old") } else { ("kpi", "") };
+        let id = if i == 0 {
+            "kpi-orphan".to_string()
+        } else if id.is_empty() {
+            format!("kpi-{i:05}")
+        } else {
+            id.into()
+        };
+        let mut run = json!({
+            "run_id": id, "job": job, "status": "succeeded", "trigger": "schedule:kpi (due)",
+            "started_at_ms": started, "ended_at_ms": started + 500, "scheduler": "gone",
+            "summary": {"padding": "x".repeat(1200)},
+        });
+        if i == 0 {
+            run["status"] = json!("running");
+            run["ended_at_ms"] = json!(0);
+        }
+        (format!("runs/{started:013}-{id}"), serde_json::to_vec(&run).unwrap())
+    };
+    rt.block_on(async {
+        let store = stockyard_state::open(&spec).await.unwrap();
+        let puts = futures::stream::iter(0..RUNS).map(|i| {
+            let store = store.clone();
+            async move {
+                let (key, value) = record(i);
+                store.put(&key, value).await.unwrap();
+            }
+        });
+        puts.buffer_unordered(64).collect::<Vec<()>>().await;
+    });
+
+    let env = vec![("STOCKYARD_STATE".to_string(), spec)];
+    let cluster = Cluster::start_with_env(2, env);
+    // The leader takes over the orphan: interrupted, with a rerun named.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let orphan = loop {
+        let (_, body) = http(cluster.http_port, "GET", "/api/runs/kpi-orphan", None);
+        let run: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        if run["status"] == "interrupted" {
+            break run;
+        }
+        assert!(Instant::now() < deadline, "the orphan was not taken over: {body}\n{}", cluster.logs());
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert!(orphan["rerun_as"].as_str().is_some_and(|r| r.starts_with("kpi-")), "{orphan}");
+    assert_eq!(orphan["error"], "its scheduler (gone) stopped during the run");
+
+    // Every stored run is listed: 5,998 KPI runs and the archive run
+    // succeeded, the orphan interrupted, and its rerun (which fails: no
+    // MongoDB here) on top.
+    let succeeded = runs(&cluster, "&status=succeeded");
+    assert_eq!(succeeded.len() as u64, RUNS - 1);
+    assert_eq!(succeeded.last().unwrap()["run_id"], "archive-old", "oldest last");
+    let all = runs(&cluster, "");
+    assert_eq!(all.len() as u64, RUNS + 1, "{:?}", all.first());
+    let (code, archives) = http(cluster.http_port, "GET", "/api/archives", None);
+    assert_eq!(code, 200);
+    let archives: Vec<Value> = serde_json::from_str(&archives).unwrap();
+    assert_eq!(archives.iter().map(|r| r["run_id"].clone()).collect::<Vec<_>>(), [json!("archive-old")]);
+}
