@@ -36,6 +36,9 @@ pub enum Command {
     /// Run a job on the cluster and wait for it: prints a JSON summary last.
     #[command(subcommand)]
     Run(RunCommand),
+    /// Manage the archive's ledger: abandon an interrupted run that cannot finish.
+    #[command(subcommand)]
+    Archive(ArchiveCommand),
     /// List the executors the scheduler knows.
     Executors(ListArgs),
     /// List job runs (the run history), or with --ballista the Ballista jobs.
@@ -341,6 +344,22 @@ pub enum RunCommand {
     Kpi(KpiArgs),
     /// Old facts from MongoDB to partitioned Parquet, exactly once.
     Archive(ArchiveArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ArchiveCommand {
+    /// Give up an interrupted archive run that stopped before its files were
+    /// complete: its files are removed and its documents unmarked, so the
+    /// next run archives them. Runs as an archive-job run; prints its summary.
+    Abandon(AbandonArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AbandonArgs {
+    /// The archive run's id (`archive_id` in the run summaries).
+    pub archive_id: String,
+    #[command(flatten)]
+    pub target: Target,
 }
 
 /// Where a job runs.

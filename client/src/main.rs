@@ -13,7 +13,7 @@ mod streams;
 use std::process::ExitCode;
 
 use clap::Parser;
-use cli::{Cli, Command, RunCommand};
+use cli::{ArchiveCommand, Cli, Command, RunCommand};
 use stockyard_executor::ExecutorSettings;
 use stockyard_mongo::ScanOptions;
 use stockyard_scheduler::{BoundScheduler, MongoSettings, SchedulerSettings};
@@ -234,6 +234,11 @@ async fn run(command: Command) -> Result<(), Failure> {
             if let Some(dest) = a.dest {
                 params.insert("dest".to_string(), dest);
             }
+            let scheduler = target(a.target).await?;
+            run::run(&scheduler, stockyard_api::Job::Archive, params).await
+        }
+        Command::Archive(ArchiveCommand::Abandon(a)) => {
+            let params = std::collections::HashMap::from([("abandon".to_string(), a.archive_id)]);
             let scheduler = target(a.target).await?;
             run::run(&scheduler, stockyard_api::Job::Archive, params).await
         }

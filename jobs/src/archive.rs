@@ -54,7 +54,13 @@ pub struct ArchiveParams {
     pub older_than: Duration,
     /// Base URI of the archive (see `stockyard_plan::store`).
     pub dest: String,
+    /// Instead of archiving, abandon this interrupted run (see [`abandon`]).
+    pub abandon: Option<String>,
 }
+
+/// Tries an interrupted run gets to finish before it is abandoned, when it
+/// stopped before its files were complete.
+pub const MAX_TRIES: i64 = 3;
 
 /// Why an archive run failed. Nothing is deleted from MongoDB unless its
 /// copy was written and counted; the next run picks up where this stopped.
@@ -104,6 +110,21 @@ pub enum ArchiveError {
         /// Rows the run wrote into it.
         written: u64,
     },
+    /// No run of this id in the ledger.
+    #[error("no archive run '{0}' in the ledger ({LEDGER})")]
+    Unknown(String),
+    /// The run ended, or got past writing its files: they may be the only
+    /// copy of documents already deleted, so it is finished, never abandoned.
+    #[error(
+        "archive run {run} is {state}: only a run stopped before its files were complete (marking or writing) \
+         can be abandoned"
+    )]
+    NotAbandonable {
+        /// The run's id.
+        run: String,
+        /// Its step in the ledger.
+        state: String,
+    },
     /// A collection's Parquet copy holds a different number of rows than
     /// were marked, so nothing was deleted.
     #[error(
@@ -140,21 +161,42 @@ pub async fn run(
     say: &(dyn Fn(String) + Send + Sync),
 ) -> Result<Value, ArchiveError> {
     let job = Job { ctx, mongo, say };
-    let mut resumed = Vec::new();
+    let (mut resumed, mut unfinished, mut abandoned) = (Vec::new(), Vec::new(), Vec::new());
     for entry in job.unfinished().await? {
         let run = entry.get_str("_id").unwrap_or_default().to_string();
-        say(format!("finishing interrupted archive run {run}"));
-        job.finish(entry).await?;
-        resumed.push(run);
+        let tries = entry.get_i64("tries").unwrap_or(0) + 1;
+        job.set_fields(&run, doc! {"tries": tries}).await?;
+        say(format!("finishing interrupted archive run {run} (try {tries} of {MAX_TRIES})"));
+        match job.finish(entry).await {
+            Ok(_) => resumed.push(run),
+            // MongoDB away: nothing else can go on either.
+            Err(e @ ArchiveError::Mongo { .. }) => return Err(e),
+            // Anything else (its destination, a count) must not block
+            // later runs: it is retried, then abandoned if it can be.
+            Err(e) => {
+                let error = e.to_string();
+                let state = job.state(&run).await?;
+                if tries >= MAX_TRIES && abandonable(&state) {
+                    say(format!("abandoning archive run {run} after {tries} tries: {error}"));
+                    abandoned.push(job.abandon(&run, &format!("abandoned after {tries} tries: {error}")).await?);
+                } else {
+                    job.set_fields(&run, doc! {"last_error": &error}).await?;
+                    unfinished.push(json!({"archive_id": run, "state": state, "tries": tries, "error": error}));
+                }
+            }
+        }
     }
     let size = job.data_size().await?;
     let threshold = (params.threshold_mb * (1u64 << 20) as f64) as u64;
-    let mut summary = json!({"data_size_bytes": size, "threshold_bytes": threshold, "resumed_runs": resumed});
+    let mut summary = json!({"data_size_bytes": size, "threshold_bytes": threshold, "resumed_runs": resumed,
+        "unfinished_runs": unfinished, "abandoned_runs": abandoned});
     if size < threshold {
         summary["status"] = json!("skipped");
         return Ok(summary);
     }
     let run = uuid::Uuid::new_v4().to_string();
+    // Nothing is marked for a destination that cannot be written.
+    job.probe(&run, &params.dest).await?;
     let older = chrono::Duration::from_std(params.older_than).unwrap_or(chrono::Duration::zero());
     let cutoff = params.now - older;
     let entry = doc! {
@@ -174,6 +216,25 @@ pub async fn run(
     }
     summary["status"] = json!("succeeded");
     Ok(summary)
+}
+
+/// Abandons archive run `run`, interrupted before its files were complete
+/// (see [`Job::abandon`]): by hand, when the next runs cannot finish it.
+pub async fn abandon(
+    ctx: &SessionContext,
+    mongo: &Arc<MongoSource>,
+    run: &str,
+    say: &(dyn Fn(String) + Send + Sync),
+) -> Result<Value, ArchiveError> {
+    let job = Job { ctx, mongo, say };
+    say(format!("abandoning archive run {run}"));
+    job.abandon(run, "abandoned by hand").await
+}
+
+/// Whether a run in this ledger step may be abandoned: its files are not
+/// complete, so MongoDB still holds every document it marked.
+fn abandonable(state: &str) -> bool {
+    matches!(state, "marking" | "writing")
 }
 
 struct Job<'a> {
@@ -208,7 +269,7 @@ impl Job<'_> {
     async fn unfinished(&self) -> Result<Vec<Document>, ArchiveError> {
         let ledger = self.ledger().await?;
         let cursor = ledger
-            .find(doc! {"state": {"$ne": "done"}})
+            .find(doc! {"state": {"$nin": ["done", "abandoned"]}})
             .sort(doc! {"created_at": 1})
             .await
             .map_err(|e| self.mongo_error("-", "reading the archive ledger", e))?;
@@ -228,6 +289,81 @@ impl Job<'_> {
             Some(Bson::Double(n)) => *n as u64,
             _ => 0,
         })
+    }
+
+    /// Sets `fields` on `run`'s ledger entry.
+    async fn set_fields(&self, run: &str, fields: Document) -> Result<(), ArchiveError> {
+        self.ledger()
+            .await?
+            .update_one(doc! {"_id": run}, doc! {"$set": fields})
+            .await
+            .map_err(|e| self.mongo_error(run, "updating the archive ledger", e))?;
+        Ok(())
+    }
+
+    /// `run`'s step in the ledger.
+    async fn state(&self, run: &str) -> Result<String, ArchiveError> {
+        let entry = self
+            .ledger()
+            .await?
+            .find_one(doc! {"_id": run})
+            .await
+            .map_err(|e| self.mongo_error(run, "reading the archive ledger", e))?
+            .ok_or_else(|| ArchiveError::Unknown(run.into()))?;
+        Ok(entry.get_str("state").unwrap_or("marking").to_string())
+    }
+
+    /// Writes and deletes a probe file at `dest`: a destination that cannot
+    /// be written fails the run before anything is marked.
+    async fn probe(&self, run: &str, dest: &str) -> Result<(), ArchiveError> {
+        let fail = |doing: &str, e: &(dyn std::error::Error + 'static)| ArchiveError::Store {
+            run: run.into(),
+            doing: doing.into(),
+            source: Masked::new(e),
+        };
+        let store = store::open(dest).map_err(|e| fail("opening", &e))?;
+        let probe = store.path([format!(".stockyard-probe-{run}").as_str()]);
+        let doing = "checking it can be written (a probe file)";
+        store.store.put(&probe, b"probe".to_vec().into()).await.map_err(|e| fail(doing, &e))?;
+        store.store.delete(&probe).await.map_err(|e| fail(doing, &e))?;
+        Ok(())
+    }
+
+    /// Gives up `run`, stopped before its files were complete: the files of
+    /// every attempt are removed, then its marks lifted (so a later run
+    /// archives those documents), then the ledger says `abandoned` and why.
+    /// Each step can be redone, so an abandonment cut short is redone.
+    async fn abandon(&self, run: &str, reason: &str) -> Result<Value, ArchiveError> {
+        let entry = self
+            .ledger()
+            .await?
+            .find_one(doc! {"_id": run})
+            .await
+            .map_err(|e| self.mongo_error(run, "reading the archive ledger", e))?
+            .ok_or_else(|| ArchiveError::Unknown(run.into()))?;
+        let state = entry.get_str("state").unwrap_or("marking").to_string();
+        if !abandonable(&state) {
+            return Err(ArchiveError::NotAbandonable { run: run.into(), state });
+        }
+        // Where no store opens, nothing can have been written.
+        if let Ok(dest) = store::open(entry.get_str("dest").unwrap_or_default()) {
+            for (collection, _) in facts() {
+                self.remove_others(run, &dest, collection, &[]).await?;
+            }
+        }
+        let db = self.db(run).await?;
+        let mut unmarked = Document::new();
+        for (collection, _) in facts() {
+            let lifted = db
+                .collection::<Document>(collection)
+                .update_many(doc! {ARCHIVE_MARK: run}, doc! {"$unset": {ARCHIVE_MARK: ""}})
+                .await
+                .map_err(|e| self.mongo_error(run, &format!("lifting the marks on {collection}"), e))?;
+            unmarked.insert(collection, lifted.modified_count as i64);
+        }
+        let now = mongodb::bson::DateTime::now();
+        self.set_state(run, "abandoned", doc! {"abandoned_at": now, "reason": reason}).await?;
+        Ok(json!({"abandoned": run, "was": state, "reason": reason, "unmarked": unmarked}))
     }
 
     async fn set_state(&self, run: &str, state: &str, extra: Document) -> Result<(), ArchiveError> {

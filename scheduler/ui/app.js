@@ -110,7 +110,11 @@ function outcome(r) {
   if (r.job === "kpi" && sm.status === "superseded") return `not written: Redis holds a newer window (to ${sm.newer_window_end})`;
   if (r.job === "kpi" && sm.rows) return `${Object.values(sm.rows).reduce((a, b) => a + b, 0)} KPI rows from ${fmtNum(sm.documents_read)} documents`;
   if (r.job === "archive" && sm.status === "skipped") return `skipped: ${fmtBytes(sm.data_size_bytes)} below ${fmtBytes(sm.threshold_bytes)}`;
-  if (r.job === "archive" && sm.total_records !== undefined) return `${fmtNum(sm.total_records)} documents archived`;
+  if (r.job === "archive" && sm.abandoned) return `abandoned archive run ${sm.abandoned} (${sm.reason})`;
+  if (r.job === "archive" && sm.total_records !== undefined) {
+    const stuck = (sm.unfinished_runs || []).length, given_up = (sm.abandoned_runs || []).length;
+    return `${fmtNum(sm.total_records)} documents archived` + (stuck ? ` · ${stuck} interrupted run(s) could not finish yet` : "") + (given_up ? ` · ${given_up} abandoned` : "");
+  }
   if (r.job === "sql" && sm.rows !== undefined) return `${fmtNum(sm.rows)} rows`;
   return "";
 }

@@ -488,3 +488,104 @@ fn the_archive_writes_to_s3() {
     assert_eq!(archived_orders, ids(&before["orders_fact"]));
     assert_eq!(ids(&all(&mongo, "orders_fact")), vec!["O2", "O6", "O7"]);
 }
+
+/// The id of the one unfinished archive run in the ledger.
+fn unfinished_run(mongo: &Mongo) -> String {
+    let open: Vec<Document> = mongo.with_client(async |c| {
+        let ledger = c.database(DB).collection::<Document>(stockyard_jobs::archive::LEDGER);
+        let found = ledger.find(doc! {"state": {"$nin": ["done", "abandoned"]}}).await.unwrap();
+        futures::TryStreamExt::try_collect(found).await.unwrap()
+    });
+    assert_eq!(open.len(), 1, "{open:?}");
+    open[0].get_str("_id").unwrap().to_string()
+}
+
+/// Nothing is marked for a destination that cannot be written: the run
+/// fails before marking, and the next run is not held up.
+#[test]
+fn a_destination_that_cannot_be_written_marks_nothing_and_blocks_nothing() {
+    let mongo = Mongo::start();
+    load(&mongo);
+    let before = selected(&mongo);
+    let everything: BTreeMap<_, _> = FACTS.iter().map(|c| (*c, all(&mongo, c))).collect();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("file"), "not a directory").unwrap();
+    let bad = dir.path().join("file/archive");
+    let cluster = cluster(&mongo, &[]);
+    let (code, summary, stderr) = archive(&cluster, bad.to_str().unwrap());
+    assert_eq!(code, 1, "{summary}");
+    let opening = format!("the archive store failed while opening: archive destination '{}'", bad.display());
+    assert!(stderr.contains(&opening) && stderr.contains("cannot create the directory"), "{stderr}");
+    for c in FACTS {
+        assert!(all(&mongo, c).iter().all(|d| !d.contains_key(ARCHIVE_MARK)), "{c}: marked for a dead destination");
+    }
+    let good = tempfile::tempdir().unwrap();
+    let (code, summary, stderr) = archive(&cluster, good.path().to_str().unwrap());
+    assert_eq!(code, 0, "{summary} {stderr}");
+    assert_eq!(summary["resumed_runs"], json!([]), "{summary}");
+    assert_exactly_once(&mongo, good.path(), &before, &everything);
+}
+
+/// A run interrupted after marking whose destination is gone for good is
+/// retried by the next two runs (which go on with their own work), then
+/// abandoned by the third: its marks lifted, the documents archived by
+/// that run, exactly once. By hand, abandoning names what cannot be.
+#[test]
+fn an_interrupted_run_that_cannot_finish_is_abandoned_and_blocks_nothing() {
+    let mongo = Mongo::start();
+    load(&mongo);
+    let before = selected(&mongo);
+    let everything: BTreeMap<_, _> = FACTS.iter().map(|c| (*c, all(&mongo, c))).collect();
+    let gone = tempfile::tempdir().unwrap();
+    let gone_dest = gone.path().join("archive");
+    {
+        let mut cluster = cluster(&mongo, &[("STOCKYARD_FAULT", "archive-after-mark")]);
+        let (code, summary, _) = archive(&cluster, gone_dest.to_str().unwrap());
+        assert_ne!(code, 0, "{summary}");
+        assert!(cluster.scheduler.wait_exit(Duration::from_secs(10)).is_some(), "the scheduler died after marking");
+    }
+    let interrupted = unfinished_run(&mongo);
+    // Its destination becomes a file: it can never be written again.
+    std::fs::remove_dir_all(&gone_dest).unwrap();
+    std::fs::write(&gone_dest, "in the way").unwrap();
+
+    let good = tempfile::tempdir().unwrap();
+    let good_dest = good.path().to_str().unwrap();
+    let cluster = cluster(&mongo, &[]);
+    for tries in 1..=2 {
+        let (code, summary, stderr) = archive(&cluster, good_dest);
+        assert_eq!(code, 0, "try {tries}: {summary} {stderr}");
+        let unfinished = &summary["unfinished_runs"];
+        assert_eq!(unfinished.as_array().map(Vec::len), Some(1), "{summary}");
+        assert_eq!(unfinished[0]["archive_id"], interrupted.as_str());
+        assert_eq!(unfinished[0]["state"], "writing");
+        assert_eq!(unfinished[0]["tries"], tries);
+        assert!(
+            unfinished[0]["error"].as_str().unwrap().contains("the archive store failed while opening"),
+            "{summary}"
+        );
+        // Its documents stay marked for it: this run found nothing to do.
+        assert_eq!(summary["total_records"], 0, "{summary}");
+    }
+    let (code, summary, stderr) = archive(&cluster, good_dest);
+    assert_eq!(code, 0, "{summary} {stderr}");
+    let abandoned = &summary["abandoned_runs"][0];
+    assert_eq!(abandoned["abandoned"], interrupted.as_str(), "{summary}");
+    assert_eq!(abandoned["was"], "writing");
+    assert!(abandoned["reason"].as_str().unwrap().starts_with("abandoned after 3 tries: "), "{summary}");
+    let unmarked: u64 = FACTS.iter().map(|c| abandoned["unmarked"][c].as_u64().unwrap()).sum();
+    let selected_count: usize = before.values().map(Vec::len).sum();
+    assert_eq!(unmarked, selected_count as u64, "{summary}");
+    assert_exactly_once(&mongo, good.path(), &before, &everything);
+
+    // By hand: an abandoned run, and one the ledger does not have.
+    let r = cluster.stockyard(&["archive", "abandon", &interrupted]);
+    assert_eq!(r.code, 1, "{r:?}");
+    let expected = format!(
+        "archive run {interrupted} is abandoned: only a run stopped before its files were complete (marking or writing) can be abandoned"
+    );
+    assert!(r.stderr.contains(&expected), "{}", r.stderr);
+    let r = cluster.stockyard(&["archive", "abandon", "no-such-run"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("no archive run 'no-such-run' in the ledger (stockyard_archive_ledger)"), "{}", r.stderr);
+}

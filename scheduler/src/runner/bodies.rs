@@ -120,6 +120,9 @@ impl JobRunner {
             }
         };
         let session = self.session(format!("archive {run_id}")).await?;
+        if let Some(archive_id) = &params.abandon {
+            return Ok(archive::abandon(&session.ctx, &self.targets.mongo, archive_id, &say).await?);
+        }
         Ok(archive::run(&session.ctx, &self.targets.mongo, &params, &say).await?)
     }
 

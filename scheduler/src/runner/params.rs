@@ -33,6 +33,9 @@ pub enum BadRequest {
         #[source]
         source: ParamError,
     },
+    /// `abandon` with no run id.
+    #[error("abandon: name the archive run to abandon (its id, as `stockyard jobs` lists its archive_id)")]
+    Abandon,
     /// A `sql` run with no statement.
     #[error("the sql job needs its statement in the sql parameter")]
     NoStatement,
@@ -51,7 +54,7 @@ pub enum BadRequest {
 fn takes(job: Job) -> &'static str {
     match job {
         Job::Kpi => "now, window, ttl, force",
-        Job::Archive => "now, threshold_mb, older_than, dest",
+        Job::Archive => "now, threshold_mb, older_than, dest, abandon",
         Job::Sql => "sql",
     }
 }
@@ -120,7 +123,11 @@ pub fn archive(
         )));
     }
     let older_than = duration(given, "older_than", Duration::from_secs(120 * 60))?;
-    let params = ArchiveParams { now: now(given)?, threshold_mb, older_than, dest };
+    let abandon = given.get("abandon").cloned();
+    if abandon.as_deref().is_some_and(|id| id.trim().is_empty()) {
+        return Err(BadRequest::Abandon);
+    }
+    let params = ArchiveParams { now: now(given)?, threshold_mb, older_than, dest, abandon };
     if chrono::Duration::from_std(older_than).ok().and_then(|o| params.now.checked_sub_signed(o)).is_none() {
         return Err(BadRequest::Value {
             name: "older_than",
