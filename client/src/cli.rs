@@ -163,6 +163,10 @@ pub struct MongoArgs {
     /// Database whose collections are tables.
     #[arg(long, env = "STOCKYARD_MONGO_DB", default_value = "supply_chain")]
     pub mongo_db: String,
+    /// How long one round trip of a MongoDB read may wait: a MongoDB that
+    /// accepts connections and then stalls fails a query after this.
+    #[arg(long, env = "STOCKYARD_MONGO_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub mongo_timeout: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -396,6 +400,9 @@ pub struct KpiArgs {
     /// deliberate backfill); without it such a run ends `superseded`.
     #[arg(long)]
     pub force: bool,
+    /// Stop the run, and cancel its Ballista jobs, after this long [default: 10m].
+    #[arg(long, value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
     #[command(flatten)]
     pub target: Target,
 }
@@ -415,6 +422,9 @@ pub struct ArchiveArgs {
     /// [default: the scheduler's --archive-dest].
     #[arg(long, value_parser = parse_dest)]
     pub dest: Option<String>,
+    /// Stop the run, and cancel its Ballista jobs, after this long [default: 6h].
+    #[arg(long, value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
     #[command(flatten)]
     pub target: Target,
 }

@@ -25,7 +25,8 @@ pub async fn run(args: GenerateArgs) -> Result<(), Failure> {
     }
     // A bad combination is a command-line error: exit 2, like clap's own.
     let opts = options(&args).unwrap_or_else(|e| e.exit());
-    let source = MongoSource::new(args.mongo.mongo_uri.clone(), args.mongo.mongo_db.clone());
+    let source = MongoSource::new(args.mongo.mongo_uri.clone(), args.mongo.mongo_db.clone())
+        .with_round_trip(args.mongo.mongo_timeout);
     let db = source.database().await.map_err(Failure::from_error)?;
 
     let bar = bar(opts.total_facts(), "facts", format!("into {}", args.mongo.mongo_db));

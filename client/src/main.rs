@@ -125,6 +125,7 @@ async fn run(command: Command) -> Result<(), Failure> {
                     uri: a.mongo.mongo_uri,
                     database: a.mongo.mongo_db,
                     sample_size: a.mongo_sample_size,
+                    round_trip: a.mongo.mongo_timeout,
                 },
                 redis_url: a.redis_url,
                 archive_dest: a.archive_dest,
@@ -157,6 +158,7 @@ async fn run(command: Command) -> Result<(), Failure> {
                 heartbeat_interval: a.heartbeat_interval,
                 mongo_uri: a.mongo.mongo_uri,
                 mongo_database: a.mongo.mongo_db,
+                mongo_round_trip: a.mongo.mongo_timeout,
                 allow_local_files: a.local_files.allow_local_files,
                 metrics_port: a.metrics_port,
                 ..Default::default()
@@ -170,7 +172,12 @@ async fn run(command: Command) -> Result<(), Failure> {
                 http_port: a.http_port,
                 executors: a.executors,
                 concurrent_tasks: a.concurrent_tasks.unwrap_or(0),
-                mongo: MongoSettings { uri: a.mongo.mongo_uri, database: a.mongo.mongo_db, ..Default::default() },
+                mongo: MongoSettings {
+                    uri: a.mongo.mongo_uri,
+                    database: a.mongo.mongo_db,
+                    round_trip: a.mongo.mongo_timeout,
+                    ..Default::default()
+                },
                 redis_url: a.redis_url,
                 state: a.state.state,
                 default_schedules: a.state.default_schedules,
@@ -193,7 +200,12 @@ async fn run(command: Command) -> Result<(), Failure> {
                     http_port: 0,
                     executors: 2,
                     concurrent_tasks: 0,
-                    mongo: MongoSettings { uri: a.mongo.mongo_uri, database: a.mongo.mongo_db, ..Default::default() },
+                    mongo: MongoSettings {
+                        uri: a.mongo.mongo_uri,
+                        database: a.mongo.mongo_db,
+                        round_trip: a.mongo.mongo_timeout,
+                        ..Default::default()
+                    },
                     redis_url: String::new(),
                     // A throwaway cluster: nothing kept, nothing scheduled.
                     state: "memory".into(),
@@ -221,6 +233,9 @@ async fn run(command: Command) -> Result<(), Failure> {
             if a.force {
                 params.insert("force".to_string(), "true".to_string());
             }
+            if let Some(timeout) = a.timeout {
+                params.insert("timeout".to_string(), humantime::format_duration(timeout).to_string());
+            }
             let scheduler = target(a.target).await?;
             run::run(&scheduler, stockyard_api::Job::Kpi, params).await
         }
@@ -233,6 +248,9 @@ async fn run(command: Command) -> Result<(), Failure> {
             params.insert("older_than".to_string(), humantime::format_duration(a.older_than).to_string());
             if let Some(dest) = a.dest {
                 params.insert("dest".to_string(), dest);
+            }
+            if let Some(timeout) = a.timeout {
+                params.insert("timeout".to_string(), humantime::format_duration(timeout).to_string());
             }
             let scheduler = target(a.target).await?;
             run::run(&scheduler, stockyard_api::Job::Archive, params).await
@@ -269,7 +287,12 @@ async fn target(t: cli::Target) -> Result<cli::Remote, Failure> {
         http_port: 0,
         executors: 2,
         concurrent_tasks: 0,
-        mongo: MongoSettings { uri: t.mongo.mongo_uri, database: t.mongo.mongo_db, ..Default::default() },
+        mongo: MongoSettings {
+            uri: t.mongo.mongo_uri,
+            database: t.mongo.mongo_db,
+            round_trip: t.mongo.mongo_timeout,
+            ..Default::default()
+        },
         redis_url: t.redis_url,
         // A throwaway cluster: nothing kept, nothing scheduled.
         state: "memory".into(),

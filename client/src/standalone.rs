@@ -92,6 +92,7 @@ pub async fn start(spec: StandaloneSpec) -> Result<Cluster, Failure> {
             concurrent_tasks: spec.concurrent_tasks,
             mongo_uri: spec.mongo.uri.clone(),
             mongo_database: spec.mongo.database.clone(),
+            mongo_round_trip: spec.mongo.round_trip,
             allow_local_files: spec.allow_local_files,
             ..Default::default()
         };

@@ -49,6 +49,8 @@ pub struct ExecutorSettings {
     pub mongo_uri: String,
     /// MongoDB database.
     pub mongo_database: String,
+    /// How long one round trip of a MongoDB read may wait.
+    pub mongo_round_trip: Duration,
     /// Whether tasks may read and write this machine's files (file scans
     /// and COPY of local paths); off, such a task fails and says why.
     pub allow_local_files: bool,
@@ -92,6 +94,7 @@ impl Default for ExecutorSettings {
             connect_timeout: Duration::from_secs(30),
             mongo_uri: "mongodb://127.0.0.1:27017".into(),
             mongo_database: "supply_chain".into(),
+            mongo_round_trip: stockyard_mongo::source::ROUND_TRIP,
             allow_local_files: false,
             metrics_port: None,
         }
@@ -170,7 +173,9 @@ pub async fn run(settings: ExecutorSettings) -> Result<(), ExecutorError> {
         });
         producer
     });
-    let mongo = Arc::new(MongoSource::new(settings.mongo_uri, settings.mongo_database));
+    let mongo = Arc::new(
+        MongoSource::new(settings.mongo_uri, settings.mongo_database).with_round_trip(settings.mongo_round_trip),
+    );
     let config = ExecutorProcessConfig {
         bind_host: "127.0.0.1".into(),
         external_host: settings.external_host,

@@ -57,7 +57,7 @@ impl MongoCatalog {
     /// [`MongoCatalog::known_tables`].
     pub async fn tables(&self) -> Result<Vec<String>, MongoError> {
         let db = self.source.database().await?;
-        let listed = db.list_collection_names().await.map_err(|e| self.source.error("listing collections", e));
+        let listed = self.source.answer("listing collections", db.list_collection_names().into_future()).await;
         let mut names = self.remember(listed)?;
         names.retain(|n| !n.starts_with("system."));
         names.sort();
@@ -119,11 +119,8 @@ impl MongoCatalog {
             return Err(e);
         }
         let db = self.source.database().await?;
-        let listed = db
-            .list_collection_names()
-            .filter(doc! {"name": collection})
-            .await
-            .map_err(|e| self.source.error("listing collections", e));
+        let listing = db.list_collection_names().filter(doc! {"name": collection}).into_future();
+        let listed = self.source.answer("listing collections", listing).await;
         let exists = self.remember(listed)?;
         if exists.is_empty() {
             return Ok(None);
@@ -136,15 +133,16 @@ impl MongoCatalog {
             }
         }
         let what = format!("sampling {collection}");
-        let mut cursor = db
-            .collection::<mongodb::bson::Document>(collection)
-            .aggregate(vec![doc! {"$sample": {"size": self.sample_size as i64}}])
-            .batch()
-            .await
-            .map_err(|e| self.source.error(&what, e))?;
+        let coll = db.collection::<mongodb::bson::Document>(collection);
+        let sampling = coll.aggregate(vec![doc! {"$sample": {"size": self.sample_size as i64}}]).batch().into_future();
+        let mut cursor = self.source.answer(&what, sampling).await?;
         let mut batches: Vec<RawBatch> = Vec::new();
-        while let Some(batch) = cursor.next().await {
-            batches.push(batch.map_err(|e| self.source.error(&what, e))?);
+        loop {
+            match tokio::time::timeout(self.source.round_trip(), cursor.next()).await {
+                Ok(Some(batch)) => batches.push(batch.map_err(|e| self.source.error(&what, e))?),
+                Ok(None) => break,
+                Err(_) => return Err(self.source.no_answer(&what)),
+            }
         }
         let mut docs = Vec::new();
         for batch in &batches {

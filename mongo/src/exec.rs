@@ -282,9 +282,14 @@ impl MongoScanExec {
                 if let Some(l) = limit {
                     find = find.limit(l as i64);
                 }
-                let mut cursor = find.batch().await.map_err(|e| send_err(source.error(&what, e)))?;
-                while let Some(batch) = cursor.next().await {
-                    let batch = batch.map_err(|e| send_err(source.error(&what, e)))?;
+                let mut cursor = source.answer(&what, find.batch()).await.map_err(send_err)?;
+                loop {
+                    let next = tokio::time::timeout(source.round_trip(), cursor.next()).await;
+                    let batch = match next {
+                        Ok(Some(batch)) => batch.map_err(|e| send_err(source.error(&what, e)))?,
+                        Ok(None) => break,
+                        Err(_) => return Err(send_err(source.no_answer(&what))),
+                    };
                     if raw_tx.send(Ok(batch)).await.is_err() {
                         break; // the consumer is gone
                     }

@@ -8,11 +8,17 @@ use mongodb::options::ClientOptions;
 use mongodb::{Client, Database};
 use tokio::sync::OnceCell;
 
+/// How long one round trip of a read may wait for MongoDB by default
+/// (`--mongo-timeout`; the driver takes no socket timeout).
+pub const ROUND_TRIP: Duration = Duration::from_secs(30);
+
 /// A MongoDB database this process reads, connected on first use.
 pub struct MongoSource {
     uri: String,
     database: String,
     client: OnceCell<Client>,
+    /// How long one round trip of a read may wait.
+    round_trip: Duration,
 }
 
 impl fmt::Debug for MongoSource {
@@ -59,7 +65,13 @@ impl MongoSource {
     pub fn new(uri: impl Into<String>, database: impl Into<String>) -> Self {
         let uri = uri.into();
         stockyard_mask::register_uri(&uri);
-        Self { uri, database: database.into(), client: OnceCell::new() }
+        Self { uri, database: database.into(), client: OnceCell::new(), round_trip: ROUND_TRIP }
+    }
+
+    /// The same source with reads waiting at most `limit` a round trip.
+    pub fn with_round_trip(mut self, limit: Duration) -> Self {
+        self.round_trip = limit;
+        self
     }
 
     /// The database name.
@@ -100,6 +112,33 @@ impl MongoSource {
                 Client::with_options(options).map_err(|e| self.error("connecting", e))
             })
             .await
+    }
+
+    /// How long one round trip of a read may wait.
+    pub fn round_trip(&self) -> Duration {
+        self.round_trip
+    }
+
+    /// The error for `action` that got no answer within the round trip.
+    pub fn no_answer(&self, action: &str) -> MongoError {
+        let limit = self.round_trip();
+        let e =
+            std::io::Error::new(std::io::ErrorKind::TimedOut, format!("no answer within {} s", limit.as_secs_f64()));
+        self.error(action, e)
+    }
+
+    /// Awaits one round trip of a read (`op`, doing `action`): a MongoDB
+    /// that accepts connections and then stalls fails the read after
+    /// [`MongoSource::round_trip`] instead of hanging it for ever.
+    pub async fn answer<T>(
+        &self,
+        action: &str,
+        op: impl std::future::Future<Output = Result<T, mongodb::error::Error>>,
+    ) -> Result<T, MongoError> {
+        match tokio::time::timeout(self.round_trip(), op).await {
+            Ok(result) => result.map_err(|e| self.error(action, e)),
+            Err(_) => Err(self.no_answer(action)),
+        }
     }
 
     /// The database handle.

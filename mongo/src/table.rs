@@ -99,14 +99,10 @@ impl MongoTable {
             doc! {"$sample": {"size": (wanted * SAMPLES_PER_PARTITION) as i64}},
             doc! {"$project": {"_id": 0, "v": field}},
         ];
-        let sample: Vec<Document> = db
-            .collection::<Document>(&self.collection)
-            .aggregate(pipeline)
-            .await
-            .map_err(|e| external(source.error(&format!("sampling {}", self.collection), e)))?
-            .try_collect()
-            .await
-            .map_err(|e| external(source.error(&format!("sampling {}", self.collection), e)))?;
+        let what = format!("sampling {}", self.collection);
+        let sampling =
+            async { db.collection::<Document>(&self.collection).aggregate(pipeline).await?.try_collect().await };
+        let sample: Vec<Document> = source.answer(&what, sampling).await.map_err(external)?;
         let values = sample.into_iter().filter_map(|mut d| d.remove("v")).collect();
         Ok(partition::from_sample(&self.options.partition_field, values, wanted))
     }
@@ -157,7 +153,13 @@ impl MongoTable {
         let (source, collection) = (source.clone(), self.collection.clone());
         let ask = async move {
             let db = source.database().await.map_err(|e| Arc::from(e.to_string()))?;
-            match db.run_command(doc! {"collStats": &collection}).await {
+            let asking = async {
+                match tokio::time::timeout(source.round_trip(), db.run_command(doc! {"collStats": &collection})).await {
+                    Ok(answer) => Ok(answer),
+                    Err(_) => Err(source.no_answer(&format!("collStats on {collection}"))),
+                }
+            };
+            match asking.await.map_err(|e| Arc::from(e.to_string()))? {
                 Ok(stats) => Ok(Size {
                     bytes: number(stats.get("size")).max(0.0) as u64,
                     docs: number(stats.get("count")).max(0.0) as u64,

@@ -136,6 +136,9 @@ pub struct MongoSettings {
     pub database: String,
     /// Documents sampled to infer a collection's schema.
     pub sample_size: usize,
+    /// How long one round trip of a read may wait (a stalled MongoDB fails
+    /// a query after this instead of hanging it).
+    pub round_trip: Duration,
 }
 
 impl std::fmt::Debug for MongoSettings {
@@ -144,6 +147,7 @@ impl std::fmt::Debug for MongoSettings {
             .field("uri", &stockyard_mask::uri(&self.uri))
             .field("database", &self.database)
             .field("sample_size", &self.sample_size)
+            .field("round_trip", &self.round_trip)
             .finish()
     }
 }
@@ -154,6 +158,7 @@ impl Default for MongoSettings {
             uri: "mongodb://127.0.0.1:27017".into(),
             database: "supply_chain".into(),
             sample_size: stockyard_mongo::catalog::DEFAULT_SAMPLE_SIZE,
+            round_trip: stockyard_mongo::source::ROUND_TRIP,
         }
     }
 }
@@ -161,7 +166,7 @@ impl Default for MongoSettings {
 impl MongoSettings {
     /// The source these settings name.
     pub fn source(&self) -> Arc<MongoSource> {
-        Arc::new(MongoSource::new(self.uri.clone(), self.database.clone()))
+        Arc::new(MongoSource::new(self.uri.clone(), self.database.clone()).with_round_trip(self.round_trip))
     }
 }
 

@@ -585,3 +585,39 @@ fn a_sql_run_keeps_the_rows_it_shows_and_counts_the_rest() {
     let small = run("SELECT 1 AS one");
     assert_eq!(small["result"]["rows"], json!([{"one": 1}]), "{small}");
 }
+
+/// A run past its `timeout` is stopped and recorded as failed with the
+/// limit named, and its Ballista job is cancelled, not left running.
+#[test]
+fn a_run_past_its_timeout_fails_and_its_ballista_job_is_cancelled() {
+    use crate::ui::{get, post, wait_run};
+    use serde_json::json;
+    let cluster = Cluster::start(2);
+    // Eight partitions of 50,000 rows, 300 ms a batch: several seconds.
+    let sql = "SELECT count(*) AS n FROM partitioned_range(400000, 8, 300)";
+    let (code, body) =
+        post(&cluster, "/api/runs", Some(json!({"job": "sql", "params": {"sql": sql, "timeout": "1s"}})));
+    assert_eq!(code, 202, "{body}");
+    let run = wait_run(&cluster, body["run_id"].as_str().unwrap());
+    assert_eq!(run["status"], "failed", "{run}");
+    assert_eq!(
+        run["error"],
+        "the run took longer than its timeout of 1s: it was stopped and its Ballista jobs cancelled \
+         (the timeout parameter sets it)"
+    );
+    let job = run["ballista_jobs"][0].as_str().unwrap_or_else(|| panic!("the run names no Ballista job: {run}"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, detail) = get(&cluster, &format!("/api/jobs/{job}"));
+        if detail["status"] != "running" && detail["status"] != "queued" {
+            assert_eq!(detail["status"], "failed", "{detail}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the Ballista job runs on: {detail}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // A timeout that is no duration is refused before anything runs.
+    let (code, body) =
+        post(&cluster, "/api/runs", Some(json!({"job": "sql", "params": {"sql": sql, "timeout": "soon"}})));
+    assert_eq!((code, body), (400, json!({"error": "timeout: 'soon' is not a duration like 90s, 15m or 2h"})));
+}

@@ -392,3 +392,36 @@ fn the_kpi_job_runs_standalone_in_one_process() {
     let regions = redis_json(&redis, "kpi:regional_performance");
     assert_eq!(regions["rows"][0]["revenue"], json!(300.0));
 }
+
+/// A MongoDB that accepts connections and then stalls (stopped with
+/// SIGSTOP) fails a run after `--mongo-timeout` instead of hanging it until
+/// the run's timeout; once it answers again, runs succeed.
+#[test]
+fn a_stalled_mongodb_fails_the_run_instead_of_hanging_it() {
+    let mongo = Mongo::start();
+    let redis = Redis::start();
+    load(&mongo);
+    let env = vec![
+        ("STOCKYARD_MONGO_URI".to_string(), mongo.uri()),
+        ("STOCKYARD_MONGO_DB".to_string(), DB.to_string()),
+        ("STOCKYARD_REDIS_URL".to_string(), redis.url()),
+        ("STOCKYARD_MONGO_TIMEOUT".to_string(), "2s".to_string()),
+    ];
+    let cluster = Cluster::start_with_env(2, env);
+    // Connected and answering first, so the stall meets open connections.
+    cluster.stockyard(&["run", "kpi", "--now", "2026-01-05T12:00:00Z"]).ok();
+    mongo.proc.signal(libc::SIGSTOP);
+    let cmd = cluster.command(&["run", "kpi", "--now", "2026-01-05T12:05:00Z"]);
+    // The run's own timeout is 10 minutes: this bound tells a stall
+    // noticed from one waited out.
+    let r = stockyard_tests::cluster::run_within(cmd, std::time::Duration::from_secs(90));
+    mongo.proc.signal(libc::SIGCONT);
+    assert_eq!(r.code, 1, "the run must fail, not hang: {r:?}");
+    let summary: Value = serde_json::from_str(r.stdout.lines().last().unwrap_or("{}")).unwrap();
+    assert_eq!(summary["status"], "failed", "{summary}");
+    let error = summary["error"].as_str().unwrap();
+    assert!(error.contains("MongoDB (mongodb://") && error.contains("failed: no answer within 2 s"), "{summary}");
+    let again = cluster.stockyard(&["run", "kpi", "--now", "2026-01-05T12:05:00Z"]).ok();
+    let summary: Value = serde_json::from_str(again.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["status"], "succeeded", "{summary}");
+}

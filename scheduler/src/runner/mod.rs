@@ -36,6 +36,8 @@ enum Stop {
     Cancelled,
     /// This scheduler lost the leadership.
     Interrupted,
+    /// It ran past its timeout.
+    TimedOut(Duration),
 }
 
 /// A run recorded as running, with its unmasked parameters and stop switch.
@@ -256,6 +258,7 @@ impl JobRunner {
 
     /// Checks a request, so a bad one is refused before anything runs.
     pub fn validate(&self, job: Job, given: &BTreeMap<String, String>) -> Result<(), BadRequest> {
+        params::timeout(job, given)?;
         match job {
             Job::Kpi => params::kpi(given).map(|_| ()),
             Job::Archive => params::archive(given, &self.targets.archive_dest, &self.targets.allowed_dests).map(|_| ()),
@@ -315,9 +318,11 @@ impl JobRunner {
         };
         // A panic in a job ends its run as failed, never leaves it running.
         let work = AssertUnwindSafe(work).catch_unwind();
+        let limit = params::timeout(run.job, &params).unwrap_or(params::default_timeout(run.job));
         let result = tokio::select! {
             result = work => Ok(result),
             stop = stopped.wait_for(Option::is_some) => Err(stop.map(|s| *s).ok().flatten().unwrap_or(Stop::Cancelled)),
+            _ = tokio::time::sleep(limit) => Err(Stop::TimedOut(limit)),
         };
         self.active.lock().expect("active lock").remove(&run.run_id);
         let duration = json!({"duration_ms": started.elapsed().as_millis() as u64});
@@ -340,6 +345,14 @@ impl JobRunner {
                     Stop::Interrupted => {
                         run.error = "this scheduler lost the leadership; the new leader reruns it".into();
                         RunStatus::Interrupted
+                    }
+                    Stop::TimedOut(limit) => {
+                        run.error = format!(
+                            "the run took longer than its timeout of {}: it was stopped and its Ballista jobs \
+                             cancelled (the timeout parameter sets it)",
+                            humantime::format_duration(limit)
+                        );
+                        RunStatus::Failed
                     }
                 }
             }

@@ -53,9 +53,9 @@ pub enum BadRequest {
 /// The parameters a job takes, as its refusal lists them.
 fn takes(job: Job) -> &'static str {
     match job {
-        Job::Kpi => "now, window, ttl, force",
-        Job::Archive => "now, threshold_mb, older_than, dest, abandon",
-        Job::Sql => "sql",
+        Job::Kpi => "now, window, ttl, force, timeout",
+        Job::Archive => "now, threshold_mb, older_than, dest, abandon, timeout",
+        Job::Sql => "sql, timeout",
     }
 }
 
@@ -135,6 +135,23 @@ pub fn archive(
         });
     }
     Ok(params)
+}
+
+/// How long a run of `job` may take by default: a KPI run that takes
+/// longer than minutes is stuck (the schedule skips while it runs), an
+/// archive of a large backlog takes hours.
+pub fn default_timeout(job: Job) -> Duration {
+    match job {
+        Job::Kpi => Duration::from_secs(10 * 60),
+        Job::Archive => Duration::from_secs(6 * 3600),
+        Job::Sql => Duration::from_secs(3600),
+    }
+}
+
+/// How long the run may take (`timeout`): it is stopped, and its Ballista
+/// jobs cancelled, after that.
+pub fn timeout(job: Job, given: &BTreeMap<String, String>) -> Result<Duration, BadRequest> {
+    duration(given, "timeout", default_timeout(job))
 }
 
 /// The `sql` job's statement.
@@ -241,7 +258,7 @@ mod tests {
         };
         assert_eq!(
             refused(Job::Kpi, &[("windw", "5m")]),
-            "the kpi job has no parameter 'windw' (it takes now, window, ttl, force)"
+            "the kpi job has no parameter 'windw' (it takes now, window, ttl, force, timeout)"
         );
         assert_eq!(refused(Job::Kpi, &[("window", "-1m")]), "window: '-1m' is not a duration like 90s, 15m or 2h");
         // Parses, but reaches before the calendar: refused, not a panic.
@@ -261,6 +278,9 @@ mod tests {
             refused(Job::Archive, &[("dest", "/proc/x")]).starts_with("the archive destination '/proc/x' is not under")
         );
         assert_eq!(refused(Job::Sql, &[("sql", "  ")]), "the sql job needs its statement in the sql parameter");
-        assert_eq!(refused(Job::Sql, &[("query", "select 1")]), "the sql job has no parameter 'query' (it takes sql)");
+        assert_eq!(
+            refused(Job::Sql, &[("query", "select 1")]),
+            "the sql job has no parameter 'query' (it takes sql, timeout)"
+        );
     }
 }
