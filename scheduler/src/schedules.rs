@@ -27,6 +27,9 @@ const PREFIX: &str = "schedules/";
 /// Set once the default schedules were created, so removing them sticks.
 const SEEDED: &str = "meta/default-schedules";
 
+/// Tries a change of a schedule gets against changes made beside it.
+const CHANGE_TRIES: usize = 16;
+
 /// One schedule as the store keeps it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Schedule {
@@ -188,14 +191,36 @@ impl Schedules {
     }
 
     async fn get(&self, name: &str) -> Result<Schedule, ScheduleError> {
-        let value =
-            self.store.get(&format!("{PREFIX}{name}")).await?.ok_or_else(|| ScheduleError::Unknown(name.into()))?;
-        serde_json::from_slice(&value).map_err(|e| ScheduleError::Bad(format!("schedule {name} is unreadable: {e}")))
+        Ok(self.stored(name).await?.0)
     }
 
-    async fn save(&self, s: &Schedule) -> Result<(), ScheduleError> {
-        let value = serde_json::to_vec(s).map_err(|e| ScheduleError::Bad(e.to_string()))?;
-        Ok(self.store.put(&format!("{PREFIX}{}", s.name), value).await?)
+    /// `name` as stored: the schedule and the bytes it was read from.
+    async fn stored(&self, name: &str) -> Result<(Schedule, Vec<u8>), ScheduleError> {
+        let value =
+            self.store.get(&format!("{PREFIX}{name}")).await?.ok_or_else(|| ScheduleError::Unknown(name.into()))?;
+        let s = serde_json::from_slice(&value)
+            .map_err(|e| ScheduleError::Bad(format!("schedule {name} is unreadable: {e}")))?;
+        Ok((s, value))
+    }
+
+    /// Changes `name` with `change`, as a compare-and-swap on the store
+    /// retried from the value stored now: a pause and a run's record
+    /// written at once both stand. `change` answers `None` to leave the
+    /// schedule as it is; the changed schedule and its answer otherwise.
+    async fn change<R>(
+        &self,
+        name: &str,
+        mut change: impl FnMut(&mut Schedule) -> Option<R>,
+    ) -> Result<Option<(Schedule, R)>, ScheduleError> {
+        for _ in 0..CHANGE_TRIES {
+            let (mut s, was) = self.stored(name).await?;
+            let Some(answer) = change(&mut s) else { return Ok(None) };
+            let value = serde_json::to_vec(&s).map_err(|e| ScheduleError::Bad(e.to_string()))?;
+            if self.store.put_if(&format!("{PREFIX}{name}"), Some(&was), Some(value)).await? {
+                return Ok(Some((s, answer)));
+            }
+        }
+        Err(ScheduleError::Bad(format!("schedule {name} changed {CHANGE_TRIES} times while it was being changed")))
     }
 
     /// Adds a schedule from its API form, checking every part of it.
@@ -224,9 +249,6 @@ impl Schedules {
                 ));
             }
         };
-        if self.store.get(&format!("{PREFIX}{name}")).await?.is_some() {
-            return Err(ScheduleError::Exists(name.into()));
-        }
         let mut s = Schedule {
             name: name.into(),
             job,
@@ -242,26 +264,38 @@ impl Schedules {
             last_skipped_ms: 0,
         };
         s.next_run_ms = s.next_after(Utc::now());
-        self.save(&s).await?;
+        let value = serde_json::to_vec(&s).map_err(|e| ScheduleError::Bad(e.to_string()))?;
+        // Created only where none is: two adds of one name, one wins.
+        if !self.store.put_if(&format!("{PREFIX}{name}"), None, Some(value)).await? {
+            return Err(ScheduleError::Exists(name.into()));
+        }
         Ok(s)
     }
 
     /// Pauses or resumes `name`.
     pub async fn set_paused(&self, name: &str, paused: bool) -> Result<Schedule, ScheduleError> {
-        let mut s = self.get(name).await?;
-        s.paused = paused;
-        if !paused {
-            s.next_run_ms = s.next_after(Utc::now());
-        }
-        self.save(&s).await?;
-        Ok(s)
+        let changed = self
+            .change(name, |s| {
+                s.paused = paused;
+                if !paused {
+                    s.next_run_ms = s.next_after(Utc::now());
+                }
+                Some(())
+            })
+            .await?;
+        changed.map(|(s, ())| s).ok_or_else(|| ScheduleError::Unknown(name.into()))
     }
 
-    /// Removes `name` (a run in flight goes on).
+    /// Removes `name` (a run in flight goes on), as it is stored now: a
+    /// run's record written meanwhile does not bring it back.
     pub async fn remove(&self, name: &str) -> Result<Schedule, ScheduleError> {
-        let s = self.get(name).await?;
-        self.store.delete(&format!("{PREFIX}{name}")).await?;
-        Ok(s)
+        for _ in 0..CHANGE_TRIES {
+            let (s, was) = self.stored(name).await?;
+            if self.store.put_if(&format!("{PREFIX}{name}"), Some(&was), None).await? {
+                return Ok(s);
+            }
+        }
+        Err(ScheduleError::Bad(format!("schedule {name} changed {CHANGE_TRIES} times while it was being removed")))
     }
 
     /// Starts `name`'s job now, unless its last run still runs.
@@ -375,15 +409,15 @@ impl Schedules {
     }
 
     /// Changes schedule `name` in the store, if it still exists.
-    async fn update(&self, name: &str, change: impl FnOnce(&mut Schedule)) {
-        match self.get(name).await {
-            Ok(mut s) => {
-                change(&mut s);
-                if let Err(e) = self.save(&s).await {
-                    tracing::warn!(schedule = name, "cannot record the schedule's run: {e}");
-                }
-            }
-            Err(ScheduleError::Unknown(_)) => {}
+    async fn update(&self, name: &str, mut change: impl FnMut(&mut Schedule)) {
+        let result = self
+            .change(name, |s| {
+                change(s);
+                Some(())
+            })
+            .await;
+        match result {
+            Ok(_) | Err(ScheduleError::Unknown(_)) => {}
             Err(e) => tracing::warn!(schedule = name, "cannot record the schedule's run: {e}"),
         }
     }
@@ -406,32 +440,40 @@ impl Schedules {
         };
         let now = Utc::now();
         let now_ms = now.timestamp_millis().max(0) as u64;
-        for mut s in schedules {
-            if s.paused || s.next_run_ms > now_ms {
+        for listed in schedules {
+            if listed.paused || listed.next_run_ms > now_ms {
                 continue;
             }
-            let busy = self.running.lock().expect("running lock").get(&s.name).cloned();
-            s.next_run_ms = s.next_after(now);
-            match busy {
-                Some(run) => {
+            let busy = self.running.lock().expect("running lock").get(&listed.name).cloned();
+            // Checked again on the schedule as stored now: one paused or
+            // removed since the listing does not fire.
+            let fire = self
+                .change(&listed.name, |s| {
+                    if s.paused || s.next_run_ms > now_ms {
+                        return None;
+                    }
+                    s.next_run_ms = s.next_after(now);
+                    if busy.is_some() {
+                        s.skipped_ticks += 1;
+                        s.last_skipped_ms = now_ms;
+                    }
+                    Some(busy.is_none())
+                })
+                .await;
+            match fire {
+                Ok(Some((s, false))) => {
+                    let run = busy.unwrap_or_default();
                     tracing::info!(schedule = %s.name, run = %run, "tick skipped: the last run still runs");
-                    s.skipped_ticks += 1;
-                    s.last_skipped_ms = now_ms;
-                    if let Err(e) = self.save(&s).await {
-                        tracing::warn!(schedule = %s.name, "cannot record a skipped tick: {e}");
-                    }
                 }
-                None => {
-                    // Saved before the run starts: a crash now skips this tick
-                    // rather than firing it twice.
-                    if let Err(e) = self.save(&s).await {
-                        tracing::warn!(schedule = %s.name, "not firing: {e}");
-                        continue;
-                    }
+                // Saved before the run starts: a crash now skips this tick
+                // rather than firing it twice.
+                Ok(Some((s, true))) => {
                     if let Err(e) = self.start(s.clone(), "due") {
                         tracing::warn!(schedule = %s.name, "not firing: {e}");
                     }
                 }
+                Ok(None) | Err(ScheduleError::Unknown(_)) => {}
+                Err(e) => tracing::warn!(schedule = %listed.name, "not firing: {e}"),
             }
         }
     }
@@ -525,6 +567,10 @@ mod tests {
     /// Schedules over a memory store, with a runner whose MongoDB is never
     /// reached: adding a schedule only checks it.
     fn schedules() -> Arc<Schedules> {
+        schedules_on(Arc::new(stockyard_state::MemoryStore::default()))
+    }
+
+    fn schedules_on(store: Arc<dyn StateStore>) -> Arc<Schedules> {
         let mongo = Arc::new(stockyard_mongo::MongoSource::new("mongodb://127.0.0.1:9", "db"));
         let targets = crate::runner::JobTargets {
             scheduler: stockyard_plan::session::Route { scheduler: "127.0.0.1:9".into(), dialer: None },
@@ -536,9 +582,94 @@ mod tests {
             archive_dest: "/data/archive".into(),
             allowed_dests: vec!["/data/archive".into()],
         };
-        let store: Arc<dyn StateStore> = Arc::new(stockyard_state::MemoryStore::default());
         let runner = Arc::new(JobRunner::new(targets, store.clone(), Duration::from_secs(3600), "test".into()));
         Schedules::new(store, runner)
+    }
+
+    /// What another writer makes of a value (`None`: it deletes it).
+    type OtherWriter = fn(&[u8]) -> Option<Vec<u8>>;
+
+    /// A store where another writer changes a key right after it is
+    /// next read: the race a read-modify-write must not lose.
+    #[derive(Debug, Default)]
+    struct RacingStore {
+        inner: stockyard_state::MemoryStore,
+        /// The key, and what the other writer makes of its value (`None`:
+        /// it deletes it).
+        next: std::sync::Mutex<Option<(String, OtherWriter)>>,
+    }
+
+    #[async_trait::async_trait]
+    impl StateStore for RacingStore {
+        async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, stockyard_state::StateError> {
+            let value = self.inner.get(key).await?;
+            let race = self.next.lock().unwrap().take_if(|(k, _)| k == key);
+            if let (Some((_, other)), Some(v)) = (race, &value) {
+                match other(v) {
+                    Some(changed) => self.inner.put(key, changed).await?,
+                    None => self.inner.delete(key).await?,
+                }
+            }
+            Ok(value)
+        }
+        async fn put(&self, key: &str, value: Vec<u8>) -> Result<(), stockyard_state::StateError> {
+            self.inner.put(key, value).await
+        }
+        async fn delete(&self, key: &str) -> Result<(), stockyard_state::StateError> {
+            self.inner.delete(key).await
+        }
+        async fn put_if(
+            &self,
+            key: &str,
+            expected: Option<&[u8]>,
+            value: Option<Vec<u8>>,
+        ) -> Result<bool, stockyard_state::StateError> {
+            self.inner.put_if(key, expected, value).await
+        }
+        async fn list(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, stockyard_state::StateError> {
+            self.inner.list(prefix).await
+        }
+        fn describe(&self) -> String {
+            "racing".into()
+        }
+    }
+
+    #[tokio::test]
+    async fn changes_made_at_once_both_stand_and_a_removed_schedule_stays_removed() {
+        let store = Arc::new(RacingStore::default());
+        let s = schedules_on(store.clone());
+        s.add(&info("hourly", "kpi", "1h", "", &[])).await.unwrap();
+        // A pause lands between a run's record reading the schedule and
+        // writing it back: both stand.
+        let pause = |v: &[u8]| {
+            let mut s: Schedule = serde_json::from_slice(v).unwrap();
+            s.paused = true;
+            Some(serde_json::to_vec(&s).unwrap())
+        };
+        *store.next.lock().unwrap() = Some(("schedules/hourly".into(), pause));
+        s.update("hourly", |t| t.last_run_id = "kpi-1".into()).await;
+        let now = s.get("hourly").await.unwrap();
+        assert!(now.paused, "the pause was lost");
+        assert_eq!(now.last_run_id, "kpi-1", "the run's record was lost");
+        // A removal lands the same way: the record does not bring it back.
+        *store.next.lock().unwrap() = Some(("schedules/hourly".into(), |_| None));
+        s.update("hourly", |t| t.last_run_id = "kpi-2".into()).await;
+        assert!(matches!(s.get("hourly").await, Err(ScheduleError::Unknown(_))), "the removed schedule came back");
+        // And a tick of a schedule paused after the listing does not fire.
+        s.add(&info("often", "kpi", "1s", "", &[])).await.unwrap();
+        store
+            .inner
+            .put("schedules/often", {
+                let mut t = s.get("often").await.unwrap();
+                t.next_run_ms = 0;
+                serde_json::to_vec(&t).unwrap()
+            })
+            .await
+            .unwrap();
+        *store.next.lock().unwrap() = Some(("schedules/often".into(), pause));
+        s.tick().await;
+        let t = s.get("often").await.unwrap();
+        assert!(t.paused && t.last_run_id.is_empty() && t.next_run_ms == 0, "a paused schedule fired: {t:?}");
     }
 
     fn info(name: &str, job: &str, every: &str, cron: &str, params: &[(&str, &str)]) -> ScheduleInfo {

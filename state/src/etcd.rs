@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use etcd_client::{Client, ConnectOptions, GetOptions, SortOrder, SortTarget};
+use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, SortOrder, SortTarget, Txn, TxnOp};
 use tokio::sync::Mutex;
 
 use crate::{StateError, StateStore};
@@ -147,6 +147,22 @@ impl StateStore for EtcdStore {
         let key = format!("{PREFIX}{key}");
         self.run("deleting", |mut c| async move { c.delete(key, None).await }).await?;
         Ok(())
+    }
+
+    async fn put_if(&self, key: &str, expected: Option<&[u8]>, value: Option<Vec<u8>>) -> Result<bool, StateError> {
+        let key = format!("{PREFIX}{key}");
+        let when = match expected {
+            Some(v) => Compare::value(key.clone(), CompareOp::Equal, v.to_vec()),
+            // Absent: never created (or deleted since).
+            None => Compare::create_revision(key.clone(), CompareOp::Equal, 0),
+        };
+        let then = match value {
+            Some(v) => TxnOp::put(key, v, None),
+            None => TxnOp::delete(key, None),
+        };
+        let txn = Txn::new().when(vec![when]).and_then(vec![then]);
+        let answer = self.run("writing", |mut c| async move { c.txn(txn).await }).await?;
+        Ok(answer.succeeded())
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StateError> {

@@ -24,6 +24,9 @@ pub struct FileStore {
     /// The leader file, locked, while this process leads; `None` once it
     /// resigned, so its campaign does not take the lock back.
     held: Arc<Mutex<Held>>,
+    /// Held across a compare-and-swap: one process writes a directory (the
+    /// leader), so a lock in the process makes it atomic.
+    swap: tokio::sync::Mutex<()>,
 }
 
 /// Where this process's campaign on the directory stands.
@@ -46,7 +49,7 @@ impl FileStore {
             what: format!("state directory {}", dir.display()),
             source: stockyard_mask::Masked::new(&e),
         })?;
-        Ok(Self { dir, held: Arc::default() })
+        Ok(Self { dir, held: Arc::default(), swap: tokio::sync::Mutex::new(()) })
     }
 
     /// Keys map to flat file names: `/` and `%` are escaped, so any key
@@ -104,6 +107,18 @@ impl StateStore for FileStore {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(self.error("deleting", e)),
             _ => Ok(()),
         }
+    }
+
+    async fn put_if(&self, key: &str, expected: Option<&[u8]>, value: Option<Vec<u8>>) -> Result<bool, StateError> {
+        let _one_at_a_time = self.swap.lock().await;
+        if self.get(key).await?.as_deref() != expected {
+            return Ok(false);
+        }
+        match value {
+            Some(v) => self.put(key, v).await?,
+            None => self.delete(key).await?,
+        }
+        Ok(true)
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StateError> {

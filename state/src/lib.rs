@@ -47,6 +47,10 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
     async fn delete(&self, key: &str) -> Result<(), StateError>;
     /// Every key under `prefix` with its value, in key order.
     async fn list(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StateError>;
+    /// Sets `key` to `value` (removes it when `None`) only if it holds
+    /// `expected` now (is absent when `None`); whether it did. Two
+    /// read-modify-writes of one key cannot both win.
+    async fn put_if(&self, key: &str, expected: Option<&[u8]>, value: Option<Vec<u8>>) -> Result<bool, StateError>;
     /// Every key under `prefix`, in key order, without the values (which
     /// a store that can leaves on its side).
     async fn keys(&self, prefix: &str) -> Result<Vec<String>, StateError> {
@@ -120,6 +124,15 @@ pub(crate) mod tests {
             vec![("schedules/archive".to_string(), b"two".to_vec()), ("schedules/kpi".to_string(), b"three".to_vec())]
         );
         assert_eq!(store.keys("schedules/").await.unwrap(), ["schedules/archive", "schedules/kpi"]);
+        // Compare-and-swap: only from the value the key holds.
+        assert!(!store.put_if("schedules/kpi", Some(b"one"), Some(b"four".to_vec())).await.unwrap());
+        assert!(store.put_if("schedules/kpi", Some(b"three"), Some(b"four".to_vec())).await.unwrap());
+        assert_eq!(store.get("schedules/kpi").await.unwrap(), Some(b"four".to_vec()));
+        assert!(!store.put_if("schedules/kpi", None, Some(b"new".to_vec())).await.unwrap(), "it exists");
+        assert!(store.put_if("schedules/new", None, Some(b"new".to_vec())).await.unwrap());
+        assert!(!store.put_if("schedules/new", Some(b"old"), None).await.unwrap());
+        assert!(store.put_if("schedules/new", Some(b"new"), None).await.unwrap());
+        assert_eq!(store.get("schedules/new").await.unwrap(), None);
         store.delete("schedules/kpi").await.unwrap();
         store.delete("schedules/kpi").await.unwrap();
         assert_eq!(store.list("schedules/").await.unwrap().len(), 1);

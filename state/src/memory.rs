@@ -28,6 +28,18 @@ impl StateStore for MemoryStore {
         Ok(())
     }
 
+    async fn put_if(&self, key: &str, expected: Option<&[u8]>, value: Option<Vec<u8>>) -> Result<bool, StateError> {
+        let mut map = self.map.lock().expect("state lock");
+        if map.get(key).map(Vec::as_slice) != expected {
+            return Ok(false);
+        }
+        match value {
+            Some(v) => map.insert(key.to_string(), v),
+            None => map.remove(key),
+        };
+        Ok(true)
+    }
+
     async fn list(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StateError> {
         let map = self.map.lock().expect("state lock");
         Ok(map

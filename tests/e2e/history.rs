@@ -87,3 +87,25 @@ fn a_history_larger_than_one_etcd_answer_is_read_whole_and_taken_over() {
     let archives: Vec<Value> = serde_json::from_str(&archives).unwrap();
     assert_eq!(archives.iter().map(|r| r["run_id"].clone()).collect::<Vec<_>>(), [json!("archive-old")]);
 }
+
+/// On etcd, a compare-and-swap changes a key only from the value it holds
+/// (a transaction), and creates one only where none is.
+#[test]
+fn etcd_swaps_a_key_only_from_the_value_it_holds() {
+    let etcd = Etcd::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = stockyard_state::open(&format!("etcd://{}", etcd.endpoint())).await.unwrap();
+        assert!(store.put_if("schedules/kpi", None, Some(b"one".to_vec())).await.unwrap());
+        assert!(!store.put_if("schedules/kpi", None, Some(b"two".to_vec())).await.unwrap(), "it exists");
+        assert!(!store.put_if("schedules/kpi", Some(b"zero"), Some(b"two".to_vec())).await.unwrap());
+        assert!(store.put_if("schedules/kpi", Some(b"one"), Some(b"two".to_vec())).await.unwrap());
+        assert_eq!(store.get("schedules/kpi").await.unwrap(), Some(b"two".to_vec()));
+        assert!(!store.put_if("schedules/kpi", Some(b"one"), None).await.unwrap());
+        assert!(store.put_if("schedules/kpi", Some(b"two"), None).await.unwrap());
+        assert_eq!(store.get("schedules/kpi").await.unwrap(), None);
+        // Deleted, it can be created again.
+        assert!(store.put_if("schedules/kpi", None, Some(b"three".to_vec())).await.unwrap());
+        assert_eq!(store.keys("schedules/").await.unwrap(), ["schedules/kpi"]);
+    });
+}
