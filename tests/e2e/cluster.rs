@@ -584,6 +584,16 @@ fn a_sql_run_keeps_the_rows_it_shows_and_counts_the_rest() {
     // The scheduler serves on.
     let small = run("SELECT 1 AS one");
     assert_eq!(small["result"]["rows"], json!([{"one": 1}]), "{small}");
+    // A table a run creates is no collection either: no MongoDB here.
+    let csv = cluster.dir.path().join("n.csv");
+    std::fs::write(&csv, "n\n1\n2\n3\n").unwrap();
+    let sql = format!(
+        "CREATE EXTERNAL TABLE Nums STORED AS CSV LOCATION {} OPTIONS ('format.has_header' 'true'); \
+         SELECT sum(n) AS s FROM nums",
+        sql_path(&csv)
+    );
+    let created = run(&sql);
+    assert_eq!(created["result"]["rows"], json!([{"s": 6}]), "{created}");
 }
 
 /// A run past its `timeout` is stopped and recorded as failed with the

@@ -137,14 +137,19 @@ impl JobRunner {
         let _ = progress.try_send("running the statement".into());
         let session = self.session(format!("sql {run_id}")).await?;
         // Every collection is a table, as for `stockyard sql`.
-        let functions = session.ctx.state().table_functions().keys().cloned().collect::<Vec<_>>();
+        // Split by the SQL parser: `SELECT ';'` is one statement.
+        let statements = stockyard_plan::session::statements(&session.ctx, &sql).map_err(RunError::Parse)?;
+        // Table functions and the tables the statements create are never
+        // collections: DataFusion looks them up too, and they must not wait
+        // on MongoDB (which may be away while a query reads none).
+        let mut not_collections: Vec<String> = session.ctx.state().table_functions().keys().cloned().collect();
+        not_collections.extend(statements.iter().filter_map(created_table));
         let schema = stockyard_mongo::CatalogSchema::new(self.targets.catalog.clone(), ScanOptions::default())
-            .not_collections(functions);
+            .not_collections(not_collections);
         let catalog = session.ctx.catalog("datafusion").expect("the default catalog exists");
         catalog.register_schema("public", Arc::new(schema))?;
         let mut last = None;
-        // Split by the SQL parser: `SELECT ';'` is one statement.
-        for statement in stockyard_plan::session::statements(&session.ctx, &sql).map_err(RunError::Parse)? {
+        for statement in statements {
             let plan = session.ctx.state().statement_to_plan(statement).await?;
             if !self.targets.allow_local_files
                 && let Some(location) = local_location(&plan)
@@ -171,6 +176,24 @@ impl JobRunner {
         }
         Ok(json!({"rows": rows}))
     }
+}
+
+/// The table `statement` creates, if it creates one, by its last name part.
+fn created_table(statement: &datafusion::sql::parser::Statement) -> Option<String> {
+    use datafusion::sql::parser::Statement;
+    use datafusion::sql::sqlparser::ast;
+    let name = match statement {
+        Statement::CreateExternalTable(c) => &c.name,
+        Statement::Statement(s) => match s.as_ref() {
+            ast::Statement::CreateTable(c) => &c.name,
+            ast::Statement::CreateView(c) => &c.name,
+            _ => return None,
+        },
+        _ => return None,
+    };
+    // Unquoted names are looked up in lower case, as DataFusion folds them.
+    let ident = name.0.last()?.as_ident()?;
+    Some(if ident.quote_style.is_some() { ident.value.clone() } else { ident.value.to_lowercase() })
 }
 
 /// The local path a statement reads or writes, if any: an external table's
