@@ -218,9 +218,12 @@ pub async fn compute(
 
     let mut values = Vec::new();
     let mut counts = serde_json::Map::new();
+    let mut kpi_rows = std::collections::BTreeMap::new();
     for ((key, _), batches) in KPIS.iter().zip(results.by_ref()) {
         let count: usize = batches.iter().map(|b| b.num_rows()).sum();
-        counts.insert(key.trim_start_matches("kpi:").to_string(), json!(count));
+        let name = key.trim_start_matches("kpi:");
+        counts.insert(name.to_string(), json!(count));
+        kpi_rows.insert(name, rows(&batches)?);
         values.push((key.to_string(), envelope(&rows_json(&batches)?)));
     }
     let mut quality = serde_json::Map::new();
@@ -251,8 +254,33 @@ pub async fn compute(
         })
         .to_string(),
     ));
-    let summary = json!({"rows": counts, "documents_read": read, "documents_rejected": rejected});
+    let summary = json!({"rows": counts, "documents_read": read, "documents_rejected": rejected,
+        "headline": headline(&kpi_rows)});
     Ok(KpiOutput { values, summary })
+}
+
+/// A run's KPIs in six numbers, kept in its summary so the run history
+/// is the KPIs' history (the UI charts them over the last hours): units
+/// available, stockout alerts, the mean DC utilisation, the on-time rate
+/// over all shipments, the fulfilment rate over all orders, the revenue.
+/// A figure with nothing to compute it from is null.
+fn headline(rows: &std::collections::BTreeMap<&str, Vec<Value>>) -> Value {
+    let of = |kpi: &str| rows.get(kpi).map(Vec::as_slice).unwrap_or_default();
+    let sum = |kpi: &str, field: &str| of(kpi).iter().filter_map(|r| r[field].as_f64()).sum::<f64>();
+    let ratio = |num: f64, den: f64| (den > 0.0).then(|| num / den);
+    let utilizations: Vec<f64> = of("dc_utilization").iter().filter_map(|r| r["utilization_pct"].as_f64()).collect();
+    let on_time: f64 = of("supplier_performance")
+        .iter()
+        .filter_map(|r| Some(r["on_time_rate"].as_f64()? * r["shipments"].as_f64()?))
+        .sum();
+    json!({
+        "available_units": sum("inventory_level", "available_qty"),
+        "stockout_alerts": of("stockout_alerts").len(),
+        "mean_utilization_pct": ratio(utilizations.iter().sum(), utilizations.len() as f64),
+        "on_time_rate": ratio(on_time, sum("supplier_performance", "shipments")),
+        "fulfillment_rate": ratio(sum("regional_performance", "fulfilled_orders"), sum("regional_performance", "total_orders")),
+        "revenue": sum("regional_performance", "revenue"),
+    })
 }
 
 /// What a KPI write did.

@@ -442,6 +442,23 @@ pages.streams = {
   },
 };
 
+// A figure over time: one point per run, its window's end on the x axis.
+function trendLine(points, digits) {
+  const w = 220, hgt = 56;
+  if (!points.length) return h("div", { class: "muted" }, "no runs yet");
+  const t0 = points[0].t, t1 = points[points.length - 1].t, span = Math.max(1, t1 - t0);
+  const lo = Math.min(...points.map((p) => p.v)), hi = Math.max(...points.map((p) => p.v)), range = hi - lo || 1;
+  const xy = (p) => [points.length === 1 ? w / 2 : 4 + ((p.t - t0) / span) * (w - 8), hgt - 4 - ((p.v - lo) / range) * (hgt - 8)];
+  const at = (t) => hhmm(new Date(t).toISOString());
+  return s("svg", { width: w, height: hgt + 14, viewBox: `0 0 ${w} ${hgt + 14}`, role: "img", class: "trend", "data-points": points.length },
+    points.length > 1
+      ? s("polyline", { points: points.map((p) => xy(p).map((n) => n.toFixed(1)).join(",")).join(" ") })
+      : s("circle", { cx: xy(points[0])[0], cy: xy(points[0])[1], r: 3 }),
+    s("text", { x: 0, y: hgt + 12 }, at(t0)),
+    s("text", { x: w, y: hgt + 12, "text-anchor": "end" }, at(t1)),
+    s("title", {}, `${points.length} run(s): from ${fmtNum(lo, digits)} to ${fmtNum(hi, digits)}`));
+}
+
 // ---- live dashboard: the shipped streams' results ----
 // Horizontal bars: one row per item, the value written at its end.
 function hbars(items, fmt, cls) {
@@ -550,10 +567,25 @@ pages.kpis = {
   heading: () => "Supply-chain KPIs",
   async refresh() {
     // fields of KpiCache as k
-    const k = await api("/api/kpis");
+    const [k, runs] = await Promise.all([api("/api/kpis"), api("/api/runs?job=kpi&status=succeeded&limit=240").catch(() => [])]);
+    // The KPIs' history is the runs': each keeps its headline figures.
+    const past = runs.filter((r) => r.summary && r.summary.headline && r.summary.window_end).reverse();
+    // [field, label, digits, scale]: rates are shown as percentages.
+    const figures = [["available_units", "Units available", 0, 1], ["stockout_alerts", "Stockout alerts", 0, 1],
+      ["mean_utilization_pct", "Mean DC utilisation %", 2, 1], ["on_time_rate", "Supplier on-time %", 1, 100],
+      ["fulfillment_rate", "Orders fulfilled %", 1, 100], ["revenue", "Revenue", 0, 1]];
+    const trends = h("div", { class: "cards", id: "kpi-trends" }, figures.map(([key, label, digits, scale]) => {
+      const points = past.filter((r) => typeof r.summary.headline[key] === "number")
+        .map((r) => ({ t: Date.parse(r.summary.window_end), v: r.summary.headline[key] * scale }))
+        .filter((p) => !Number.isNaN(p.t));
+      const last = points.length ? points[points.length - 1].v : null;
+      return h("div", { class: "card", "data-trend": key }, h("div", { class: "muted" }, label),
+        h("div", { class: "big" }, last === null ? "–" : fmtNum(last, digits)), trendLine(points, digits));
+    }));
     const any = Object.values(k.kpis).find((v) => v);
     if (!any) {
-      fill(this.el, h("p", { class: "muted", id: "kpi-window" }, "No KPIs in Redis: the KPI job has not run within the TTL."));
+      fill(this.el, h("p", { class: "muted", id: "kpi-window" }, "No KPIs in Redis: the KPI job has not run within the TTL."),
+        h("h2", {}, "Over the last runs"), trends);
       return;
     }
     const rows = (name) => (k.kpis[name] && k.kpis[name].rows) || [];
@@ -566,6 +598,7 @@ pages.kpis = {
     fill(this.el,
       h("p", { id: "kpi-window" }, `Window ${any.window_start} to ${any.window_end} · written ${k.last_update} · `,
         h("b", {}, `data age ${fmtSpan(k.age_s)}`), ` · expires in ${k.expires_in_s} s`),
+      h("h2", {}, `Over the last ${past.length} run(s)`), trends,
       h("h2", {}, `Stockout alerts (${alerts.length}), most at risk first`),
       table([
         { label: "SKU", cell: (r) => r.sku_id }, { label: "product", cell: (r) => r.product_name }, { label: "DC", cell: (r) => r.dc_id },

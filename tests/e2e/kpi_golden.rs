@@ -250,6 +250,10 @@ async fn the_kpis_of_a_hand_computed_dataset_match_the_spec() {
             "rows": {"inventory_level": 4, "stockout_alerts": 3, "supplier_performance": 2, "dc_utilization": 3,
                      "regional_performance": 2},
             "documents_read": 19, "documents_rejected": 5,
+            // 28 + 50 + 24 + 500 available; (56 + 55) / 2 with D3 left
+            // out; 1 + 1 of 3 shipments on time; 3 of 5 orders fulfilled.
+            "headline": {"available_units": 602.0, "stockout_alerts": 3, "mean_utilization_pct": 55.5,
+                         "on_time_rate": 2.0 / 3.0, "fulfillment_rate": 0.6, "revenue": 130.0},
         })
     );
 }

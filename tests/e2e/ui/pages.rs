@@ -53,6 +53,16 @@ fn every_page_works_in_a_browser() {
             assert!(text.starts_with(row[key].as_str().unwrap()), "{name}: {text} vs {row}");
         }
     }
+    // The trends: six figures from the one KPI run's summary, each the
+    // same as the KPIs in Redis say.
+    assert_eq!(b.texts("#kpi-trends [data-trend]").len(), 6);
+    let alerts = redis_json(&redis, "kpi:stockout_alerts")["rows"].as_array().unwrap().len();
+    assert_eq!(b.text("[data-trend=stockout_alerts] .big"), alerts.to_string());
+    let regions = redis_json(&redis, "kpi:regional_performance")["rows"].as_array().unwrap().clone();
+    let revenue: f64 = regions.iter().map(|r| r["revenue"].as_f64().unwrap()).sum();
+    assert_eq!(b.text("[data-trend=revenue] .big"), thousands(revenue.round() as u64));
+    let points = b.script("return document.querySelector('[data-trend=revenue] svg').dataset.points", json!([]));
+    assert_eq!(points, "1");
     b.screenshot("kpis");
 
     // Job runs: the filter, then a run down to its stages and plan graph.
