@@ -6,6 +6,7 @@ mod api;
 mod auth;
 mod ballista;
 mod counters;
+mod flight_sql;
 mod grpc;
 mod guard;
 mod http;
@@ -431,6 +432,7 @@ impl BoundScheduler {
             let _ = rx.wait_for(|s| *s).await;
         };
         let max = 64 * 1024 * 1024;
+        let flight_catalog = catalog.clone();
         let mut routes = RoutesBuilder::default();
         routes
             .add_service(
@@ -445,7 +447,17 @@ impl BoundScheduler {
                 schedules.clone(),
                 leadership.clone(),
                 streams.clone(),
-            )));
+            )))
+            .add_service(
+                arrow_flight::flight_service_server::FlightServiceServer::new(flight_sql::FlightSql::new(
+                    runner.clone(),
+                    scheduler.clone(),
+                    leadership.clone(),
+                    flight_catalog,
+                ))
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+            );
         let token: Option<Arc<str>> = token.map(Into::into);
         let grpc_routes =
             routes.routes().into_axum_router().layer(axum::middleware::from_fn_with_state(token, auth::require_grpc));

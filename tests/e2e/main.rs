@@ -4,6 +4,7 @@
 mod archive;
 mod cli;
 mod cluster;
+mod flight_sql;
 mod generate;
 mod ha;
 mod history;

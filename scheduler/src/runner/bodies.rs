@@ -41,6 +41,12 @@ pub(crate) enum RunError {
     /// The statements do not parse.
     #[error("{0}")]
     Parse(String),
+    /// A Flight SQL query of no statement, or of several.
+    #[error("a Flight SQL query is one SQL statement; this has {0}")]
+    NotOneStatement(usize),
+    /// The Flight SQL client stopped reading the result.
+    #[error("the Flight SQL client stopped reading after {0} rows")]
+    ClientGone(usize),
     /// The result could not be turned into the UI's view, or its shown
     /// rows are over the limit.
     #[error(transparent)]
@@ -52,6 +58,43 @@ impl JobRunner {
     async fn session(&self, name: String) -> Result<stockyard_plan::session::Session, RunError> {
         Ok(stockyard_plan::session::remote_context(&self.targets.scheduler, &name, None, ScanOptions::default())
             .await?)
+    }
+
+    /// A session for `sql` as a `sql` run has it (every collection a
+    /// table, as for `stockyard sql`), and its statements split by the SQL
+    /// parser (`SELECT ';'` is one statement).
+    pub(super) async fn sql_session(
+        &self,
+        name: String,
+        sql: &str,
+    ) -> Result<(stockyard_plan::session::Session, Vec<datafusion::sql::parser::Statement>), RunError> {
+        let session = self.session(name).await?;
+        let statements = stockyard_plan::session::statements(&session.ctx, sql).map_err(RunError::Parse)?;
+        // Table functions and the tables the statements create are never
+        // collections: DataFusion looks them up too, and they must not wait
+        // on MongoDB (which may be away while a query reads none).
+        let mut not_collections: Vec<String> = session.ctx.state().table_functions().keys().cloned().collect();
+        not_collections.extend(statements.iter().filter_map(created_table));
+        let schema = stockyard_mongo::CatalogSchema::new(self.targets.catalog.clone(), ScanOptions::default())
+            .not_collections(not_collections);
+        let catalog = session.ctx.catalog("datafusion").expect("the default catalog exists");
+        catalog.register_schema("public", Arc::new(schema))?;
+        Ok((session, statements))
+    }
+
+    /// Plans `statement` on `session`, refusing local files unless allowed.
+    pub(super) async fn plan(
+        &self,
+        session: &stockyard_plan::session::Session,
+        statement: datafusion::sql::parser::Statement,
+    ) -> Result<datafusion::logical_expr::LogicalPlan, RunError> {
+        let plan = session.ctx.state().statement_to_plan(statement).await?;
+        if !self.targets.allow_local_files
+            && let Some(location) = local_location(&plan)
+        {
+            return Err(RunError::LocalFile(location));
+        }
+        Ok(plan)
     }
 
     pub(super) async fn kpi(
@@ -135,27 +178,10 @@ impl JobRunner {
     ) -> Result<Value, RunError> {
         let sql = params::sql(params)?;
         let _ = progress.try_send("running the statement".into());
-        let session = self.session(format!("sql {run_id}")).await?;
-        // Every collection is a table, as for `stockyard sql`.
-        // Split by the SQL parser: `SELECT ';'` is one statement.
-        let statements = stockyard_plan::session::statements(&session.ctx, &sql).map_err(RunError::Parse)?;
-        // Table functions and the tables the statements create are never
-        // collections: DataFusion looks them up too, and they must not wait
-        // on MongoDB (which may be away while a query reads none).
-        let mut not_collections: Vec<String> = session.ctx.state().table_functions().keys().cloned().collect();
-        not_collections.extend(statements.iter().filter_map(created_table));
-        let schema = stockyard_mongo::CatalogSchema::new(self.targets.catalog.clone(), ScanOptions::default())
-            .not_collections(not_collections);
-        let catalog = session.ctx.catalog("datafusion").expect("the default catalog exists");
-        catalog.register_schema("public", Arc::new(schema))?;
+        let (session, statements) = self.sql_session(format!("sql {run_id}"), &sql).await?;
         let mut last = None;
         for statement in statements {
-            let plan = session.ctx.state().statement_to_plan(statement).await?;
-            if !self.targets.allow_local_files
-                && let Some(location) = local_location(&plan)
-            {
-                return Err(RunError::LocalFile(location));
-            }
+            let plan = self.plan(&session, statement).await?;
             let frame = session.ctx.execute_logical_plan(plan).await?;
             // Streamed, never collected: the scheduler keeps the rows the
             // UI shows and counts the rest, whatever the result's size.

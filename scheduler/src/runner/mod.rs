@@ -5,6 +5,7 @@
 //! each job does and [`result`] the UI's view of a `sql` result.
 
 mod bodies;
+pub(crate) mod flight;
 pub mod params;
 pub mod result;
 mod store;
@@ -307,15 +308,27 @@ impl JobRunner {
 
     /// Runs a begun run to its end and records how it ended.
     async fn carry_on(self: Arc<Self>, begun: Begun, progress: mpsc::Sender<String>) -> Run {
-        let Begun { mut run, params, mut stopped } = begun;
-        let started = Instant::now();
-        let work = async {
-            match run.job {
-                Job::Kpi => self.kpi(&run.run_id, &params, &progress).await,
-                Job::Archive => self.archive(&run.run_id, &params, &progress).await,
-                Job::Sql => self.sql(&run.run_id, &params, &progress).await,
+        let (run_id, params, job) = (begun.run.run_id.clone(), begun.params.clone(), begun.run.job);
+        let this = self.clone();
+        let work = async move {
+            match job {
+                Job::Kpi => this.kpi(&run_id, &params, &progress).await,
+                Job::Archive => this.archive(&run_id, &params, &progress).await,
+                Job::Sql => this.sql(&run_id, &params, &progress).await,
             }
         };
+        self.finish(begun, work).await
+    }
+
+    /// Runs a begun run's `work` to its end, or until it is stopped or
+    /// times out, and records how it ended.
+    async fn finish(
+        self: Arc<Self>,
+        begun: Begun,
+        work: impl std::future::Future<Output = Result<Value, bodies::RunError>>,
+    ) -> Run {
+        let Begun { mut run, params, mut stopped } = begun;
+        let started = Instant::now();
         // A panic in a job ends its run as failed, never leaves it running.
         let work = AssertUnwindSafe(work).catch_unwind();
         let limit = params::timeout(run.job, &params).unwrap_or(params::default_timeout(run.job));

@@ -1,0 +1,263 @@
+//! Arrow Flight SQL on the scheduler's gRPC port, behind the same token and
+//! TLS as every call there: notebooks (ADBC), BI tools and Flight SQL
+//! drivers query the cluster. A statement plans as a `sql` run plans; its
+//! rows run as a recorded run (trigger `flight-sql`) and stream to the
+//! client as the cluster makes them. The catalog calls answer what the
+//! session sees: the `datafusion` catalog's `public` schema, every MongoDB
+//! collection a table.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::error::FlightError;
+use arrow_flight::flight_service_server::FlightService;
+use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
+use arrow_flight::sql::server::FlightSqlService;
+use arrow_flight::sql::{
+    Any, CommandGetCatalogs, CommandGetDbSchemas, CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables,
+    CommandStatementQuery, ProstMessageExt, SqlInfo, TicketStatementQuery,
+};
+use arrow_flight::{FlightDescriptor, FlightEndpoint, FlightInfo, Ticket};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::Schema;
+use futures::{Stream, TryStreamExt};
+use prost::Message;
+use tonic::{Request, Response, Status};
+
+use crate::Scheduler;
+use crate::leader::Leadership;
+use crate::runner::JobRunner;
+
+/// The catalog and schema every table is in.
+const CATALOG: &str = "datafusion";
+const SCHEMA: &str = "public";
+
+/// The Flight SQL service.
+#[derive(Clone)]
+pub(crate) struct FlightSql {
+    runner: Arc<JobRunner>,
+    scheduler: Scheduler,
+    leadership: Arc<Leadership>,
+    catalog: Arc<stockyard_mongo::MongoCatalog>,
+    info: Arc<SqlInfoData>,
+}
+
+/// What a driver asks first: who answers, in which versions.
+fn sql_info() -> SqlInfoData {
+    let mut builder = SqlInfoDataBuilder::new();
+    builder.append(SqlInfo::FlightSqlServerName, "Stockyard");
+    builder.append(SqlInfo::FlightSqlServerVersion, env!("CARGO_PKG_VERSION"));
+    builder.append(SqlInfo::FlightSqlServerArrowVersion, "1.3");
+    builder.append(SqlInfo::FlightSqlServerReadOnly, false);
+    builder.append(SqlInfo::FlightSqlServerSql, true);
+    builder.append(SqlInfo::FlightSqlServerSubstrait, false);
+    builder.append(SqlInfo::FlightSqlServerTransaction, 0i32);
+    builder.append(SqlInfo::FlightSqlServerCancel, false);
+    builder.build().expect("the server's SQL info builds")
+}
+
+impl FlightSql {
+    /// The service, planning on `runner`'s sessions.
+    pub(crate) fn new(
+        runner: Arc<JobRunner>,
+        scheduler: Scheduler,
+        leadership: Arc<Leadership>,
+        catalog: Arc<stockyard_mongo::MongoCatalog>,
+    ) -> Self {
+        Self { runner, scheduler, leadership, catalog, info: Arc::new(sql_info()) }
+    }
+
+    /// Refuses queries a standby, or a cluster with no executor, cannot run.
+    async fn admit(&self) -> Result<(), Status> {
+        crate::ballista::admit(&self.scheduler, &self.leadership).await.map_err(|e| match e {
+            crate::ballista::Refusal::NotLeading(why) => Status::unavailable(why),
+            e @ crate::ballista::Refusal::NoExecutor(_) => Status::failed_precondition(e.to_string()),
+            e @ crate::ballista::Refusal::Executors(_) => Status::internal(e.to_string()),
+        })
+    }
+}
+
+/// A `FlightInfo` for `command`, answered by this server, its rows of `schema`.
+fn info_for(
+    command: impl ProstMessageExt,
+    schema: &Schema,
+    descriptor: FlightDescriptor,
+) -> Result<FlightInfo, Status> {
+    let ticket = Ticket::new(command.as_any().encode_to_vec());
+    Ok(FlightInfo::new()
+        .try_with_schema(schema)
+        .map_err(|e| Status::internal(format!("cannot encode the schema: {e}")))?
+        .with_endpoint(FlightEndpoint::new().with_ticket(ticket))
+        .with_descriptor(descriptor))
+}
+
+type Rows = Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, Status>> + Send + 'static>>;
+
+/// `batches` of `schema` as Flight data.
+fn encode(
+    schema: Arc<Schema>,
+    batches: impl Stream<Item = Result<RecordBatch, FlightError>> + Send + 'static,
+) -> Response<Rows> {
+    Response::new(Box::pin(FlightDataEncoderBuilder::new().with_schema(schema).build(batches).map_err(Status::from)))
+}
+
+/// One batch of `schema` as Flight data.
+fn one<E>(schema: Arc<Schema>, batch: Result<RecordBatch, E>) -> Response<Rows>
+where
+    FlightError: From<E>,
+    E: Send + 'static,
+{
+    encode(schema, futures::stream::once(async move { batch.map_err(FlightError::from) }))
+}
+
+/// A refused query, as the client reads it.
+fn refused(e: impl std::fmt::Display) -> Status {
+    Status::invalid_argument(stockyard_mask::text(&e.to_string()))
+}
+
+#[tonic::async_trait]
+impl FlightSqlService for FlightSql {
+    type FlightService = FlightSql;
+
+    async fn get_flight_info_statement(
+        &self,
+        query: CommandStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let planned = self.runner.plan_query(&query.query).await.map_err(refused)?;
+        let ticket = TicketStatementQuery { statement_handle: query.query.into_bytes().into() };
+        Ok(Response::new(info_for(ticket, &planned.schema, request.into_inner())?))
+    }
+
+    async fn do_get_statement(
+        &self,
+        ticket: TicketStatementQuery,
+        _request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let sql = String::from_utf8(ticket.statement_handle.to_vec())
+            .map_err(|_| Status::invalid_argument("the ticket is no statement"))?;
+        self.admit().await?;
+        let planned = self.runner.plan_query(&sql).await.map_err(refused)?;
+        let schema = planned.schema.clone();
+        let (run_id, rows) = self.runner.clone().stream_query(sql, planned).await;
+        tracing::info!(run = %run_id, "Flight SQL query started");
+        let rows = rows.map_err(|e| FlightError::Tonic(Box::new(Status::aborted(e.0))));
+        Ok(encode(schema, rows))
+    }
+
+    async fn get_flight_info_catalogs(
+        &self,
+        query: CommandGetCatalogs,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = query.into_builder().schema();
+        Ok(Response::new(info_for(query, &schema, request.into_inner())?))
+    }
+
+    async fn do_get_catalogs(
+        &self,
+        query: CommandGetCatalogs,
+        _request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let mut builder = query.into_builder();
+        builder.append(CATALOG);
+        Ok(one(builder.schema(), builder.build()))
+    }
+
+    async fn get_flight_info_schemas(
+        &self,
+        query: CommandGetDbSchemas,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = query.clone().into_builder().schema();
+        Ok(Response::new(info_for(query, &schema, request.into_inner())?))
+    }
+
+    async fn do_get_schemas(
+        &self,
+        query: CommandGetDbSchemas,
+        _request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let mut builder = query.into_builder();
+        builder.append(CATALOG, SCHEMA);
+        Ok(one(builder.schema(), builder.build()))
+    }
+
+    async fn get_flight_info_tables(
+        &self,
+        query: CommandGetTables,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = query.clone().into_builder().schema();
+        Ok(Response::new(info_for(query, &schema, request.into_inner())?))
+    }
+
+    async fn do_get_tables(
+        &self,
+        query: CommandGetTables,
+        _request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let with_schema = query.include_schema;
+        let mut builder = query.into_builder();
+        let names = self.catalog.tables().await.map_err(|e| Status::unavailable(e.to_string()))?;
+        for name in names {
+            let schema = match with_schema {
+                true => match self.catalog.schema(&name).await.map_err(|e| Status::unavailable(e.to_string()))? {
+                    Some(schema) => schema.as_ref().clone(),
+                    None => continue,
+                },
+                false => Schema::empty(),
+            };
+            builder.append(CATALOG, SCHEMA, &name, "TABLE", &schema).map_err(Status::from)?;
+        }
+        Ok(one(builder.schema(), builder.build()))
+    }
+
+    async fn get_flight_info_table_types(
+        &self,
+        query: CommandGetTableTypes,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = query.into_builder().schema();
+        Ok(Response::new(info_for(query, &schema, request.into_inner())?))
+    }
+
+    async fn do_get_table_types(
+        &self,
+        query: CommandGetTableTypes,
+        _request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let mut builder = query.into_builder();
+        builder.append("TABLE");
+        Ok(one(builder.schema(), builder.build()))
+    }
+
+    async fn get_flight_info_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = query.clone().into_builder(&self.info).schema();
+        Ok(Response::new(info_for(query, &schema, request.into_inner())?))
+    }
+
+    async fn do_get_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        _request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let builder = query.into_builder(&self.info);
+        Ok(one(builder.schema(), builder.build()))
+    }
+
+    async fn do_get_fallback(
+        &self,
+        _request: Request<Ticket>,
+        message: Any,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        Err(Status::unimplemented(format!("Stockyard's Flight SQL does not answer {}", message.type_url)))
+    }
+
+    async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
+}

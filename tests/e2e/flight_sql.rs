@@ -1,0 +1,82 @@
+//! Arrow Flight SQL on the scheduler's gRPC port, through a client no one
+//! here wrote: `adbc-driver-flightsql` from PyPI (tests/python/flight_sql_client.py).
+
+use std::process::Command;
+
+use mongodb::bson::doc;
+use serde_json::{Value, json};
+use stockyard_tests::{Cluster, Mongo, http_with, repo_root, venv_bin};
+
+#[test]
+fn adbc_queries_the_cluster_with_the_token_and_is_refused_without() {
+    let mongo = Mongo::start();
+    mongo.load(
+        "supply_chain",
+        "dcs_dim",
+        vec![
+            doc! {"dc_id": "DC-2", "dc_name": "Beta", "region": "South", "capacity_units": 500i64},
+            doc! {"dc_id": "DC-1", "dc_name": "Alpha", "region": "North", "capacity_units": 1000i64},
+        ],
+    );
+    let token = "flight-sql-test-token-0123456789";
+    let env = vec![
+        ("STOCKYARD_MONGO_URI".to_string(), mongo.uri()),
+        ("STOCKYARD_MONGO_DB".to_string(), "supply_chain".to_string()),
+        ("STOCKYARD_TOKEN".to_string(), token.to_string()),
+    ];
+    let cluster = Cluster::start_with_env(2, env);
+    let out = Command::new(venv_bin("python"))
+        .arg(repo_root().join("tests/python/flight_sql_client.py"))
+        .arg(format!("grpc://127.0.0.1:{}", cluster.port))
+        .arg(token)
+        .output()
+        .expect("run python (scripts/setup installs adbc-driver-flightsql into .venv)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}\n{}", String::from_utf8_lossy(&out.stderr), cluster.logs());
+    let got: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+
+    assert_eq!(
+        got["dcs"],
+        json!({"rows": [{"dc_id": "DC-1", "capacity_units": 1000}, {"dc_id": "DC-2", "capacity_units": 500}],
+               "types": {"dc_id": "string", "capacity_units": "int64"}})
+    );
+    // 0 + 1 + … + 99,999 over four partitions.
+    assert_eq!(got["range"]["rows"], json!([{"n": 100000, "total": 4_999_950_000i64}]));
+    assert!(got["bad_sql"].as_str().is_some_and(|e| e.contains("nope")), "{got}");
+    assert_eq!(got["catalogs"], json!(["datafusion"]));
+    assert_eq!(got["tables"], json!(["dcs_dim"]));
+    assert_eq!(got["dcs_schema"]["capacity_units"], "int64", "{got}");
+    assert_eq!(got["dcs_schema"]["dc_id"], "string", "{got}");
+    for (case, why) in [("no_token", "this scheduler requires a token"), ("wrong_token", "the token is wrong")] {
+        assert!(got[case].as_str().is_some_and(|e| e.contains(why)), "{case}: {got}");
+    }
+
+    // Each query is a run in the history, with its row count.
+    let bearer = format!("Bearer {token}");
+    let answer =
+        http_with(cluster.http_port, "GET", "/api/runs?trigger=flight-sql", &[("authorization", &bearer)], None);
+    let runs: Vec<Value> = serde_json::from_str(&answer.body).unwrap_or_else(|e| panic!("{e}: {}", answer.body));
+    let mut queries: Vec<(String, String, u64)> = runs
+        .iter()
+        .map(|r| {
+            (
+                r["params"]["sql"].as_str().unwrap_or_default().to_string(),
+                r["status"].to_string(),
+                r["summary"]["rows"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    queries.sort();
+    assert_eq!(
+        queries,
+        [
+            (
+                "SELECT count(*) AS n, sum(value) AS total FROM partitioned_range(100000, 4)".to_string(),
+                "\"succeeded\"".to_string(),
+                1
+            ),
+            ("SELECT dc_id, capacity_units FROM dcs_dim ORDER BY dc_id".to_string(), "\"succeeded\"".to_string(), 2),
+        ],
+        "{runs:?}"
+    );
+}
