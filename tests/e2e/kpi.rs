@@ -95,19 +95,35 @@ fn redis_json(redis: &Redis, key: &str) -> Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{key}: {e}: {reply}"))
 }
 
+/// Every key a KPI run writes.
+const ALL_KEYS: [&str; 7] = [
+    "kpi:inventory_level",
+    "kpi:stockout_alerts",
+    "kpi:supplier_performance",
+    "kpi:dc_utilization",
+    "kpi:regional_performance",
+    "kpi:data_quality",
+    "kpi:last_update",
+];
+
+/// A cluster reading `mongo` and writing the KPIs to `redis`, with `extra`
+/// environment.
+fn kpi_cluster(mongo: &Mongo, redis: &Redis, extra: &[(&str, &str)]) -> Cluster {
+    let mut env = vec![
+        ("STOCKYARD_MONGO_URI".to_string(), mongo.uri()),
+        ("STOCKYARD_MONGO_DB".to_string(), DB.to_string()),
+        ("STOCKYARD_REDIS_URL".to_string(), redis.url()),
+    ];
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    Cluster::start_with_env(2, env)
+}
+
 #[test]
 fn the_kpi_job_writes_exact_kpis_to_redis_in_one_run() {
     let mongo = Mongo::start();
     let redis = Redis::start();
     load(&mongo);
-    let cluster = Cluster::start_with_env(
-        2,
-        vec![
-            ("STOCKYARD_MONGO_URI".into(), mongo.uri()),
-            ("STOCKYARD_MONGO_DB".into(), DB.into()),
-            ("STOCKYARD_REDIS_URL".into(), redis.url()),
-        ],
-    );
+    let cluster = kpi_cluster(&mongo, &redis, &[]);
     let run =
         cluster.stockyard(&["run", "kpi", "--now", "2026-01-05T12:00:00Z", "--window", "15m", "--ttl", "300s"]).ok();
     let summary: Value = serde_json::from_str(run.stdout.lines().last().unwrap()).unwrap();
@@ -209,17 +225,7 @@ fn the_kpi_job_writes_exact_kpis_to_redis_in_one_run() {
     );
 
     // Every key from this one run, with the TTL.
-    let generated: Vec<Value> = [
-        "kpi:inventory_level",
-        "kpi:stockout_alerts",
-        "kpi:supplier_performance",
-        "kpi:dc_utilization",
-        "kpi:regional_performance",
-        "kpi:data_quality",
-    ]
-    .iter()
-    .map(|k| redis_json(&redis, k)["generated_at"].clone())
-    .collect();
+    let generated: Vec<Value> = ALL_KEYS[..6].iter().map(|k| redis_json(&redis, k)["generated_at"].clone()).collect();
     assert!(generated.iter().all(|g| g == &generated[0] && g.is_string()), "{generated:?}");
     for key in ["kpi:inventory_level", "kpi:last_update", "kpi:data_quality"] {
         let ttl: i64 = redis.command(&format!("TTL {key}")).trim_start_matches(':').trim().parse().unwrap();
@@ -291,15 +297,7 @@ fn a_failed_run_writes_nothing_and_says_why() {
     // run's keys stand untouched.
     let cluster = Cluster::start_with_env(2, env(&redis.url()));
     cluster.stockyard(&["run", "kpi", "--now", "2026-01-05T12:00:00Z", "--ttl", "600s"]).ok();
-    let keys = [
-        "kpi:inventory_level",
-        "kpi:stockout_alerts",
-        "kpi:supplier_performance",
-        "kpi:dc_utilization",
-        "kpi:regional_performance",
-        "kpi:data_quality",
-        "kpi:last_update",
-    ];
+    let keys = ALL_KEYS;
     let before: Vec<String> = keys.iter().map(|k| redis.command(&format!("GET {k}"))).collect();
     mongo.proc.kill();
     let r = cluster.stockyard(&["run", "kpi", "--now", "2026-01-05T12:05:00Z", "--ttl", "600s"]);
@@ -326,21 +324,8 @@ fn an_older_window_never_replaces_newer_kpis() {
     let mongo = Mongo::start();
     let redis = Redis::start();
     load(&mongo);
-    let env = vec![
-        ("STOCKYARD_MONGO_URI".to_string(), mongo.uri()),
-        ("STOCKYARD_MONGO_DB".to_string(), DB.to_string()),
-        ("STOCKYARD_REDIS_URL".to_string(), redis.url()),
-    ];
-    let cluster = Cluster::start_with_env(2, env);
-    let keys = [
-        "kpi:inventory_level",
-        "kpi:stockout_alerts",
-        "kpi:supplier_performance",
-        "kpi:dc_utilization",
-        "kpi:regional_performance",
-        "kpi:data_quality",
-        "kpi:last_update",
-    ];
+    let cluster = kpi_cluster(&mongo, &redis, &[]);
+    let keys = ALL_KEYS;
     let held = || keys.iter().map(|k| redis.command(&format!("GET {k}"))).collect::<Vec<String>>();
     let run = |args: &[&str]| {
         let r = cluster.stockyard(&[&["run", "kpi", "--ttl", "600s"], args].concat()).ok();
@@ -401,13 +386,7 @@ fn a_stalled_mongodb_fails_the_run_instead_of_hanging_it() {
     let mongo = Mongo::start();
     let redis = Redis::start();
     load(&mongo);
-    let env = vec![
-        ("STOCKYARD_MONGO_URI".to_string(), mongo.uri()),
-        ("STOCKYARD_MONGO_DB".to_string(), DB.to_string()),
-        ("STOCKYARD_REDIS_URL".to_string(), redis.url()),
-        ("STOCKYARD_MONGO_TIMEOUT".to_string(), "2s".to_string()),
-    ];
-    let cluster = Cluster::start_with_env(2, env);
+    let cluster = kpi_cluster(&mongo, &redis, &[("STOCKYARD_MONGO_TIMEOUT", "2s")]);
     // Connected and answering first, so the stall meets open connections.
     cluster.stockyard(&["run", "kpi", "--now", "2026-01-05T12:00:00Z"]).ok();
     mongo.proc.signal(libc::SIGSTOP);
