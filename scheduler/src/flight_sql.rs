@@ -9,16 +9,20 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
+use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::FlightService;
 use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
 use arrow_flight::sql::server::FlightSqlService;
+use arrow_flight::sql::server::PeekableFlightDataStream;
 use arrow_flight::sql::{
+    ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest, ActionCreatePreparedStatementResult,
     Any, CommandGetCatalogs, CommandGetDbSchemas, CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables,
-    CommandStatementQuery, ProstMessageExt, SqlInfo, TicketStatementQuery,
+    CommandPreparedStatementQuery, CommandStatementQuery, DoPutPreparedStatementResult, ProstMessageExt, SqlInfo,
+    TicketStatementQuery,
 };
-use arrow_flight::{FlightDescriptor, FlightEndpoint, FlightInfo, Ticket};
+use arrow_flight::{Action, FlightDescriptor, FlightEndpoint, FlightInfo, Ticket};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::Schema;
 use futures::{Stream, TryStreamExt};
@@ -111,6 +115,54 @@ where
     encode(schema, futures::stream::once(async move { batch.map_err(FlightError::from) }))
 }
 
+/// `schema` as the IPC message Flight SQL carries schemas in.
+fn schema_bytes(schema: &Schema) -> Result<prost::bytes::Bytes, Status> {
+    let message: arrow_flight::IpcMessage = arrow_flight::SchemaAsIpc::new(schema, &Default::default())
+        .try_into()
+        .map_err(|e| Status::internal(format!("cannot encode the schema: {e}")))?;
+    Ok(message.0)
+}
+
+/// A prepared statement's handle: its SQL and, once the client sent them,
+/// its parameters as an Arrow IPC stream. The service keeps nothing
+/// between calls, so any scheduler process answers any call.
+mod handle {
+    use datafusion::arrow::array::RecordBatch;
+    use datafusion::arrow::ipc::reader::StreamReader;
+    use datafusion::arrow::ipc::writer::StreamWriter;
+    use prost::bytes::Bytes;
+    use tonic::Status;
+
+    /// `sql` and `params` as a handle.
+    pub(super) fn encode(sql: &str, params: Option<&RecordBatch>) -> Result<Bytes, Status> {
+        let mut out = (sql.len() as u64).to_be_bytes().to_vec();
+        out.extend_from_slice(sql.as_bytes());
+        if let Some(batch) = params {
+            let fail =
+                |e: datafusion::arrow::error::ArrowError| Status::internal(format!("cannot keep the parameters: {e}"));
+            let mut writer = StreamWriter::try_new(&mut out, &batch.schema()).map_err(fail)?;
+            writer.write(batch).map_err(fail)?;
+            writer.finish().map_err(fail)?;
+        }
+        Ok(out.into())
+    }
+
+    /// The SQL and parameters of a handle `encode` made.
+    pub(super) fn decode(handle: &[u8]) -> Result<(String, Option<RecordBatch>), Status> {
+        let bad = || Status::invalid_argument("not a prepared statement handle of this server");
+        let (len, rest) = handle.split_at_checked(8).ok_or_else(bad)?;
+        let len = u64::from_be_bytes(len.try_into().map_err(|_| bad())?) as usize;
+        let (sql, params) = rest.split_at_checked(len).ok_or_else(bad)?;
+        let sql = String::from_utf8(sql.to_vec()).map_err(|_| bad())?;
+        if params.is_empty() {
+            return Ok((sql, None));
+        }
+        let mut reader = StreamReader::try_new(params, None).map_err(|_| bad())?;
+        let batch = reader.next().transpose().map_err(|_| bad())?;
+        Ok((sql, batch))
+    }
+}
+
 /// A refused query, as the client reads it.
 fn refused(e: impl std::fmt::Display) -> Status {
     Status::invalid_argument(stockyard_mask::text(&e.to_string()))
@@ -125,7 +177,7 @@ impl FlightSqlService for FlightSql {
         query: CommandStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let planned = self.runner.plan_query(&query.query).await.map_err(refused)?;
+        let planned = self.runner.plan_query(&query.query, None).await.map_err(refused)?;
         let ticket = TicketStatementQuery { statement_handle: query.query.into_bytes().into() };
         Ok(Response::new(info_for(ticket, &planned.schema, request.into_inner())?))
     }
@@ -138,12 +190,78 @@ impl FlightSqlService for FlightSql {
         let sql = String::from_utf8(ticket.statement_handle.to_vec())
             .map_err(|_| Status::invalid_argument("the ticket is no statement"))?;
         self.admit().await?;
-        let planned = self.runner.plan_query(&sql).await.map_err(refused)?;
+        let planned = self.runner.plan_query(&sql, None).await.map_err(refused)?;
         let schema = planned.schema.clone();
         let (run_id, rows) = self.runner.clone().stream_query(sql, planned).await;
         tracing::info!(run = %run_id, "Flight SQL query started");
         let rows = rows.map_err(|e| FlightError::Tonic(Box::new(Status::aborted(e.0))));
         Ok(encode(schema, rows))
+    }
+
+    async fn do_action_create_prepared_statement(
+        &self,
+        query: ActionCreatePreparedStatementRequest,
+        _request: Request<Action>,
+    ) -> Result<ActionCreatePreparedStatementResult, Status> {
+        let (dataset, parameters) = self.runner.parameters(&query.query).await.map_err(refused)?;
+        Ok(ActionCreatePreparedStatementResult {
+            prepared_statement_handle: handle::encode(&query.query, None)?,
+            dataset_schema: schema_bytes(&dataset)?,
+            parameter_schema: schema_bytes(&parameters)?,
+        })
+    }
+
+    async fn do_put_prepared_statement_query(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<DoPutPreparedStatementResult, Status> {
+        let (sql, _) = handle::decode(&query.prepared_statement_handle)?;
+        let stream = request.into_inner().map_err(FlightError::from);
+        let batches: Vec<RecordBatch> = FlightRecordBatchStream::new_from_flight_data(stream)
+            .try_collect()
+            .await
+            .map_err(|e| Status::invalid_argument(format!("the parameters do not read: {e}")))?;
+        let params = match batches.as_slice() {
+            [one] if one.num_rows() == 1 => one,
+            _ => return Err(Status::invalid_argument("give the parameters as one row (a batch of one row)")),
+        };
+        // Stateless: the new handle carries the statement and its values.
+        Ok(DoPutPreparedStatementResult { prepared_statement_handle: Some(handle::encode(&sql, Some(params))?) })
+    }
+
+    async fn get_flight_info_prepared_statement(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let (sql, params) = handle::decode(&query.prepared_statement_handle)?;
+        let planned = self.runner.plan_query(&sql, params.as_ref()).await.map_err(refused)?;
+        Ok(Response::new(info_for(query, &planned.schema, request.into_inner())?))
+    }
+
+    async fn do_get_prepared_statement(
+        &self,
+        query: CommandPreparedStatementQuery,
+        _request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let (sql, params) = handle::decode(&query.prepared_statement_handle)?;
+        self.admit().await?;
+        let planned = self.runner.plan_query(&sql, params.as_ref()).await.map_err(refused)?;
+        let schema = planned.schema.clone();
+        let (run_id, rows) = self.runner.clone().stream_query(sql, planned).await;
+        tracing::info!(run = %run_id, "Flight SQL prepared statement started");
+        let rows = rows.map_err(|e| FlightError::Tonic(Box::new(Status::aborted(e.0))));
+        Ok(encode(schema, rows))
+    }
+
+    async fn do_action_close_prepared_statement(
+        &self,
+        _query: ActionClosePreparedStatementRequest,
+        _request: Request<Action>,
+    ) -> Result<(), Status> {
+        // Nothing is kept for a prepared statement: nothing to close.
+        Ok(())
     }
 
     async fn get_flight_info_catalogs(

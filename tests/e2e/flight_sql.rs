@@ -7,6 +7,9 @@ use mongodb::bson::doc;
 use serde_json::{Value, json};
 use stockyard_tests::{Cluster, Mongo, http_with, repo_root, venv_bin};
 
+/// The prepared statement the client binds twice.
+const PREPARED: &str = "SELECT dc_id FROM dcs_dim WHERE capacity_units > $1 ORDER BY dc_id";
+
 #[test]
 fn adbc_queries_the_cluster_with_the_token_and_is_refused_without() {
     let mongo = Mongo::start();
@@ -40,6 +43,7 @@ fn adbc_queries_the_cluster_with_the_token_and_is_refused_without() {
         json!({"rows": [{"dc_id": "DC-1", "capacity_units": 1000}, {"dc_id": "DC-2", "capacity_units": 500}],
                "types": {"dc_id": "string", "capacity_units": "int64"}})
     );
+    assert_eq!(got["prepared"], json!([[{"dc_id": "DC-1"}], [{"dc_id": "DC-1"}, {"dc_id": "DC-2"}]]), "{got}");
     // 0 + 1 + … + 99,999 over four partitions.
     assert_eq!(got["range"]["rows"], json!([{"n": 100000, "total": 4_999_950_000i64}]));
     assert!(got["bad_sql"].as_str().is_some_and(|e| e.contains("nope")), "{got}");
@@ -75,6 +79,8 @@ fn adbc_queries_the_cluster_with_the_token_and_is_refused_without() {
                 "\"succeeded\"".to_string(),
                 1
             ),
+            (PREPARED.to_string(), "\"succeeded\"".to_string(), 1),
+            (PREPARED.to_string(), "\"succeeded\"".to_string(), 2),
             ("SELECT dc_id, capacity_units FROM dcs_dim ORDER BY dc_id".to_string(), "\"succeeded\"".to_string(), 2),
         ],
         "{runs:?}"

@@ -18,9 +18,9 @@ def connect(uri, token):
     return flight_sql.connect(uri, db_kwargs=options)
 
 
-def query(conn, sql):
+def query(conn, sql, parameters=None):
     with conn.cursor() as cur:
-        cur.execute(sql)
+        cur.execute(sql, parameters)
         table = cur.fetch_arrow_table()
     return {
         "rows": table.to_pylist(),
@@ -42,6 +42,9 @@ def main():
     out = {}
     with connect(uri, token) as conn:
         out["dcs"] = query(conn, "SELECT dc_id, capacity_units FROM dcs_dim ORDER BY dc_id")
+        # A prepared statement, bound twice.
+        bigger = "SELECT dc_id FROM dcs_dim WHERE capacity_units > $1 ORDER BY dc_id"
+        out["prepared"] = [query(conn, bigger, (600,))["rows"], query(conn, bigger, (100,))["rows"]]
         out["range"] = query(conn, "SELECT count(*) AS n, sum(value) AS total FROM partitioned_range(100000, 4)")
         try:
             query(conn, "SELECT nope FROM dcs_dim")

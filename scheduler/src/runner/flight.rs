@@ -6,7 +6,8 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::ScalarValue;
 use datafusion::logical_expr::LogicalPlan;
 use futures::{Stream, StreamExt};
 use serde_json::json;
@@ -30,15 +31,35 @@ pub(crate) struct Planned {
 pub(crate) struct Unfinished(pub String);
 
 impl JobRunner {
-    /// Plans `sql`, which must be one statement, on a session of its own.
-    pub(crate) async fn plan_query(&self, sql: &str) -> Result<Planned, RunError> {
+    /// Plans `sql`, which must be one statement, on a session of its own,
+    /// its placeholders (`$1`, `$2`…) bound to `params` (one row, a
+    /// column each, in order) when given.
+    pub(crate) async fn plan_query(&self, sql: &str, params: Option<&RecordBatch>) -> Result<Planned, RunError> {
         let (session, mut statements) = self.sql_session("flight-sql".into(), sql).await?;
         if statements.len() != 1 {
             return Err(RunError::NotOneStatement(statements.len()));
         }
-        let plan = self.plan(&session, statements.remove(0)).await?;
+        let mut plan = self.plan(&session, statements.remove(0)).await?;
+        if let Some(batch) = params {
+            let values = (0..batch.num_columns())
+                .map(|i| ScalarValue::try_from_array(batch.column(i), 0))
+                .collect::<Result<Vec<_>, _>>()?;
+            plan = plan.with_param_values(values)?;
+        }
         let schema = Arc::new(plan.schema().as_arrow().clone());
         Ok(Planned { session, plan, schema })
+    }
+
+    /// The placeholders of `sql`'s plan as a schema, `$1` first, with the
+    /// types the plan gives them (null where it gives none).
+    pub(crate) async fn parameters(&self, sql: &str) -> Result<(SchemaRef, SchemaRef), RunError> {
+        let planned = self.plan_query(sql, None).await?;
+        let mut found: Vec<(String, Option<DataType>)> = planned.plan.get_parameter_types()?.into_iter().collect();
+        // `$10` after `$9`: by number, not text.
+        found.sort_by_key(|(name, _)| name.trim_start_matches('$').parse::<u64>().unwrap_or(u64::MAX));
+        let fields: Vec<Field> =
+            found.into_iter().map(|(name, t)| Field::new(name, t.unwrap_or(DataType::Null), true)).collect();
+        Ok((planned.schema, Arc::new(Schema::new(fields))))
     }
 
     /// Runs `planned` (the query `sql`) as a run, recorded from now on;
