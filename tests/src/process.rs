@@ -29,8 +29,30 @@ pub fn stockyard_bin() -> PathBuf {
     bin
 }
 
-/// A loopback port nobody listens on right now.
+/// Ports handed out: below Linux's ephemeral range (32768–60999), so no
+/// outgoing connection of any process (to MongoDB, etcd, a peer) can take
+/// one between our check and the server's bind, as a port the kernel gave
+/// for `:0` could be.
+const PORTS: std::ops::Range<u32> = 20000..32000;
+
+/// A loopback port nobody listens on right now, different from every one
+/// this process handed out before; where in [`PORTS`] it starts is random
+/// per process, so parallel tests seldom try the same ones.
 pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let span = PORTS.end - PORTS.start;
+    if NEXT.load(Ordering::Relaxed) == u32::MAX {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+        let seed = (std::process::id().wrapping_mul(2654435761) ^ nanos) % span;
+        let _ = NEXT.compare_exchange(u32::MAX, seed, Ordering::Relaxed, Ordering::Relaxed);
+    }
+    for _ in 0..span {
+        let port = (PORTS.start + NEXT.fetch_add(1, Ordering::Relaxed) % span) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
 }
 
