@@ -301,16 +301,19 @@ impl Job<'_> {
         Ok(())
     }
 
-    /// `run`'s step in the ledger.
-    async fn state(&self, run: &str) -> Result<String, ArchiveError> {
-        let entry = self
-            .ledger()
+    /// `run`'s ledger entry.
+    async fn entry(&self, run: &str) -> Result<Document, ArchiveError> {
+        self.ledger()
             .await?
             .find_one(doc! {"_id": run})
             .await
             .map_err(|e| self.mongo_error(run, "reading the archive ledger", e))?
-            .ok_or_else(|| ArchiveError::Unknown(run.into()))?;
-        Ok(entry.get_str("state").unwrap_or("marking").to_string())
+            .ok_or_else(|| ArchiveError::Unknown(run.into()))
+    }
+
+    /// `run`'s step in the ledger.
+    async fn state(&self, run: &str) -> Result<String, ArchiveError> {
+        Ok(self.entry(run).await?.get_str("state").unwrap_or("marking").to_string())
     }
 
     /// Writes and deletes a probe file at `dest`: a destination that cannot
@@ -334,13 +337,7 @@ impl Job<'_> {
     /// archives those documents), then the ledger says `abandoned` and why.
     /// Each step can be redone, so an abandonment cut short is redone.
     async fn abandon(&self, run: &str, reason: &str) -> Result<Value, ArchiveError> {
-        let entry = self
-            .ledger()
-            .await?
-            .find_one(doc! {"_id": run})
-            .await
-            .map_err(|e| self.mongo_error(run, "reading the archive ledger", e))?
-            .ok_or_else(|| ArchiveError::Unknown(run.into()))?;
+        let entry = self.entry(run).await?;
         let state = entry.get_str("state").unwrap_or("marking").to_string();
         if !abandonable(&state) {
             return Err(ArchiveError::NotAbandonable { run: run.into(), state });
@@ -369,12 +366,7 @@ impl Job<'_> {
     async fn set_state(&self, run: &str, state: &str, extra: Document) -> Result<(), ArchiveError> {
         let mut set = doc! {"state": state};
         set.extend(extra);
-        self.ledger()
-            .await?
-            .update_one(doc! {"_id": run}, doc! {"$set": set})
-            .await
-            .map_err(|e| self.mongo_error(run, "updating the archive ledger", e))?;
-        Ok(())
+        self.set_fields(run, set).await
     }
 
     /// Takes `entry`'s run from the step it reached to the end.

@@ -110,8 +110,12 @@ fn external(e: impl std::error::Error + Send + Sync + 'static) -> ArrowError {
 
 /// Arrow rows as JSON values, for reading counts back.
 fn rows(batches: &[RecordBatch]) -> Result<Vec<Value>, JobError> {
-    let json = rows_json(batches)?;
-    match serde_json::from_str(&json).map_err(external)? {
+    parse_rows(&rows_json(batches)?)
+}
+
+/// [`rows_json`]'s text read back as values.
+fn parse_rows(json: &str) -> Result<Vec<Value>, JobError> {
+    match serde_json::from_str(json).map_err(external)? {
         Value::Array(rows) => Ok(rows),
         _ => Ok(Vec::new()),
     }
@@ -223,8 +227,10 @@ pub async fn compute(
         let count: usize = batches.iter().map(|b| b.num_rows()).sum();
         let name = key.trim_start_matches("kpi:");
         counts.insert(name.to_string(), json!(count));
-        kpi_rows.insert(name, rows(&batches)?);
-        values.push((key.to_string(), envelope(&rows_json(&batches)?)));
+        // Rendered once: the key's JSON, and the values its headline reads.
+        let json = rows_json(&batches)?;
+        kpi_rows.insert(name, parse_rows(&json)?);
+        values.push((key.to_string(), envelope(&json)));
     }
     let mut quality = serde_json::Map::new();
     let (mut read, mut rejected) = (0u64, 0u64);

@@ -137,12 +137,8 @@ impl MongoCatalog {
         let sampling = coll.aggregate(vec![doc! {"$sample": {"size": self.sample_size as i64}}]).batch().into_future();
         let mut cursor = self.source.answer(&what, sampling).await?;
         let mut batches: Vec<RawBatch> = Vec::new();
-        loop {
-            match tokio::time::timeout(self.source.round_trip(), cursor.next()).await {
-                Ok(Some(batch)) => batches.push(batch.map_err(|e| self.source.error(&what, e))?),
-                Ok(None) => break,
-                Err(_) => return Err(self.source.no_answer(&what)),
-            }
+        while let Some(batch) = self.source.next(&what, cursor.next()).await? {
+            batches.push(batch);
         }
         let mut docs = Vec::new();
         for batch in &batches {

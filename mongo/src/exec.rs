@@ -283,13 +283,7 @@ impl MongoScanExec {
                     find = find.limit(l as i64);
                 }
                 let mut cursor = source.answer(&what, find.batch()).await.map_err(send_err)?;
-                loop {
-                    let next = tokio::time::timeout(source.round_trip(), cursor.next()).await;
-                    let batch = match next {
-                        Ok(Some(batch)) => batch.map_err(|e| send_err(source.error(&what, e)))?,
-                        Ok(None) => break,
-                        Err(_) => return Err(send_err(source.no_answer(&what))),
-                    };
+                while let Some(batch) = source.next(&what, cursor.next()).await.map_err(send_err)? {
                     if raw_tx.send(Ok(batch)).await.is_err() {
                         break; // the consumer is gone
                     }

@@ -141,6 +141,19 @@ impl MongoSource {
         }
     }
 
+    /// The next item of a cursor (`next`, reading for `action`) within
+    /// one round trip, as [`MongoSource::answer`] awaits a call.
+    pub async fn next<T>(
+        &self,
+        action: &str,
+        next: impl std::future::Future<Output = Option<Result<T, mongodb::error::Error>>>,
+    ) -> Result<Option<T>, MongoError> {
+        match tokio::time::timeout(self.round_trip(), next).await {
+            Ok(item) => item.transpose().map_err(|e| self.error(action, e)),
+            Err(_) => Err(self.no_answer(action)),
+        }
+    }
+
     /// The database handle.
     pub async fn database(&self) -> Result<Database, MongoError> {
         Ok(self.client().await?.database(&self.database))

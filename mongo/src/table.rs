@@ -153,23 +153,19 @@ impl MongoTable {
         let (source, collection) = (source.clone(), self.collection.clone());
         let ask = async move {
             let db = source.database().await.map_err(|e| Arc::from(e.to_string()))?;
-            let asking = async {
-                match tokio::time::timeout(source.round_trip(), db.run_command(doc! {"collStats": &collection})).await {
-                    Ok(answer) => Ok(answer),
-                    Err(_) => Err(source.no_answer(&format!("collStats on {collection}"))),
+            let action = format!("collStats on {collection}");
+            let stats = async {
+                match db.run_command(doc! {"collStats": &collection}).await {
+                    // A collection not created yet is empty, not an error.
+                    Err(e) if matches!(*e.kind, mongodb::error::ErrorKind::Command(ref c) if c.code == 26) => Ok(None),
+                    answer => answer.map(Some),
                 }
             };
-            match asking.await.map_err(|e| Arc::from(e.to_string()))? {
-                Ok(stats) => Ok(Size {
-                    bytes: number(stats.get("size")).max(0.0) as u64,
-                    docs: number(stats.get("count")).max(0.0) as u64,
-                }),
-                // A collection not created yet is empty, not an error.
-                Err(e) if matches!(*e.kind, mongodb::error::ErrorKind::Command(ref c) if c.code == 26) => {
-                    Ok(Size::default())
-                }
-                Err(e) => Err(Arc::from(source.error(&format!("collStats on {collection}"), e).to_string())),
-            }
+            let stats = source.answer(&action, stats).await.map_err(|e| Arc::from(e.to_string()))?;
+            Ok(stats.map_or_else(Size::default, |stats| Size {
+                bytes: number(stats.get("size")).max(0.0) as u64,
+                docs: number(stats.get("count")).max(0.0) as u64,
+            }))
         };
         SIZES.get(key, ask).await.map_err(|e| DataFusionError::External(e.to_string().into()))
     }

@@ -72,6 +72,16 @@ impl FlightSql {
         Self { runner, scheduler, leadership, catalog, info: Arc::new(sql_info()) }
     }
 
+    /// Runs `sql` with `params` bound as a run, its rows as Flight data.
+    async fn run(&self, sql: String, params: Option<RecordBatch>) -> Result<Response<Rows>, Status> {
+        self.admit().await?;
+        let planned = self.runner.plan_query(&sql, params.as_ref()).await.map_err(refused)?;
+        let schema = planned.schema.clone();
+        let (run_id, rows) = self.runner.clone().stream_query(sql, planned).await;
+        tracing::info!(run = %run_id, "Flight SQL query started");
+        Ok(encode(schema, rows.map_err(|e| FlightError::Tonic(Box::new(Status::aborted(e.0))))))
+    }
+
     /// Refuses queries a standby, or a cluster with no executor, cannot run.
     async fn admit(&self) -> Result<(), Status> {
         crate::ballista::admit(&self.scheduler, &self.leadership).await.map_err(|e| match e {
@@ -189,13 +199,7 @@ impl FlightSqlService for FlightSql {
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         let sql = String::from_utf8(ticket.statement_handle.to_vec())
             .map_err(|_| Status::invalid_argument("the ticket is no statement"))?;
-        self.admit().await?;
-        let planned = self.runner.plan_query(&sql, None).await.map_err(refused)?;
-        let schema = planned.schema.clone();
-        let (run_id, rows) = self.runner.clone().stream_query(sql, planned).await;
-        tracing::info!(run = %run_id, "Flight SQL query started");
-        let rows = rows.map_err(|e| FlightError::Tonic(Box::new(Status::aborted(e.0))));
-        Ok(encode(schema, rows))
+        self.run(sql, None).await
     }
 
     async fn do_action_create_prepared_statement(
@@ -246,13 +250,7 @@ impl FlightSqlService for FlightSql {
         _request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         let (sql, params) = handle::decode(&query.prepared_statement_handle)?;
-        self.admit().await?;
-        let planned = self.runner.plan_query(&sql, params.as_ref()).await.map_err(refused)?;
-        let schema = planned.schema.clone();
-        let (run_id, rows) = self.runner.clone().stream_query(sql, planned).await;
-        tracing::info!(run = %run_id, "Flight SQL prepared statement started");
-        let rows = rows.map_err(|e| FlightError::Tonic(Box::new(Status::aborted(e.0))));
-        Ok(encode(schema, rows))
+        self.run(sql, params).await
     }
 
     async fn do_action_close_prepared_statement(
