@@ -16,6 +16,13 @@
 //! 3. `written`: the metadata JSON is written.
 //! 4. `deleting`: exactly the marked documents are deleted.
 //! 5. `done`.
+//!
+//! Each ledger step is fenced by the leader's term ([`Leader`]): a run
+//! claims its entry with its term, and a step is written only while no
+//! later term has claimed it. Files are committed by the `written` step
+//! (its `attempt`); only after that commit are other attempts' files
+//! removed, so two leaders finishing one run cannot delete each other's
+//! copy.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,6 +63,18 @@ pub struct ArchiveParams {
     pub dest: String,
     /// Instead of archiving, abandon this interrupted run (see [`abandon`]).
     pub abandon: Option<String>,
+    /// The leader running it, when several may lead: its steps are fenced.
+    pub leader: Option<Leader>,
+}
+
+/// The scheduler a run is made by, as the ledger fences it: a step is
+/// refused once a later term (of the same state store) claimed the run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Leader {
+    /// The state store the term is of (terms of two stores do not compare).
+    pub store: String,
+    /// Its term: larger for every later leader on that store.
+    pub term: u64,
 }
 
 /// Tries an interrupted run gets to finish before it is abandoned, when it
@@ -94,6 +113,16 @@ pub enum ArchiveError {
         /// The store's error, masked (a store may quote its keys back).
         #[source]
         source: Masked,
+    },
+    /// A later leader claimed the run: this scheduler stopped it.
+    #[error("archive run {run}: a later leader ({by}) took the run over; this scheduler (term {term}) left it to it")]
+    Fenced {
+        /// The run's id.
+        run: String,
+        /// The leader that claimed it, e.g. `term 12 of etcd://…`.
+        by: String,
+        /// This scheduler's term.
+        term: u64,
     },
     /// A written file's footer holds another number of rows than the run
     /// wrote into it.
@@ -160,17 +189,20 @@ pub async fn run(
     params: &ArchiveParams,
     say: &(dyn Fn(String) + Send + Sync),
 ) -> Result<Value, ArchiveError> {
-    let job = Job { ctx, mongo, say };
+    let job = Job { ctx, mongo, say, leader: params.leader.as_ref() };
     let (mut resumed, mut unfinished, mut abandoned) = (Vec::new(), Vec::new(), Vec::new());
     for entry in job.unfinished().await? {
         let run = entry.get_str("_id").unwrap_or_default().to_string();
+        // A later leader's run is its own: this scheduler is stale.
+        job.claim(&run).await?;
         let tries = entry.get_i64("tries").unwrap_or(0) + 1;
         job.set_fields(&run, doc! {"tries": tries}).await?;
         say(format!("finishing interrupted archive run {run} (try {tries} of {MAX_TRIES})"));
         match job.finish(entry).await {
             Ok(_) => resumed.push(run),
-            // MongoDB away: nothing else can go on either.
-            Err(e @ ArchiveError::Mongo { .. }) => return Err(e),
+            // MongoDB away: nothing else can go on either; a later
+            // leader took over: nothing is this scheduler's to do.
+            Err(e @ (ArchiveError::Mongo { .. } | ArchiveError::Fenced { .. })) => return Err(e),
             // Anything else (its destination, a count) must not block
             // later runs: it is retried, then abandoned if it can be.
             Err(e) => {
@@ -199,7 +231,7 @@ pub async fn run(
     job.probe(&run, &params.dest).await?;
     let older = chrono::Duration::from_std(params.older_than).unwrap_or(chrono::Duration::zero());
     let cutoff = params.now - older;
-    let entry = doc! {
+    let mut entry = doc! {
         "_id": &run,
         "state": "marking",
         "cutoff": bdate(cutoff),
@@ -207,6 +239,9 @@ pub async fn run(
         "older_than_minutes": params.older_than.as_secs_f64() / 60.0,
         "created_at": bdate(Utc::now()),
     };
+    if let Some(leader) = job.leader {
+        entry.insert("leader", leader_doc(leader));
+    }
     job.ledger().await?.insert_one(&entry).await.map_err(|e| job.mongo_error(&run, "recording the run", e))?;
     let done = job.finish(entry).await?;
     if let Value::Object(fields) = done {
@@ -224,10 +259,12 @@ pub async fn abandon(
     ctx: &SessionContext,
     mongo: &Arc<MongoSource>,
     run: &str,
+    leader: Option<&Leader>,
     say: &(dyn Fn(String) + Send + Sync),
 ) -> Result<Value, ArchiveError> {
-    let job = Job { ctx, mongo, say };
+    let job = Job { ctx, mongo, say, leader };
     say(format!("abandoning archive run {run}"));
+    job.claim(run).await?;
     job.abandon(run, "abandoned by hand").await
 }
 
@@ -241,6 +278,19 @@ struct Job<'a> {
     ctx: &'a SessionContext,
     mongo: &'a Arc<MongoSource>,
     say: &'a (dyn Fn(String) + Send + Sync),
+    leader: Option<&'a Leader>,
+}
+
+fn leader_doc(leader: &Leader) -> Document {
+    doc! {"store": &leader.store, "term": leader.term as i64}
+}
+
+/// What a file of `run` is called in every attempt, and in `attempt`.
+fn part_prefix(run: &str, attempt: Option<&str>) -> String {
+    match attempt {
+        Some(a) => format!("part-{run}-{a}-"),
+        None => format!("part-{run}-"),
+    }
 }
 
 /// A written file, as the executors reported it.
@@ -291,14 +341,42 @@ impl Job<'_> {
         })
     }
 
-    /// Sets `fields` on `run`'s ledger entry.
+    /// Sets `fields` on `run`'s ledger entry, unless a later leader has
+    /// claimed it (then [`ArchiveError::Fenced`]).
     async fn set_fields(&self, run: &str, fields: Document) -> Result<(), ArchiveError> {
-        self.ledger()
+        let mut filter = doc! {"_id": run};
+        if let Some(leader) = self.leader {
+            // Not claimed by a later term of this store (a term of another
+            // store is no order: the stores cannot see each other).
+            filter.insert(
+                "$or",
+                vec![doc! {"leader.store": {"$ne": &leader.store}}, doc! {"leader.term": {"$lte": leader.term as i64}}],
+            );
+        }
+        let updated = self
+            .ledger()
             .await?
-            .update_one(doc! {"_id": run}, doc! {"$set": fields})
+            .update_one(filter, doc! {"$set": fields})
             .await
             .map_err(|e| self.mongo_error(run, "updating the archive ledger", e))?;
+        if updated.matched_count == 0 {
+            let entry = self.entry(run).await?;
+            let by = entry.get_document("leader").ok().map_or_else(
+                || "unknown".to_string(),
+                |l| format!("term {} of {}", l.get_i64("term").unwrap_or(0), l.get_str("store").unwrap_or("?")),
+            );
+            return Err(ArchiveError::Fenced { run: run.into(), by, term: self.leader.map_or(0, |l| l.term) });
+        }
         Ok(())
+    }
+
+    /// Claims `run`'s entry for this leader's term: its later steps are
+    /// refused to any earlier term, still running somewhere.
+    async fn claim(&self, run: &str) -> Result<(), ArchiveError> {
+        match self.leader {
+            Some(leader) => self.set_fields(run, doc! {"leader": leader_doc(leader)}).await,
+            None => Ok(()),
+        }
     }
 
     /// `run`'s ledger entry.
@@ -345,7 +423,7 @@ impl Job<'_> {
         // Where no store opens, nothing can have been written.
         if let Ok(dest) = store::open(entry.get_str("dest").unwrap_or_default()) {
             for (collection, _) in facts() {
-                self.remove_others(run, &dest, collection, &[]).await?;
+                self.remove_files(run, &dest, collection, &|_, _| false).await?;
             }
         }
         let db = self.db(run).await?;
@@ -435,10 +513,24 @@ impl Job<'_> {
                         written: rows,
                     });
                 }
-                self.remove_others(&run, &store, collection, &files).await?;
+                // A retried task's files; other attempts' wait for the commit.
+                let ours = part_prefix(&run, Some(&attempt));
+                let keep = |name: &str, path: &str| !name.starts_with(&ours) || files.iter().any(|f| f.path == path);
+                self.remove_files(&run, &store, collection, &keep).await?;
                 written.insert(collection, files_doc(&files));
             }
-            self.set_state(&run, "written", doc! {"attempt": &attempt, "written": written}).await?;
+            fault::pause("archive-before-commit").await;
+            // The commit: these files, this attempt's, are the archive.
+            if let Err(e) = self.set_state(&run, "written", doc! {"attempt": &attempt, "written": written}).await {
+                if matches!(e, ArchiveError::Fenced { .. }) {
+                    // Not committed, and never will be: they are nobody's.
+                    let ours = part_prefix(&run, Some(&attempt));
+                    for (collection, _) in facts() {
+                        self.remove_files(&run, &store, collection, &|name, _| !name.starts_with(&ours)).await?;
+                    }
+                }
+                return Err(e);
+            }
             state = "written".into();
             fault::point("archive-after-write");
         }
@@ -456,6 +548,13 @@ impl Job<'_> {
         let metadata_path = store.path(["metadata", &format!("archive_{run}.json")]);
 
         if state == "written" {
+            // Only now, with one attempt committed, can other attempts'
+            // files go: before, each attempt's clean-up could delete the
+            // other's copy.
+            let committed = part_prefix(&run, Some(entry.get_str("attempt").unwrap_or_default()));
+            for (collection, _) in facts() {
+                self.remove_files(&run, &store, collection, &|name, _| name.starts_with(&committed)).await?;
+            }
             (self.say)("writing the archive metadata".into());
             store
                 .store
@@ -552,14 +651,15 @@ impl Job<'_> {
         Ok(rows)
     }
 
-    /// Removes files of `run` that are not `keep`: an interrupted attempt's,
-    /// or a retried task's.
-    async fn remove_others(
+    /// Removes `collection`'s files of `run` that `keep` (given the file's
+    /// name and path) does not keep: an interrupted attempt's, or a
+    /// retried task's.
+    async fn remove_files(
         &self,
         run: &str,
         dest: &Destination,
         collection: &str,
-        keep: &[File],
+        keep: &(dyn Fn(&str, &str) -> bool + Sync),
     ) -> Result<(), ArchiveError> {
         let fail = |e: object_store::Error| ArchiveError::Store {
             run: run.into(),
@@ -568,10 +668,10 @@ impl Job<'_> {
         };
         let prefix = dest.path([collection]);
         let listed: Vec<_> = dest.store.list(Some(&prefix)).try_collect().await.map_err(fail)?;
-        let ours = format!("part-{run}-");
+        let ours = part_prefix(run, None);
         for object in listed {
             let name = object.location.filename().unwrap_or_default();
-            if name.starts_with(&ours) && !keep.iter().any(|f| f.path == object.location.as_ref()) {
+            if name.starts_with(&ours) && !keep(name, object.location.as_ref()) {
                 (self.say)(format!("removing {} from an interrupted attempt", object.location));
                 dest.store.delete(&object.location).await.map_err(fail)?;
             }

@@ -24,16 +24,22 @@ pub enum Role {
 pub const LEASE_TTL: Duration = Duration::from_secs(5);
 
 /// Key the leader holds, under the store's prefix.
-const KEY: &str = "stockyard/leader";
+pub(crate) const KEY: &str = "stockyard/leader";
+
+/// The leader key's create revision while this process holds it: its
+/// claim, which fenced writes compare against and which is its term
+/// (etcd's revisions only grow, so a later claim has a larger one).
+pub(crate) type Claim = Arc<std::sync::Mutex<Option<i64>>>;
 
 /// Campaigns on `endpoints` with `me` (a value unique to this process)
-/// forever, telling `role` what this process is.
-pub(crate) async fn campaign(endpoints: Vec<String>, me: String, role: Arc<watch::Sender<Role>>) {
+/// forever, telling `role` what this process is and `claim` its claim.
+pub(crate) async fn campaign(endpoints: Vec<String>, me: String, role: Arc<watch::Sender<Role>>, claim: Claim) {
     let mut last = String::new();
     loop {
-        let error = term(&endpoints, &me, &role).await;
+        let error = term(&endpoints, &me, &role, &claim).await;
         // Out of contact: another scheduler may take over once the lease
         // lapses, so this one must not act as leader any more.
+        *claim.lock().expect("claim lock") = None;
         role.send_if_modified(|r| set(r, Role::Follower(None)));
         if error != last {
             tracing::warn!(
@@ -91,42 +97,49 @@ async fn step<T>(
 }
 
 /// One lease's life: returns why it ended.
-async fn term(endpoints: &[String], me: &str, role: &watch::Sender<Role>) -> String {
+async fn term(endpoints: &[String], me: &str, role: &watch::Sender<Role>, claim: &Claim) -> String {
     let options = ConnectOptions::new().with_connect_timeout(Duration::from_secs(2)).with_timeout(STEP);
     let result: Result<(), ElectionError> = async {
         let mut client = step("connecting", Client::connect(endpoints.to_vec(), Some(options))).await?;
         let lease = step("granting a lease", client.lease_grant(LEASE_TTL.as_secs() as i64, None)).await?.id();
         let (mut keeper, mut answers) = step("keeping the lease", client.lease_keep_alive(lease)).await?;
         loop {
-            let claim = Txn::new()
+            let claim_txn = Txn::new()
                 .when(vec![Compare::create_revision(KEY, CompareOp::Equal, 0)])
                 .and_then(vec![TxnOp::put(KEY, me, Some(PutOptions::new().with_lease(lease)))])
                 .or_else(vec![TxnOp::get(KEY, None)]);
-            let answer = step("claiming the leadership", client.txn(claim)).await?;
-            let now = if answer.succeeded() {
-                Role::Leader
+            let answer = step("claiming the leadership", client.txn(claim_txn)).await?;
+            let (now, revision) = if answer.succeeded() {
+                // The put is the key's creation: its revision is the claim's.
+                (Role::Leader, answer.header().map(|h| h.revision()))
             } else {
                 let held = answer.op_responses().into_iter().find_map(|op| match op {
-                    TxnOpResponse::Get(get) => {
-                        get.kvs().first().map(|kv| (kv.lease(), kv.mod_revision(), kv.value().to_vec()))
-                    }
+                    TxnOpResponse::Get(get) => get
+                        .kvs()
+                        .first()
+                        .map(|kv| (kv.lease(), kv.mod_revision(), kv.create_revision(), kv.value().to_vec())),
                     _ => None,
                 });
                 match held {
-                    Some((holder, _, _)) if holder == lease => Role::Leader,
+                    Some((holder, _, created, _)) if holder == lease => (Role::Leader, Some(created)),
                     // Our own claim from a lease this process lost (etcd
                     // was away): clear it rather than wait for it to lapse.
-                    Some((_, revision, value)) if value == me.as_bytes() => {
+                    Some((_, revision, _, value)) if value == me.as_bytes() => {
                         let clear = Txn::new()
                             .when(vec![Compare::mod_revision(KEY, CompareOp::Equal, revision)])
                             .and_then(vec![TxnOp::delete(KEY, None)]);
                         step("clearing an old claim", client.txn(clear)).await?;
                         continue;
                     }
-                    Some((_, _, value)) => Role::Follower(Some(String::from_utf8_lossy(&value).into_owned())),
+                    Some((_, _, _, value)) => {
+                        (Role::Follower(Some(String::from_utf8_lossy(&value).into_owned())), None)
+                    }
                     None => continue,
                 }
             };
+            // The claim is known before the role says leader, so a write
+            // the new leader makes at once is fenced by the right claim.
+            *claim.lock().expect("claim lock") = revision;
             if role.send_if_modified(|r| set(r, now.clone())) {
                 tracing::info!(leader = matches!(now, Role::Leader), "leadership changed");
             }

@@ -39,6 +39,11 @@ pub struct EtcdStore {
     /// This process's campaign, stopped when it resigns: left running, it
     /// would take the key straight back.
     campaign: std::sync::Mutex<Option<tokio::task::AbortHandle>>,
+    /// This process's claim on the leadership.
+    claim: crate::election::Claim,
+    /// Set once it campaigns: every write then goes with a check that the
+    /// claim still holds.
+    campaigned: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for EtcdStore {
@@ -50,7 +55,13 @@ impl std::fmt::Debug for EtcdStore {
 impl EtcdStore {
     /// A store on `endpoints` (`HOST:PORT`); nothing connects yet.
     pub fn new(endpoints: Vec<String>) -> Self {
-        Self { endpoints, client: Mutex::new(None), campaign: std::sync::Mutex::new(None) }
+        Self {
+            endpoints,
+            client: Mutex::new(None),
+            campaign: std::sync::Mutex::new(None),
+            claim: Default::default(),
+            campaigned: Default::default(),
+        }
     }
 
     fn error(&self, doing: &str, e: impl std::error::Error + 'static) -> StateError {
@@ -92,6 +103,57 @@ impl EtcdStore {
                 _ => return Ok(out),
             }
         }
+    }
+
+    /// The check a write of this process goes with: none before it
+    /// campaigns; once it does, that the leader key is still the one it
+    /// created (its claim), or [`StateError::Fenced`] while it holds none.
+    fn fence(&self) -> Result<Option<Compare>, StateError> {
+        if !self.campaigned.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(None);
+        }
+        match *self.claim.lock().expect("claim lock") {
+            Some(revision) => Ok(Some(Compare::create_revision(crate::election::KEY, CompareOp::Equal, revision))),
+            None => Err(self.fenced()),
+        }
+    }
+
+    fn fenced(&self) -> StateError {
+        StateError::Fenced { store: format!("etcd at {}", self.endpoints.join(",")) }
+    }
+
+    /// Runs `op` on `key` when `when` holds and this process's fence does;
+    /// whether it ran. A failed fence is an error, a failed `when` is not.
+    async fn write(&self, doing: &str, when: Option<Compare>, op: TxnOp) -> Result<bool, StateError> {
+        let fence = self.fence()?;
+        let mut compares: Vec<Compare> = when.into_iter().collect();
+        compares.extend(fence.clone());
+        if compares.is_empty() {
+            // Nothing to check: a plain transaction of one operation.
+            let txn = Txn::new().and_then(vec![op]);
+            self.run(doing, |mut c| async move { c.txn(txn).await }).await?;
+            return Ok(true);
+        }
+        let mut txn = Txn::new().when(compares).and_then(vec![op]);
+        if fence.is_some() {
+            // On failure, the leader key says which check failed.
+            txn = txn.or_else(vec![TxnOp::get(crate::election::KEY, None)]);
+        }
+        let answer = self.run(doing, |mut c| async move { c.txn(txn).await }).await?;
+        if answer.succeeded() {
+            return Ok(true);
+        }
+        if fence.is_some() {
+            let ours = *self.claim.lock().expect("claim lock");
+            let held = answer.op_responses().into_iter().find_map(|op| match op {
+                etcd_client::TxnOpResponse::Get(get) => Some(get.kvs().first().map(|kv| kv.create_revision())),
+                _ => None,
+            });
+            if held.flatten() != ours {
+                return Err(self.fenced());
+            }
+        }
+        Ok(false)
     }
 
     /// A connected client: the kept one, or a new connection.
@@ -138,15 +200,11 @@ impl StateStore for EtcdStore {
     }
 
     async fn put(&self, key: &str, value: Vec<u8>) -> Result<(), StateError> {
-        let key = format!("{PREFIX}{key}");
-        self.run("writing", |mut c| async move { c.put(key, value, None).await }).await?;
-        Ok(())
+        self.write("writing", None, TxnOp::put(format!("{PREFIX}{key}"), value, None)).await.map(drop)
     }
 
     async fn delete(&self, key: &str) -> Result<(), StateError> {
-        let key = format!("{PREFIX}{key}");
-        self.run("deleting", |mut c| async move { c.delete(key, None).await }).await?;
-        Ok(())
+        self.write("deleting", None, TxnOp::delete(format!("{PREFIX}{key}"), None)).await.map(drop)
     }
 
     async fn put_if(&self, key: &str, expected: Option<&[u8]>, value: Option<Vec<u8>>) -> Result<bool, StateError> {
@@ -160,9 +218,7 @@ impl StateStore for EtcdStore {
             Some(v) => TxnOp::put(key, v, None),
             None => TxnOp::delete(key, None),
         };
-        let txn = Txn::new().when(vec![when]).and_then(vec![then]);
-        let answer = self.run("writing", |mut c| async move { c.txn(txn).await }).await?;
-        Ok(answer.succeeded())
+        self.write("writing", Some(when), then).await
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StateError> {
@@ -183,14 +239,20 @@ impl StateStore for EtcdStore {
 
     fn campaign(&self, me: String, role: std::sync::Arc<tokio::sync::watch::Sender<crate::Role>>) {
         role.send_replace(crate::Role::Follower(None));
-        let task = tokio::spawn(crate::election::campaign(self.endpoints.clone(), me, role));
+        self.campaigned.store(true, std::sync::atomic::Ordering::SeqCst);
+        let task = tokio::spawn(crate::election::campaign(self.endpoints.clone(), me, role, self.claim.clone()));
         *self.campaign.lock().expect("campaign lock") = Some(task.abort_handle());
+    }
+
+    fn term(&self) -> Option<u64> {
+        (*self.claim.lock().expect("claim lock")).map(|r| r as u64)
     }
 
     async fn resign(&self, me: String) -> Result<(), StateError> {
         if let Some(campaign) = self.campaign.lock().expect("campaign lock").take() {
             campaign.abort();
         }
+        *self.claim.lock().expect("claim lock") = None;
         crate::election::resign(self.endpoints.clone(), me).await.map_err(|e| self.error("resigning", e))
     }
 }

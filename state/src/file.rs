@@ -17,6 +17,9 @@ use crate::{Role, StateError, StateStore};
 /// The file whose lock the leading scheduler holds; it holds its value.
 const LEADER_FILE: &str = ".leader";
 
+/// The last leader's term, raised by each new leader under the lock.
+const TERM_FILE: &str = ".term";
+
 /// Keys and values as files under a directory.
 #[derive(Debug)]
 pub struct FileStore {
@@ -27,6 +30,8 @@ pub struct FileStore {
     /// Held across a compare-and-swap: one process writes a directory (the
     /// leader), so a lock in the process makes it atomic.
     swap: tokio::sync::Mutex<()>,
+    /// Set once it campaigns: writes then need the lock held.
+    campaigned: std::sync::atomic::AtomicBool,
 }
 
 /// Where this process's campaign on the directory stands.
@@ -35,8 +40,8 @@ enum Held {
     /// Not leading (yet).
     #[default]
     No,
-    /// Leading: the locked leader file, held for its lock.
-    Lock(#[allow(dead_code)] std::fs::File),
+    /// Leading in a term: the locked leader file, held for its lock.
+    Lock(#[allow(dead_code)] std::fs::File, u64),
     /// Resigned: the campaign is over.
     Resigned,
 }
@@ -49,13 +54,24 @@ impl FileStore {
             what: format!("state directory {}", dir.display()),
             source: stockyard_mask::Masked::new(&e),
         })?;
-        Ok(Self { dir, held: Arc::default(), swap: tokio::sync::Mutex::new(()) })
+        Ok(Self { dir, held: Arc::default(), swap: tokio::sync::Mutex::new(()), campaigned: Default::default() })
     }
 
     /// Keys map to flat file names: `/` and `%` are escaped, so any key
     /// is one file and listing is one directory read.
     fn path(&self, key: &str) -> PathBuf {
         self.dir.join(key.replace('%', "%25").replace('/', "%2F"))
+    }
+
+    /// Refuses a write once this process campaigned and does not lead: a
+    /// file lock cannot be taken from a live process, so while it holds
+    /// the lock nobody else writes.
+    fn fence(&self) -> Result<(), StateError> {
+        let leading = matches!(*self.held.lock().expect("leader lock"), Held::Lock(..));
+        if self.campaigned.load(std::sync::atomic::Ordering::SeqCst) && !leading {
+            return Err(StateError::Fenced { store: format!("state directory {}", self.dir.display()) });
+        }
+        Ok(())
     }
 
     fn error(&self, doing: &str, e: std::io::Error) -> StateError {
@@ -81,6 +97,7 @@ impl StateStore for FileStore {
     }
 
     async fn put(&self, key: &str, value: Vec<u8>) -> Result<(), StateError> {
+        self.fence()?;
         let path = self.path(key);
         let tmp = self.dir.join(format!(
             ".tmp-{}-{}",
@@ -103,6 +120,7 @@ impl StateStore for FileStore {
     }
 
     async fn delete(&self, key: &str) -> Result<(), StateError> {
+        self.fence()?;
         match tokio::fs::remove_file(self.path(key)).await {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(self.error("deleting", e)),
             _ => Ok(()),
@@ -126,7 +144,7 @@ impl StateStore for FileStore {
         let mut out = Vec::new();
         while let Some(entry) = entries.next_entry().await.map_err(|e| self.error("listing", e))? {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with(".tmp-") || name == LEADER_FILE {
+            if name.starts_with(".tmp-") || name == LEADER_FILE || name == TERM_FILE {
                 continue;
             }
             let key = key_of(&name);
@@ -149,7 +167,9 @@ impl StateStore for FileStore {
     /// is let go (at the leader's exit, however it ends).
     fn campaign(&self, me: String, role: Arc<watch::Sender<Role>>) {
         let path = self.dir.join(LEADER_FILE);
+        let term_path = self.dir.join(TERM_FILE);
         let held = self.held.clone();
+        self.campaigned.store(true, std::sync::atomic::Ordering::SeqCst);
         tokio::spawn(async move {
             let mut last_error = String::new();
             loop {
@@ -157,9 +177,9 @@ impl StateStore for FileStore {
                     role.send_replace(Role::Follower(None));
                     return;
                 }
-                let now = match claim(&path, &me) {
-                    Ok(Some(file)) => {
-                        *held.lock().expect("leader lock") = Held::Lock(file);
+                let now = match claim(&path, &term_path, &me) {
+                    Ok(Some((file, term))) => {
+                        *held.lock().expect("leader lock") = Held::Lock(file, term);
                         Role::Leader
                     }
                     Ok(None) => Role::Follower(std::fs::read_to_string(&path).ok().filter(|v| !v.is_empty())),
@@ -180,7 +200,7 @@ impl StateStore for FileStore {
                 });
                 if leading {
                     // Held until this process ends or resigns.
-                    while matches!(*held.lock().expect("leader lock"), Held::Lock(_)) {
+                    while matches!(*held.lock().expect("leader lock"), Held::Lock(..)) {
                         tokio::time::sleep(Duration::from_millis(200)).await;
                     }
                     continue;
@@ -188,6 +208,13 @@ impl StateStore for FileStore {
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         });
+    }
+
+    fn term(&self) -> Option<u64> {
+        match *self.held.lock().expect("leader lock") {
+            Held::Lock(_, term) => Some(term),
+            _ => None,
+        }
     }
 
     async fn resign(&self, me: String) -> Result<(), StateError> {
@@ -198,9 +225,14 @@ impl StateStore for FileStore {
     }
 }
 
-/// Takes the lock on the leader file at `path` and writes `me` in it, or
-/// `None` when another process holds it.
-fn claim(path: &std::path::Path, me: &str) -> std::io::Result<Option<std::fs::File>> {
+/// Takes the lock on the leader file at `path`, writes `me` in it and
+/// raises the term at `term_path`: the locked file and the new term, or
+/// `None` when another process holds the lock.
+fn claim(
+    path: &std::path::Path,
+    term_path: &std::path::Path,
+    me: &str,
+) -> std::io::Result<Option<(std::fs::File, u64)>> {
     let mut file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
     match file.try_lock() {
         Ok(()) => {}
@@ -211,5 +243,11 @@ fn claim(path: &std::path::Path, me: &str) -> std::io::Result<Option<std::fs::Fi
     file.rewind()?;
     file.write_all(me.as_bytes())?;
     file.sync_all()?;
-    Ok(Some(file))
+    let last: u64 = std::fs::read_to_string(term_path).ok().and_then(|t| t.trim().parse().ok()).unwrap_or(0);
+    let term = last + 1;
+    let tmp = term_path.with_file_name(".tmp-term");
+    std::fs::write(&tmp, term.to_string())?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, term_path)?;
+    Ok(Some((file, term)))
 }

@@ -25,6 +25,13 @@ pub enum StateError {
     /// A `STOCKYARD_STATE` value that names no store.
     #[error("'{0}' is not a state store (use memory, file:DIR or etcd://HOST:PORT[,HOST:PORT…])")]
     Spec(String),
+    /// A write by a scheduler that no longer leads: another took over (or
+    /// this one resigned), so what it would write is no longer its to say.
+    #[error("{store}: the write was refused: this scheduler no longer leads (another took over)")]
+    Fenced {
+        /// The store, as [`StateStore::describe`] says it.
+        store: String,
+    },
     /// The store failed; `what` names it and the operation.
     #[error("{what}: {source}")]
     Store {
@@ -37,6 +44,12 @@ pub enum StateError {
 }
 
 /// Keys and values that outlive the scheduler process.
+///
+/// Once a store campaigns (see [`StateStore::campaign`]), its writes are
+/// fenced: they succeed only while this process leads, checked by the store
+/// in the same step as the write, and fail with [`StateError::Fenced`]
+/// otherwise. A leader that froze past its lease and woke cannot overwrite
+/// what its successor wrote.
 #[async_trait::async_trait]
 pub trait StateStore: Send + Sync + std::fmt::Debug {
     /// The value at `key`.
@@ -69,6 +82,13 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
     fn campaign(&self, me: String, role: Arc<tokio::sync::watch::Sender<Role>>) {
         let _ = me;
         role.send_replace(Role::Leader);
+    }
+    /// The term this scheduler leads in, while it leads: a number above
+    /// every earlier leader's term on this store, so that side effects
+    /// outside the store (the archive ledger) can refuse an older leader's.
+    /// `None` where nobody else can lead (memory) or while not leading.
+    fn term(&self) -> Option<u64> {
+        None
     }
     /// Gives up the leadership `me` holds, if any, so another scheduler
     /// takes over at once.
@@ -163,12 +183,23 @@ pub(crate) mod tests {
             tokio::time::timeout(std::time::Duration::from_secs(5), rx.wait_for(|r| *r == want)).await.is_ok()
         };
         assert!(within(a_role.clone(), Role::Leader).await, "a leads");
+        let a_term = a.term().expect("a leads in a term");
+        a.put("schedules/kpi", b"a".to_vec()).await.unwrap();
         b.campaign("b".into(), b_role.clone());
         assert!(within(b_role.clone(), Role::Follower(Some("a".into()))).await, "b follows a: {:?}", *b_role.borrow());
-        // The leader file is no key.
-        assert!(a.list("").await.unwrap().is_empty());
+        // The leader and term files are no keys.
+        assert_eq!(a.keys("").await.unwrap(), ["schedules/kpi"]);
         a.resign("a".into()).await.unwrap();
         assert!(within(b_role.clone(), Role::Leader).await, "b took over: {:?}", *b_role.borrow());
+        assert_eq!(b.term(), Some(a_term + 1), "a later leader's term is larger");
+        assert_eq!(a.term(), None);
+        // The one that let go writes nothing any more; the leader does.
+        let refused = a.put("schedules/kpi", b"late".to_vec()).await.unwrap_err();
+        assert!(matches!(refused, StateError::Fenced { .. }), "{refused}");
+        assert!(a.delete("schedules/kpi").await.is_err());
+        assert!(a.put_if("schedules/kpi", Some(b"a"), None).await.is_err());
+        b.put("schedules/kpi", b"b".to_vec()).await.unwrap();
+        assert_eq!(a.get("schedules/kpi").await.unwrap(), Some(b"b".to_vec()), "a still reads");
         assert!(within(a_role.clone(), Role::Follower(None)).await, "a stopped campaigning");
         tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
         assert_eq!(*a_role.borrow(), Role::Follower(None), "a took the lock back");

@@ -589,3 +589,51 @@ fn an_interrupted_run_that_cannot_finish_is_abandoned_and_blocks_nothing() {
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stderr.contains("no archive run 'no-such-run' in the ledger (stockyard_archive_ledger)"), "{}", r.stderr);
 }
+
+/// Two leaders finish one interrupted run at once, as when a frozen leader
+/// wakes after its standby took over: the later term claims the run, the
+/// earlier one's commit is refused and it removes only its own files, so
+/// the archive holds every selected document once and nothing is lost.
+#[test]
+fn two_leaders_finishing_one_run_leave_one_copy() {
+    use std::sync::Arc;
+    use stockyard_jobs::archive::{self, ArchiveError, ArchiveParams, Leader};
+    // Every run pauses after its files are written and checked, before it
+    // commits them (this test's process only: nextest runs one per process).
+    unsafe { std::env::set_var("STOCKYARD_FAULT", "pause:archive-before-commit") };
+    let mongo = Mongo::start();
+    load(&mongo);
+    let before = selected(&mongo);
+    let everything: BTreeMap<_, _> = FACTS.iter().map(|c| (*c, all(&mongo, c))).collect();
+    let dest = tempfile::tempdir().unwrap();
+    let dest_str = dest.path().to_str().unwrap().to_string();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let source = Arc::new(stockyard_mongo::MongoSource::new(mongo.uri(), DB));
+    let params = |term: u64| ArchiveParams {
+        now: chrono::DateTime::parse_from_rfc3339(NOW).unwrap().into(),
+        threshold_mb: 0.0,
+        older_than: Duration::from_secs(120 * 60),
+        dest: dest_str.clone(),
+        abandon: None,
+        leader: Some(Leader { store: "etcd://test".into(), term }),
+    };
+    let (first, second) = rt.block_on(async {
+        let (ctx, source1, p1) = (datafusion::prelude::SessionContext::new(), source.clone(), params(7));
+        let first = tokio::spawn(async move { archive::run(&ctx, &source1, &p1, &|_| {}).await });
+        // The first is paused once its last collection's files are there.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !walk(&dest.path().join("inventory_fact")).iter().any(|p| p.extension().is_some_and(|e| e == "parquet")) {
+            assert!(std::time::Instant::now() < deadline, "the first run wrote no files");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let ctx = datafusion::prelude::SessionContext::new();
+        let second = archive::run(&ctx, &source, &params(8), &|_| {}).await;
+        (first.await.unwrap(), second)
+    });
+    let refused = first.unwrap_err();
+    assert!(matches!(refused, ArchiveError::Fenced { term: 7, .. }), "{refused}");
+    assert!(refused.to_string().contains("a later leader (term 8 of etcd://test) took the run over"), "{refused}");
+    let second = second.unwrap();
+    assert_eq!(second["resumed_runs"].as_array().map(Vec::len), Some(1), "{second}");
+    assert_exactly_once(&mongo, dest.path(), &before, &everything);
+}

@@ -109,3 +109,55 @@ fn etcd_swaps_a_key_only_from_the_value_it_holds() {
         assert_eq!(store.keys("schedules/").await.unwrap(), ["schedules/kpi"]);
     });
 }
+
+/// On etcd, a scheduler's writes carry its claim on the leadership: once
+/// another holds the leader key, even before its own campaign has noticed,
+/// every write it makes is refused, and its reads go on.
+#[test]
+fn on_etcd_a_scheduler_that_lost_its_claim_writes_nothing() {
+    use std::sync::Arc;
+    use stockyard_state::{Role, StateError};
+    let etcd = Etcd::start();
+    let spec = format!("etcd://{}", etcd.endpoint());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (leader, other) =
+            (stockyard_state::open(&spec).await.unwrap(), stockyard_state::open(&spec).await.unwrap());
+        // Before it campaigns nothing fences a store.
+        leader.put("schedules/kpi", b"before".to_vec()).await.unwrap();
+        let role = Arc::new(tokio::sync::watch::channel(Role::Follower(None)).0);
+        leader.campaign("a".into(), role.clone());
+        let mut rx = role.subscribe();
+        tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|r| *r == Role::Leader)).await.unwrap().unwrap();
+        let term = leader.term().expect("a leader has a term");
+        leader.put("schedules/kpi", b"leading".to_vec()).await.unwrap();
+        // A failed comparison is an answer, not a fence.
+        assert!(!leader.put_if("schedules/kpi", Some(b"before"), None).await.unwrap());
+        assert!(leader.put_if("schedules/kpi", Some(b"leading"), Some(b"swapped".to_vec())).await.unwrap());
+
+        // Another claim replaces its own (as after its lease lapsed while
+        // it was frozen): a newer key, a larger revision.
+        other.delete("leader").await.unwrap();
+        other.put("leader", b"someone else".to_vec()).await.unwrap();
+        for attempt in [leader.put("schedules/kpi", b"zombie".to_vec()).await, leader.delete("schedules/kpi").await] {
+            assert!(matches!(attempt, Err(StateError::Fenced { .. })), "{attempt:?}");
+        }
+        let swap = leader.put_if("schedules/kpi", Some(b"swapped"), None).await;
+        assert!(matches!(swap, Err(StateError::Fenced { .. })), "{swap:?}");
+        assert_eq!(leader.get("schedules/kpi").await.unwrap(), Some(b"swapped".to_vec()), "reads go on");
+        // Its campaign notices within a second and follows.
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            rx.wait_for(|r| *r == Role::Follower(Some("someone else".into()))),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(leader.term(), None, "it was leading in term {term}");
+        let late = leader.put("schedules/kpi", b"late".to_vec()).await.unwrap_err();
+        assert!(
+            late.to_string().ends_with("the write was refused: this scheduler no longer leads (another took over)"),
+            "{late}"
+        );
+    });
+}

@@ -151,7 +151,9 @@ impl JobRunner {
         params: &BTreeMap<String, String>,
         progress: &mpsc::Sender<String>,
     ) -> Result<Value, RunError> {
-        let params = params::archive(params, &self.targets.archive_dest, &self.targets.allowed_dests)?;
+        let mut params = params::archive(params, &self.targets.archive_dest, &self.targets.allowed_dests)?;
+        // Taken when it starts: a term won later is another run's.
+        params.leader = self.history.leader();
         let say = |m: String| {
             let _ = progress.try_send(m);
         };
@@ -164,7 +166,9 @@ impl JobRunner {
         };
         let session = self.session(format!("archive {run_id}")).await?;
         if let Some(archive_id) = &params.abandon {
-            return Ok(archive::abandon(&session.ctx, &self.targets.mongo, archive_id, &say).await?);
+            return Ok(
+                archive::abandon(&session.ctx, &self.targets.mongo, archive_id, params.leader.as_ref(), &say).await?
+            );
         }
         Ok(archive::run(&session.ctx, &self.targets.mongo, &params, &say).await?)
     }

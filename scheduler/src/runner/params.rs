@@ -127,7 +127,7 @@ pub fn archive(
     if abandon.as_deref().is_some_and(|id| id.trim().is_empty()) {
         return Err(BadRequest::Abandon);
     }
-    let params = ArchiveParams { now: now(given)?, threshold_mb, older_than, dest, abandon };
+    let params = ArchiveParams { now: now(given)?, threshold_mb, older_than, dest, abandon, leader: None };
     if chrono::Duration::from_std(older_than).ok().and_then(|o| params.now.checked_sub_signed(o)).is_none() {
         return Err(BadRequest::Value {
             name: "older_than",

@@ -34,6 +34,12 @@ impl RunStore {
         Self { recent: Mutex::default(), store, retention }
     }
 
+    /// This scheduler as the leader it is now, for side effects outside
+    /// the store to be fenced by (see [`stockyard_jobs::archive::Leader`]).
+    pub(crate) fn leader(&self) -> Option<stockyard_jobs::archive::Leader> {
+        self.store.term().map(|term| stockyard_jobs::archive::Leader { store: self.store.describe(), term })
+    }
+
     /// This process's recent runs, newest first (no store access).
     pub(crate) fn recent(&self) -> Vec<Run> {
         self.recent.lock().expect("runs lock").iter().cloned().collect()
