@@ -265,15 +265,14 @@ impl BoundScheduler {
         let grpc = listen(&settings.bind_host, settings.port, "gRPC").await?;
         let http = listen(&settings.bind_host, settings.http_port, "HTTP").await?;
         let port = grpc.local_addr().map(|a| a.port()).unwrap_or(settings.port);
-        let timeout = settings.executor_timeout.as_secs().max(1);
         let mut config = SchedulerConfig {
             external_host: settings.external_host.clone(),
             bind_host: settings.bind_host.clone(),
             bind_port: port,
-            executor_timeout_seconds: timeout,
-            // Check often enough that a dead executor is noticed soon after
-            // its timeout.
-            expire_dead_executor_interval_seconds: (timeout / 3).max(1),
+            // Dead executors are removed by our own watch (see `standby`):
+            // Ballista's would stop executors that serve a newer leader.
+            executor_timeout_seconds: standby::BALLISTA_TIMEOUT.as_secs(),
+            expire_dead_executor_interval_seconds: 1,
             ..Default::default()
         };
         stockyard_mask::register_uri(&settings.redis_url);
@@ -502,7 +501,7 @@ impl BoundScheduler {
         });
         tokio::spawn(refresh_tables(catalog_for_refresh));
         tokio::spawn(revive_offers(scheduler_for_revive));
-        tokio::spawn(standby::release_departed(scheduler.clone(), leadership.clone(), executor_timeout));
+        tokio::spawn(standby::watch_executors(scheduler.clone(), leadership.clone(), executor_timeout));
         // Defaults first when the store answers at once, so a client right
         // after start sees them; otherwise the schedule loop keeps trying.
         let seeded = !default_schedules

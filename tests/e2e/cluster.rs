@@ -256,6 +256,15 @@ fn a_job_survives_a_killed_executor() {
         "{jobs}"
     );
     assert_eq!(cluster.sql_csv("SELECT 40 + 2 AS x"), "x\n42\n");
+    // The dead executor is removed once silent for the executor timeout
+    // (6 s here); the live one stays.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while running_tasks(&cluster).len() != 1 {
+        assert!(Instant::now() < deadline, "the dead executor was never removed:\n{}", cluster.logs());
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    std::thread::sleep(Duration::from_secs(8));
+    assert_eq!(running_tasks(&cluster).len(), 1, "the live executor stays");
 }
 
 /// Tasks running on each executor id, from the scheduler's API.
