@@ -18,36 +18,36 @@ use crate::archive::{DB, FACTS, NOW, all, assert_exactly_once, load, selected};
 use crate::schedules::json_lines;
 
 /// A scheduler process with its ports.
-struct Scheduler {
-    proc: Proc,
+pub(crate) struct Scheduler {
+    pub(crate) proc: Proc,
     port: u16,
-    http: u16,
+    pub(crate) http: u16,
 }
 
 impl Scheduler {
-    fn addr(&self) -> String {
+    pub(crate) fn addr(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
 
-    fn get(&self, path: &str) -> Value {
+    pub(crate) fn get(&self, path: &str) -> Value {
         let (status, body) = http_get(self.http, path);
         assert_eq!(status, 200, "GET {path}: {body}");
         serde_json::from_str(&body).unwrap()
     }
 
-    fn leads(&self) -> bool {
+    pub(crate) fn leads(&self) -> bool {
         let (status, body) = http_get(self.http, "/api/overview");
         status == 200 && serde_json::from_str::<Value>(&body).is_ok_and(|o| o["leader"]["this_scheduler"] == true)
     }
 }
 
 /// Two schedulers on one etcd and the executors serving them.
-struct Ha {
-    dir: TempDir,
-    env: Vec<(String, String)>,
+pub(crate) struct Ha {
+    pub(crate) dir: TempDir,
+    pub(crate) env: Vec<(String, String)>,
     /// Both schedulers' `(gRPC, HTTP)` ports, fixed before either starts.
     ports: [(u16, u16); 2],
-    executors: Vec<Proc>,
+    pub(crate) executors: Vec<Proc>,
     /// `--executor-timeout` of both schedulers.
     executor_timeout: &'static str,
     _watchdog: Watchdog,
@@ -55,6 +55,12 @@ struct Ha {
 
 impl Ha {
     fn new(etcd: &Etcd, mongo: &Mongo) -> Ha {
+        Self::watched(etcd, mongo, Duration::from_secs(150))
+    }
+
+    /// Two schedulers' setting, with the processes' logs printed if the
+    /// test still runs after `limit`.
+    pub(crate) fn watched(etcd: &Etcd, mongo: &Mongo, limit: Duration) -> Ha {
         let env = vec![
             ("STOCKYARD_STATE".to_string(), format!("etcd://{}", etcd.endpoint())),
             ("STOCKYARD_DEFAULT_SCHEDULES".to_string(), "false".to_string()),
@@ -64,7 +70,7 @@ impl Ha {
         ];
         let ports = [(free_port(), free_port()), (free_port(), free_port())];
         let dir = tempfile::tempdir().unwrap();
-        let _watchdog = watchdog(Duration::from_secs(150), dir.path());
+        let _watchdog = watchdog(limit, dir.path());
         Ha { dir, env, ports, executors: Vec::new(), executor_timeout: "6s", _watchdog }
     }
 
@@ -73,7 +79,7 @@ impl Ha {
         self.ports.map(|(p, _)| format!("127.0.0.1:{p}")).join(",")
     }
 
-    fn scheduler(&self, i: usize, log: &str, extra: &[(&str, &str)]) -> Scheduler {
+    pub(crate) fn scheduler(&self, i: usize, log: &str, extra: &[(&str, &str)]) -> Scheduler {
         let (port, http) = self.ports[i];
         let mut cmd = base_command(&self.env);
         cmd.envs(extra.iter().copied())
@@ -84,7 +90,7 @@ impl Ha {
         Scheduler { proc, port, http }
     }
 
-    fn executor(&mut self) {
+    pub(crate) fn executor(&mut self) {
         let i = self.executors.len();
         let mut cmd = base_command(&self.env);
         cmd.args(["executor", "--scheduler", &self.addresses()])
@@ -98,7 +104,7 @@ impl Ha {
     }
 
     /// `stockyard ARGS` given both schedulers.
-    fn stockyard(&self, args: &[&str]) -> Run {
+    pub(crate) fn stockyard(&self, args: &[&str]) -> Run {
         let mut cmd = base_command(&self.env);
         cmd.env("STOCKYARD_SCHEDULER", self.addresses()).args(args);
         let done = run(cmd);
@@ -106,12 +112,12 @@ impl Ha {
         done
     }
 
-    fn logs(&self) -> String {
+    pub(crate) fn logs(&self) -> String {
         log_tails(self.dir.path())
     }
 
     /// Waits up to `timeout` for `done`, failing with every process's log.
-    fn wait(&self, what: &str, timeout: Duration, done: impl FnMut() -> bool) {
+    pub(crate) fn wait(&self, what: &str, timeout: Duration, done: impl FnMut() -> bool) {
         assert!(within(timeout, done), "timed out waiting for {what}:\n{}", self.logs());
     }
 }

@@ -2,6 +2,7 @@
 //! workspace: each binary links all of DataFusion.
 
 mod archive;
+mod chaos;
 mod cli;
 mod cluster;
 mod flight_sql;

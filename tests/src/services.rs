@@ -99,13 +99,26 @@ impl Redis {
     pub fn start() -> Redis {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
+        let proc = Self::spawn(&dir, port);
+        Redis { proc, port, dir }
+    }
+
+    fn spawn(dir: &TempDir, port: u16) -> Proc {
         let mut cmd = Command::new("redis-server");
         cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(dir.path());
         let proc = Proc::spawn("redis", cmd, dir.path().join("redis.log"));
         ready(&proc, port);
-        Redis { proc, port, dir }
+        proc
+    }
+
+    /// Stops it (SIGTERM), waits `down`, and starts it again on the same
+    /// port, empty.
+    pub fn restart_after(&mut self, down: Duration) {
+        self.proc.stop(Duration::from_secs(10));
+        std::thread::sleep(down);
+        self.proc = Self::spawn(&self.dir, self.port);
     }
 
     /// Its URL.
