@@ -211,7 +211,7 @@ impl JobRunner {
     /// `rerun`, it gets the id of its rerun, which the caller starts.
     pub async fn orphans(&self, rerun: bool) -> Result<Vec<Run>, stockyard_state::StateError> {
         let mut out = Vec::new();
-        for mut run in self.history.stored().await? {
+        for mut run in self.history.open_runs().await? {
             let open = run.status == RunStatus::Running
                 || (run.status == RunStatus::Interrupted && run.rerun_as.is_empty() && rerun);
             if !open || self.active.lock().expect("active lock").contains_key(&run.run_id) {

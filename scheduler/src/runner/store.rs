@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use stockyard_api::Run;
+use stockyard_api::{Run, RunStatus};
 use stockyard_state::{StateError, StateStore};
 
 /// Runs kept in memory.
@@ -13,6 +13,19 @@ const HISTORY: usize = 1000;
 
 /// Key prefix of runs in the state store: `runs/<started ms>-<run id>`.
 const RUNS: &str = "runs/";
+
+/// Key prefix of the index of open runs, `open/<run id>`, each holding
+/// the run's key: a takeover reads these, not the whole history.
+const OPEN: &str = "open/";
+
+/// Set once the index holds every open run: a history written before the
+/// index existed is scanned once, then indexed.
+const INDEXED: &str = "open-indexed";
+
+/// Where `run` is stored.
+fn key(run: &Run) -> String {
+    format!("{RUNS}{:013}-{}", run.started_at_ms, run.run_id)
+}
 
 /// Where runs are recorded.
 pub(crate) struct RunStore {
@@ -94,6 +107,39 @@ impl RunStore {
         self.all().await.into_iter().find(|r| r.run_id == run_id)
     }
 
+    /// Whether a takeover must look at `run`: it runs, or it was
+    /// interrupted and, where schedulers share the store (so another
+    /// reruns it), not rerun yet.
+    fn open(&self, run: &Run) -> bool {
+        run.status == RunStatus::Running
+            || (run.status == RunStatus::Interrupted && run.rerun_as.is_empty() && self.store.shared())
+    }
+
+    /// The runs a takeover must look at, from the index of open runs.
+    pub(crate) async fn open_runs(&self) -> Result<Vec<Run>, StateError> {
+        if self.store.get(INDEXED).await?.is_none() {
+            let open: Vec<Run> = self.stored().await?.into_iter().filter(|r| self.open(r)).collect();
+            for run in &open {
+                self.store.put(&format!("{OPEN}{}", run.run_id), key(run).into_bytes()).await?;
+            }
+            self.store.put(INDEXED, b"1".to_vec()).await?;
+            return Ok(open);
+        }
+        let mut out = Vec::new();
+        for (index, at) in self.store.list(OPEN).await? {
+            let at = String::from_utf8_lossy(&at).into_owned();
+            match self.store.get(&at).await? {
+                Some(value) => match serde_json::from_slice::<Run>(&value) {
+                    Ok(run) => out.push(run),
+                    Err(e) => tracing::warn!(key = %at, "a stored run does not read: {e}"),
+                },
+                // Pruned since: nothing to take over.
+                None => self.store.delete(&index).await?,
+            }
+        }
+        Ok(out)
+    }
+
     /// Records `run` (new or changed); an ended run prunes the history.
     pub(crate) async fn record(&self, run: &Run) {
         {
@@ -106,11 +152,19 @@ impl RunStore {
                 }
             }
         }
-        let key = format!("{RUNS}{:013}-{}", run.started_at_ms, run.run_id);
         let value = serde_json::to_vec(run).expect("a run serializes");
-        if let Err(e) = self.store.put(&key, value).await {
+        if let Err(e) = self.store.put(&key(run), value).await {
             tracing::warn!(run = %run.run_id, "cannot record the run in the state store: {e}");
             return;
+        }
+        let index = format!("{OPEN}{}", run.run_id);
+        let indexed = if self.open(run) {
+            self.store.put(&index, key(run).into_bytes()).await
+        } else {
+            self.store.delete(&index).await
+        };
+        if let Err(e) = indexed {
+            tracing::warn!(run = %run.run_id, "cannot index the run in the state store: {e}");
         }
         if run.status.is_final() {
             self.prune().await;
@@ -137,5 +191,53 @@ impl RunStore {
                 tracing::warn!(%key, "cannot prune a run: {e}");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use stockyard_api::{Job, Trigger};
+    use stockyard_state::MemoryStore;
+
+    use super::*;
+
+    fn run(id: &str, status: RunStatus) -> Run {
+        let mut run = Run::new(id.into(), Job::Kpi, Trigger::Cli, BTreeMap::new());
+        run.started_at_ms = super::super::now_ms();
+        run.status = status;
+        run
+    }
+
+    #[tokio::test]
+    async fn a_takeover_reads_the_open_runs_from_their_index_not_the_history() {
+        let store = Arc::new(MemoryStore::default());
+        // A history from before the index: its running run is found once
+        // by a scan, and indexed.
+        let old = run("kpi-old", RunStatus::Running);
+        store.put(&key(&old), serde_json::to_vec(&old).unwrap()).await.unwrap();
+        let runs = RunStore::new(store.clone(), Duration::from_secs(86_400));
+        let found: Vec<String> = runs.open_runs().await.unwrap().into_iter().map(|r| r.run_id).collect();
+        assert_eq!(found, ["kpi-old"]);
+        assert_eq!(store.keys(OPEN).await.unwrap(), ["open/kpi-old"]);
+
+        let mut done = run("kpi-done", RunStatus::Running);
+        runs.record(&done).await;
+        done.end(super::super::now_ms(), RunStatus::Succeeded);
+        runs.record(&done).await;
+        runs.record(&run("kpi-now", RunStatus::Running)).await;
+        // A running run that is not in the index is not read: the history
+        // is not scanned again.
+        let stray = run("kpi-stray", RunStatus::Running);
+        store.put(&key(&stray), serde_json::to_vec(&stray).unwrap()).await.unwrap();
+        let mut found: Vec<String> = runs.open_runs().await.unwrap().into_iter().map(|r| r.run_id).collect();
+        found.sort();
+        assert_eq!(found, ["kpi-now", "kpi-old"]);
+        // The memory store is nobody else's: an interrupted run is final.
+        let mut interrupted = old.clone();
+        interrupted.end(super::super::now_ms(), RunStatus::Interrupted);
+        runs.record(&interrupted).await;
+        assert_eq!(store.keys(OPEN).await.unwrap(), ["open/kpi-now"]);
     }
 }
