@@ -84,7 +84,7 @@ pub(crate) fn all(mongo: &Mongo, collection: &str) -> Vec<Document> {
 
 /// Every archived document of `collection` under `dest`, by the directory
 /// (relative to `dest`) of its file.
-fn archived(dest: &Path, collection: &str) -> BTreeMap<String, Vec<Document>> {
+pub(crate) fn archived(dest: &Path, collection: &str) -> BTreeMap<String, Vec<Document>> {
     let mut out: BTreeMap<String, Vec<Document>> = BTreeMap::new();
     let mut stack = vec![dest.join(collection)];
     while let Some(dir) = stack.pop() {

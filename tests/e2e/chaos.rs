@@ -15,12 +15,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mongodb::bson::{DateTime, Document, doc};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::Value;
-use stockyard_mongo::rest_column::{ARCHIVE_MARK, documents};
+use stockyard_mongo::rest_column::ARCHIVE_MARK;
 use stockyard_tests::{Etcd, Mongo, Redis};
 
-use crate::archive::{DB, all};
+use crate::archive::{DB, all, archived};
 use crate::ha::{Ha, Scheduler};
 use crate::schedules::json_lines;
 
@@ -106,23 +105,9 @@ fn leader(schedulers: &[Option<Scheduler>; 2], timeout: Duration) -> Option<usiz
 /// many times it is there.
 fn archived_ids(dest: &std::path::Path) -> BTreeMap<String, usize> {
     let mut out = BTreeMap::new();
-    let mut stack = vec![dest.join("orders_fact")];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
-        for entry in entries {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "parquet") {
-                let file = std::fs::File::open(&path).unwrap();
-                let reader = ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
-                for d in reader.flat_map(|b| documents(&b.unwrap()).unwrap()) {
-                    let id =
-                        d.get_str("order_id").map(str::to_string).unwrap_or_else(|_| format!("{:?}", d.get("_id")));
-                    *out.entry(id).or_insert(0) += 1;
-                }
-            }
-        }
+    for d in archived(dest, "orders_fact").into_values().flatten() {
+        let id = d.get_str("order_id").map(str::to_string).unwrap_or_else(|_| format!("{:?}", d.get("_id")));
+        *out.entry(id).or_insert(0) += 1;
     }
     out
 }
@@ -236,9 +221,16 @@ fn runs_on_schedule_survive_chaos_and_lose_or_double_nothing() {
     });
     let runs = || json_lines(&ha.stockyard(&["jobs", "--format", "json"]).ok().stdout);
     ha.wait("the runs going on to end", Duration::from_secs(90), || runs().iter().all(|r| r["status"] != "running"));
-    let archived =
+    let last_archive =
         ha.stockyard(&["run", "archive", "--threshold-mb", "0", "--older-than", OLDER_THAN, "--dest", &dest_str]);
-    assert_eq!(archived.code, 0, "the last archive run: {}\n{}\n{}", archived.stdout, archived.stderr, ha.logs());
+    assert_eq!(
+        last_archive.code,
+        0,
+        "the last archive run: {}\n{}\n{}",
+        last_archive.stdout,
+        last_archive.stderr,
+        ha.logs()
+    );
     let kpi = ha.stockyard(&["run", "kpi"]);
     assert_eq!(kpi.code, 0, "the last KPI run: {}\n{}", kpi.stderr, ha.logs());
 
