@@ -19,7 +19,9 @@
 //!
 //! Each ledger step is fenced by the leader's term ([`Leader`]): a run
 //! claims its entry with its term, and a step is written only while no
-//! later term has claimed it. Files are committed by the `written` step
+//! later term has claimed it, and only from the step it expects (a
+//! scheduler that fell behind gets [`ArchiveError::Moved`]). Abandoning
+//! goes through `abandoning`, which no commit can pass. Files are committed by the `written` step
 //! (its `attempt`); only after that commit are other attempts' files
 //! removed, so two leaders finishing one run cannot delete each other's
 //! copy.
@@ -124,6 +126,17 @@ pub enum ArchiveError {
         /// This scheduler's term.
         term: u64,
     },
+    /// The run's ledger step moved on under this scheduler: another one
+    /// is finishing it.
+    #[error("archive run {run}: its ledger step is '{found}', not {expected}: another scheduler is finishing it")]
+    Moved {
+        /// The run's id.
+        run: String,
+        /// The steps this scheduler expected it in.
+        expected: String,
+        /// The step it is in.
+        found: String,
+    },
     /// A written file's footer holds another number of rows than the run
     /// wrote into it.
     #[error(
@@ -191,18 +204,27 @@ pub async fn run(
 ) -> Result<Value, ArchiveError> {
     let job = Job { ctx, mongo, say, leader: params.leader.as_ref() };
     let (mut resumed, mut unfinished, mut abandoned) = (Vec::new(), Vec::new(), Vec::new());
-    for entry in job.unfinished().await? {
-        let run = entry.get_str("_id").unwrap_or_default().to_string();
-        // A later leader's run is its own: this scheduler is stale.
-        job.claim(&run).await?;
+    for listed in job.unfinished().await? {
+        let run = listed.get_str("_id").unwrap_or_default().to_string();
+        // A later leader's run is its own: this scheduler is stale. The
+        // entry is read again once claimed: only this term moves it now.
+        let entry = job.claim(&run).await?;
+        if entry.get_str("state").is_ok_and(|s| s == "abandoning") {
+            // An abandonment cut short: redone, each of its steps can be.
+            let reason = entry.get_str("reason").unwrap_or("abandoned").to_string();
+            abandoned.push(job.abandon(&run, &reason).await?);
+            continue;
+        }
         let tries = entry.get_i64("tries").unwrap_or(0) + 1;
-        job.set_fields(&run, doc! {"tries": tries}).await?;
+        job.set_fields(&run, None, doc! {"tries": tries}).await?;
         say(format!("finishing interrupted archive run {run} (try {tries} of {MAX_TRIES})"));
         match job.finish(entry).await {
             Ok(_) => resumed.push(run),
             // MongoDB away: nothing else can go on either; a later
             // leader took over: nothing is this scheduler's to do.
-            Err(e @ (ArchiveError::Mongo { .. } | ArchiveError::Fenced { .. })) => return Err(e),
+            Err(e @ (ArchiveError::Mongo { .. } | ArchiveError::Fenced { .. } | ArchiveError::Moved { .. })) => {
+                return Err(e);
+            }
             // Anything else (its destination, a count) must not block
             // later runs: it is retried, then abandoned if it can be.
             Err(e) => {
@@ -212,7 +234,7 @@ pub async fn run(
                     say(format!("abandoning archive run {run} after {tries} tries: {error}"));
                     abandoned.push(job.abandon(&run, &format!("abandoned after {tries} tries: {error}")).await?);
                 } else {
-                    job.set_fields(&run, doc! {"last_error": &error}).await?;
+                    job.set_fields(&run, None, doc! {"last_error": &error}).await?;
                     unfinished.push(json!({"archive_id": run, "state": state, "tries": tries, "error": error}));
                 }
             }
@@ -271,7 +293,7 @@ pub async fn abandon(
 /// Whether a run in this ledger step may be abandoned: its files are not
 /// complete, so MongoDB still holds every document it marked.
 fn abandonable(state: &str) -> bool {
-    matches!(state, "marking" | "writing")
+    matches!(state, "marking" | "writing" | "abandoning")
 }
 
 struct Job<'a> {
@@ -342,9 +364,13 @@ impl Job<'_> {
     }
 
     /// Sets `fields` on `run`'s ledger entry, unless a later leader has
-    /// claimed it (then [`ArchiveError::Fenced`]).
-    async fn set_fields(&self, run: &str, fields: Document) -> Result<(), ArchiveError> {
+    /// claimed it (then [`ArchiveError::Fenced`]) or, with `from`, its step
+    /// is none of those (then [`ArchiveError::Moved`]).
+    async fn set_fields(&self, run: &str, from: Option<&[&str]>, fields: Document) -> Result<(), ArchiveError> {
         let mut filter = doc! {"_id": run};
+        if let Some(from) = from {
+            filter.insert("state", doc! {"$in": from});
+        }
         if let Some(leader) = self.leader {
             // Not claimed by a later term of this store (a term of another
             // store is no order: the stores cannot see each other).
@@ -361,6 +387,12 @@ impl Job<'_> {
             .map_err(|e| self.mongo_error(run, "updating the archive ledger", e))?;
         if updated.matched_count == 0 {
             let entry = self.entry(run).await?;
+            let found = entry.get_str("state").unwrap_or("marking");
+            if let Some(from) = from
+                && !from.contains(&found)
+            {
+                return Err(ArchiveError::Moved { run: run.into(), expected: from.join(" or "), found: found.into() });
+            }
             let by = entry.get_document("leader").ok().map_or_else(
                 || "unknown".to_string(),
                 |l| format!("term {} of {}", l.get_i64("term").unwrap_or(0), l.get_str("store").unwrap_or("?")),
@@ -372,11 +404,12 @@ impl Job<'_> {
 
     /// Claims `run`'s entry for this leader's term: its later steps are
     /// refused to any earlier term, still running somewhere.
-    async fn claim(&self, run: &str) -> Result<(), ArchiveError> {
-        match self.leader {
-            Some(leader) => self.set_fields(run, doc! {"leader": leader_doc(leader)}).await,
-            None => Ok(()),
+    /// Its entry as it is once claimed.
+    async fn claim(&self, run: &str) -> Result<Document, ArchiveError> {
+        if let Some(leader) = self.leader {
+            self.set_fields(run, None, doc! {"leader": leader_doc(leader)}).await?;
         }
+        self.entry(run).await
     }
 
     /// `run`'s ledger entry.
@@ -420,6 +453,11 @@ impl Job<'_> {
         if !abandonable(&state) {
             return Err(ArchiveError::NotAbandonable { run: run.into(), state });
         }
+        // First the step that stops any commit of its files (a commit
+        // must find it `writing`), then the files can go.
+        if state != "abandoning" {
+            self.set_state(run, &["marking", "writing"], "abandoning", doc! {"reason": reason}).await?;
+        }
         // Where no store opens, nothing can have been written.
         if let Ok(dest) = store::open(entry.get_str("dest").unwrap_or_default()) {
             for (collection, _) in facts() {
@@ -437,14 +475,15 @@ impl Job<'_> {
             unmarked.insert(collection, lifted.modified_count as i64);
         }
         let now = mongodb::bson::DateTime::now();
-        self.set_state(run, "abandoned", doc! {"abandoned_at": now, "reason": reason}).await?;
+        self.set_state(run, &["abandoning"], "abandoned", doc! {"abandoned_at": now, "reason": reason}).await?;
         Ok(json!({"abandoned": run, "was": state, "reason": reason, "unmarked": unmarked}))
     }
 
-    async fn set_state(&self, run: &str, state: &str, extra: Document) -> Result<(), ArchiveError> {
+    /// Moves `run` from one of the steps `from` to `state`.
+    async fn set_state(&self, run: &str, from: &[&str], state: &str, extra: Document) -> Result<(), ArchiveError> {
         let mut set = doc! {"state": state};
         set.extend(extra);
-        self.set_fields(run, set).await
+        self.set_fields(run, Some(from), set).await
     }
 
     /// Takes `entry`'s run from the step it reached to the end.
@@ -467,7 +506,7 @@ impl Job<'_> {
                     .await
                     .map_err(|e| self.mongo_error(&run, &format!("marking {collection}"), e))?;
             }
-            self.set_state(&run, "writing", doc! {}).await?;
+            self.set_state(&run, &["marking"], "writing", doc! {}).await?;
             state = "writing".into();
             fault::point("archive-after-mark");
         }
@@ -489,7 +528,7 @@ impl Job<'_> {
 
         if state == "writing" && marked.values().all(|n| n.as_i64() == Some(0)) {
             // Nothing old enough: no files, no metadata.
-            self.set_state(&run, "done", doc! {"finished_at": mongodb::bson::DateTime::now()}).await?;
+            self.set_state(&run, &["writing"], "done", doc! {"finished_at": mongodb::bson::DateTime::now()}).await?;
             return Ok(
                 json!({"archive_id": run, "cutoff": iso(cdate(&cutoff)), "total_records": 0, "collections": []}),
             );
@@ -521,8 +560,10 @@ impl Job<'_> {
             }
             fault::pause("archive-before-commit").await;
             // The commit: these files, this attempt's, are the archive.
-            if let Err(e) = self.set_state(&run, "written", doc! {"attempt": &attempt, "written": written}).await {
-                if matches!(e, ArchiveError::Fenced { .. }) {
+            if let Err(e) =
+                self.set_state(&run, &["writing"], "written", doc! {"attempt": &attempt, "written": written}).await
+            {
+                if matches!(e, ArchiveError::Fenced { .. } | ArchiveError::Moved { .. }) {
                     // Not committed, and never will be: they are nobody's.
                     let ours = part_prefix(&run, Some(&attempt));
                     for (collection, _) in facts() {
@@ -565,7 +606,7 @@ impl Job<'_> {
                     doing: "writing the metadata".into(),
                     source: Masked::new(&e),
                 })?;
-            self.set_state(&run, "deleting", doc! {}).await?;
+            self.set_state(&run, &["written"], "deleting", doc! {}).await?;
             state = "deleting".into();
         }
 
@@ -583,7 +624,7 @@ impl Job<'_> {
                     fault::point("archive-mid-delete");
                 }
             }
-            self.set_state(&run, "done", doc! {"finished_at": mongodb::bson::DateTime::now()}).await?;
+            self.set_state(&run, &["deleting"], "done", doc! {"finished_at": mongodb::bson::DateTime::now()}).await?;
         }
         Ok(json!({
             "archive_id": run,

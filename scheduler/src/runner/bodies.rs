@@ -32,6 +32,9 @@ pub(crate) enum RunError {
     /// The archive job failed.
     #[error(transparent)]
     Archive(#[from] stockyard_jobs::archive::ArchiveError),
+    /// The state store refused the run (this scheduler no longer leads).
+    #[error(transparent)]
+    State(#[from] stockyard_state::StateError),
     /// A `sql` run named a file on the scheduler, which it may not.
     #[error(
         "'{0}' is a file on the scheduler: sql jobs may not read or write local files \
@@ -153,7 +156,7 @@ impl JobRunner {
     ) -> Result<Value, RunError> {
         let mut params = params::archive(params, &self.targets.archive_dest, &self.targets.allowed_dests)?;
         // Taken when it starts: a term won later is another run's.
-        params.leader = self.history.leader();
+        params.leader = self.history.leader()?;
         let say = |m: String| {
             let _ = progress.try_send(m);
         };

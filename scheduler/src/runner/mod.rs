@@ -337,7 +337,6 @@ impl JobRunner {
             stop = stopped.wait_for(Option::is_some) => Err(stop.map(|s| *s).ok().flatten().unwrap_or(Stop::Cancelled)),
             _ = tokio::time::sleep(limit) => Err(Stop::TimedOut(limit)),
         };
-        self.active.lock().expect("active lock").remove(&run.run_id);
         let duration = json!({"duration_ms": started.elapsed().as_millis() as u64});
         let status = match result {
             Err(stop) => {
@@ -403,6 +402,9 @@ impl JobRunner {
         tracing::info!(run = %run.run_id, status = %run.status, error = %run.error, %ballista_jobs, "job run ended");
         self.counters.ended(&run);
         self.history.record(&run).await;
+        // Only now: a scheduler stopping waits for its runs to leave
+        // `active`, and must not resign before their ends are recorded.
+        self.active.lock().expect("active lock").remove(&run.run_id);
         run
     }
 

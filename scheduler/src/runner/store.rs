@@ -49,8 +49,15 @@ impl RunStore {
 
     /// This scheduler as the leader it is now, for side effects outside
     /// the store to be fenced by (see [`stockyard_jobs::archive::Leader`]).
-    pub(crate) fn leader(&self) -> Option<stockyard_jobs::archive::Leader> {
-        self.store.term().map(|term| stockyard_jobs::archive::Leader { store: self.store.describe(), term })
+    /// On a store several schedulers share, a scheduler with no term
+    /// (it is losing the leadership) is refused: its steps could not be
+    /// fenced.
+    pub(crate) fn leader(&self) -> Result<Option<stockyard_jobs::archive::Leader>, StateError> {
+        match self.store.term() {
+            Some(term) => Ok(Some(stockyard_jobs::archive::Leader { store: self.store.describe(), term })),
+            None if self.store.shared() => Err(StateError::Fenced { store: self.store.describe() }),
+            None => Ok(None),
+        }
     }
 
     /// This process's recent runs, newest first (no store access).
@@ -130,7 +137,9 @@ impl RunStore {
             let at = String::from_utf8_lossy(&at).into_owned();
             match self.store.get(&at).await? {
                 Some(value) => match serde_json::from_slice::<Run>(&value) {
-                    Ok(run) => out.push(run),
+                    Ok(run) if self.open(&run) => out.push(run),
+                    // Closed, its index entry left by a crash: dropped.
+                    Ok(_) => self.store.delete(&index).await?,
                     Err(e) => tracing::warn!(key = %at, "a stored run does not read: {e}"),
                 },
                 // Pruned since: nothing to take over.
@@ -152,19 +161,22 @@ impl RunStore {
                 }
             }
         }
+        // An open run is indexed before it is stored, a closed one
+        // unindexed after: a crash in between leaves an index entry too
+        // many (a takeover skips it), never a run a takeover misses.
+        let index = format!("{OPEN}{}", run.run_id);
+        let open = self.open(run);
+        if open && let Err(e) = self.store.put(&index, key(run).into_bytes()).await {
+            tracing::warn!(run = %run.run_id, "cannot index the run in the state store: {e}");
+            return;
+        }
         let value = serde_json::to_vec(run).expect("a run serializes");
         if let Err(e) = self.store.put(&key(run), value).await {
             tracing::warn!(run = %run.run_id, "cannot record the run in the state store: {e}");
             return;
         }
-        let index = format!("{OPEN}{}", run.run_id);
-        let indexed = if self.open(run) {
-            self.store.put(&index, key(run).into_bytes()).await
-        } else {
-            self.store.delete(&index).await
-        };
-        if let Err(e) = indexed {
-            tracing::warn!(run = %run.run_id, "cannot index the run in the state store: {e}");
+        if !open && let Err(e) = self.store.delete(&index).await {
+            tracing::warn!(run = %run.run_id, "cannot unindex the run in the state store: {e}");
         }
         if run.status.is_final() {
             self.prune().await;
