@@ -5,6 +5,11 @@
 //! client as the cluster makes them. The catalog calls answer what the
 //! session sees: the `datafusion` catalog's `public` schema, every MongoDB
 //! collection a table.
+//!
+//! A `FlightInfo`'s ticket names the run its query will be (the run id is
+//! chosen when the info is asked for), so `CancelFlightInfo` (and the
+//! older `CancelQuery`) can stop that run and its Ballista jobs, also
+//! before its rows are asked for.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -17,12 +22,15 @@ use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
 use arrow_flight::sql::server::FlightSqlService;
 use arrow_flight::sql::server::PeekableFlightDataStream;
 use arrow_flight::sql::{
-    ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest, ActionCreatePreparedStatementResult,
-    Any, CommandGetCatalogs, CommandGetDbSchemas, CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables,
-    CommandPreparedStatementQuery, CommandStatementQuery, DoPutPreparedStatementResult, ProstMessageExt, SqlInfo,
-    TicketStatementQuery,
+    ActionCancelQueryRequest, ActionCancelQueryResult, ActionClosePreparedStatementRequest,
+    ActionCreatePreparedStatementRequest, ActionCreatePreparedStatementResult, Any, CommandGetCatalogs,
+    CommandGetDbSchemas, CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables, CommandPreparedStatementQuery,
+    CommandStatementQuery, DoPutPreparedStatementResult, ProstMessageExt, SqlInfo, TicketStatementQuery,
 };
-use arrow_flight::{Action, FlightDescriptor, FlightEndpoint, FlightInfo, Ticket};
+use arrow_flight::{
+    Action, CancelFlightInfoRequest, CancelFlightInfoResult, CancelStatus, FlightDescriptor, FlightEndpoint,
+    FlightInfo, Ticket,
+};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::Schema;
 use futures::{Stream, TryStreamExt};
@@ -45,7 +53,16 @@ pub(crate) struct FlightSql {
     leadership: Arc<Leadership>,
     catalog: Arc<stockyard_mongo::MongoCatalog>,
     info: Arc<SqlInfoData>,
+    /// Runs cancelled before their rows were asked for (the latest
+    /// [`EARLY`]): asked for later, they are refused.
+    cancelled_early: Arc<std::sync::Mutex<std::collections::VecDeque<String>>>,
 }
+
+/// Cancellations of runs not yet started that are remembered.
+const EARLY: usize = 1000;
+
+/// The action a Flight client cancels a `FlightInfo`'s query with.
+const CANCEL_FLIGHT_INFO: &str = "CancelFlightInfo";
 
 /// What a driver asks first: who answers, in which versions.
 fn sql_info() -> SqlInfoData {
@@ -57,7 +74,7 @@ fn sql_info() -> SqlInfoData {
     builder.append(SqlInfo::FlightSqlServerSql, true);
     builder.append(SqlInfo::FlightSqlServerSubstrait, false);
     builder.append(SqlInfo::FlightSqlServerTransaction, 0i32);
-    builder.append(SqlInfo::FlightSqlServerCancel, false);
+    builder.append(SqlInfo::FlightSqlServerCancel, true);
     builder.build().expect("the server's SQL info builds")
 }
 
@@ -69,17 +86,62 @@ impl FlightSql {
         leadership: Arc<Leadership>,
         catalog: Arc<stockyard_mongo::MongoCatalog>,
     ) -> Self {
-        Self { runner, scheduler, leadership, catalog, info: Arc::new(sql_info()) }
+        Self { runner, scheduler, leadership, catalog, info: Arc::new(sql_info()), cancelled_early: Arc::default() }
     }
 
-    /// Runs `sql` with `params` bound as a run, its rows as Flight data.
-    async fn run(&self, sql: String, params: Option<RecordBatch>) -> Result<Response<Rows>, Status> {
+    /// Runs `sql` with `params` bound as run `run_id`, its rows as Flight data.
+    async fn run(&self, run_id: String, sql: String, params: Option<RecordBatch>) -> Result<Response<Rows>, Status> {
+        if self.cancelled_early.lock().expect("cancelled lock").contains(&run_id) {
+            return Err(Status::cancelled(format!("run {run_id} was cancelled before it started")));
+        }
         self.admit().await?;
         let planned = self.runner.plan_query(&sql, params.as_ref()).await.map_err(refused)?;
         let schema = planned.schema.clone();
-        let (run_id, rows) = self.runner.clone().stream_query(sql, planned).await;
+        let (run_id, rows) = self.runner.clone().stream_query(run_id, sql, planned).await;
         tracing::info!(run = %run_id, "Flight SQL query started");
         Ok(encode(schema, rows.map_err(|e| FlightError::Tonic(Box::new(Status::aborted(e.0))))))
+    }
+
+    /// Cancels the run a ticket names: `Cancelling` while it runs (it ends
+    /// as cancelled, its Ballista jobs cancelled), `Cancelled` before it
+    /// started (it never will), `NotCancellable` once it ended.
+    async fn cancel(&self, ticket: &Ticket) -> Result<CancelStatus, Status> {
+        let any =
+            Any::decode(ticket.ticket.as_ref()).map_err(|_| Status::invalid_argument("not a ticket of this server"))?;
+        let handle = if let Ok(Some(t)) = any.unpack::<TicketStatementQuery>() {
+            t.statement_handle
+        } else if let Ok(Some(q)) = any.unpack::<CommandPreparedStatementQuery>() {
+            q.prepared_statement_handle
+        } else {
+            return Ok(CancelStatus::NotCancellable);
+        };
+        let (run_id, _, _) = handle::from_ticket(&handle)?;
+        Ok(match self.runner.cancel(&run_id).await {
+            Ok(()) => CancelStatus::Cancelling,
+            Err(crate::runner::CancelError::NotRunning(..)) => CancelStatus::NotCancellable,
+            Err(crate::runner::CancelError::Unknown(_)) => {
+                let mut early = self.cancelled_early.lock().expect("cancelled lock");
+                early.push_back(run_id);
+                if early.len() > EARLY {
+                    early.pop_front();
+                }
+                CancelStatus::Cancelled
+            }
+        })
+    }
+
+    /// Cancels every endpoint's run of `info`: the most advanced status.
+    async fn cancel_info(&self, info: Option<FlightInfo>) -> Result<CancelStatus, Status> {
+        let info = info.ok_or_else(|| Status::invalid_argument("CancelFlightInfo names no FlightInfo"))?;
+        let mut status = CancelStatus::Unspecified;
+        for ticket in info.endpoint.iter().filter_map(|e| e.ticket.as_ref()) {
+            status = match (status, self.cancel(ticket).await?) {
+                (CancelStatus::Cancelling, _) | (_, CancelStatus::Cancelling) => CancelStatus::Cancelling,
+                (CancelStatus::Cancelled, _) | (_, CancelStatus::Cancelled) => CancelStatus::Cancelled,
+                (_, s) => s,
+            };
+        }
+        Ok(status)
     }
 
     /// Refuses queries a standby, or a cluster with no executor, cannot run.
@@ -157,6 +219,26 @@ mod handle {
         Ok(out.into())
     }
 
+    /// A ticket: the run the query will be, then the handle of `sql` and
+    /// `params`.
+    pub(super) fn ticket(run_id: &str, sql: &str, params: Option<&RecordBatch>) -> Result<Bytes, Status> {
+        let mut out = (run_id.len() as u64).to_be_bytes().to_vec();
+        out.extend_from_slice(run_id.as_bytes());
+        out.extend_from_slice(&encode(sql, params)?);
+        Ok(out.into())
+    }
+
+    /// The run id, SQL and parameters of a ticket `ticket` made.
+    pub(super) fn from_ticket(ticket: &[u8]) -> Result<(String, String, Option<RecordBatch>), Status> {
+        let bad = || Status::invalid_argument("not a ticket of this server");
+        let (len, rest) = ticket.split_at_checked(8).ok_or_else(bad)?;
+        let len = u64::from_be_bytes(len.try_into().map_err(|_| bad())?) as usize;
+        let (run_id, handle) = rest.split_at_checked(len).ok_or_else(bad)?;
+        let run_id = String::from_utf8(run_id.to_vec()).map_err(|_| bad())?;
+        let (sql, params) = decode(handle)?;
+        Ok((run_id, sql, params))
+    }
+
     /// The SQL and parameters of a handle `encode` made.
     pub(super) fn decode(handle: &[u8]) -> Result<(String, Option<RecordBatch>), Status> {
         let bad = || Status::invalid_argument("not a prepared statement handle of this server");
@@ -188,7 +270,8 @@ impl FlightSqlService for FlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let planned = self.runner.plan_query(&query.query, None).await.map_err(refused)?;
-        let ticket = TicketStatementQuery { statement_handle: query.query.into_bytes().into() };
+        let run_id = crate::runner::new_run_id(stockyard_api::Job::Sql);
+        let ticket = TicketStatementQuery { statement_handle: handle::ticket(&run_id, &query.query, None)? };
         Ok(Response::new(info_for(ticket, &planned.schema, request.into_inner())?))
     }
 
@@ -197,9 +280,8 @@ impl FlightSqlService for FlightSql {
         ticket: TicketStatementQuery,
         _request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        let sql = String::from_utf8(ticket.statement_handle.to_vec())
-            .map_err(|_| Status::invalid_argument("the ticket is no statement"))?;
-        self.run(sql, None).await
+        let (run_id, sql, params) = handle::from_ticket(&ticket.statement_handle)?;
+        self.run(run_id, sql, params).await
     }
 
     async fn do_action_create_prepared_statement(
@@ -241,7 +323,11 @@ impl FlightSqlService for FlightSql {
     ) -> Result<Response<FlightInfo>, Status> {
         let (sql, params) = handle::decode(&query.prepared_statement_handle)?;
         let planned = self.runner.plan_query(&sql, params.as_ref()).await.map_err(refused)?;
-        Ok(Response::new(info_for(query, &planned.schema, request.into_inner())?))
+        let run_id = crate::runner::new_run_id(stockyard_api::Job::Sql);
+        let ticket = CommandPreparedStatementQuery {
+            prepared_statement_handle: handle::ticket(&run_id, &sql, params.as_ref())?,
+        };
+        Ok(Response::new(info_for(ticket, &planned.schema, request.into_inner())?))
     }
 
     async fn do_get_prepared_statement(
@@ -249,8 +335,8 @@ impl FlightSqlService for FlightSql {
         query: CommandPreparedStatementQuery,
         _request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        let (sql, params) = handle::decode(&query.prepared_statement_handle)?;
-        self.run(sql, params).await
+        let (run_id, sql, params) = handle::from_ticket(&query.prepared_statement_handle)?;
+        self.run(run_id, sql, params).await
     }
 
     async fn do_action_close_prepared_statement(
@@ -373,6 +459,32 @@ impl FlightSqlService for FlightSql {
         message: Any,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         Err(Status::unimplemented(format!("Stockyard's Flight SQL does not answer {}", message.type_url)))
+    }
+
+    async fn do_action_cancel_query(
+        &self,
+        query: ActionCancelQueryRequest,
+        _request: Request<Action>,
+    ) -> Result<ActionCancelQueryResult, Status> {
+        let info =
+            FlightInfo::decode(query.info).map_err(|_| Status::invalid_argument("CancelQuery names no FlightInfo"))?;
+        let result = self.cancel_info(Some(info)).await? as i32;
+        Ok(ActionCancelQueryResult { result })
+    }
+
+    async fn do_action_fallback(
+        &self,
+        request: Request<Action>,
+    ) -> Result<Response<<Self as FlightService>::DoActionStream>, Status> {
+        let action = request.into_inner();
+        if action.r#type != CANCEL_FLIGHT_INFO {
+            return Err(Status::invalid_argument(format!("Stockyard's Flight SQL has no action '{}'", action.r#type)));
+        }
+        let asked = CancelFlightInfoRequest::decode(action.body)
+            .map_err(|_| Status::invalid_argument("the CancelFlightInfo request does not read"))?;
+        let result = CancelFlightInfoResult::new(self.cancel_info(asked.info).await?);
+        let body = arrow_flight::Result::new(result.encode_to_vec());
+        Ok(Response::new(Box::pin(futures::stream::iter([Ok(body)]))))
     }
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}

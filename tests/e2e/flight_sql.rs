@@ -86,3 +86,70 @@ fn adbc_queries_the_cluster_with_the_token_and_is_refused_without() {
         "{runs:?}"
     );
 }
+
+/// `CancelFlightInfo` (arrow-flight's own client) stops a query's run:
+/// before its rows are asked for (they are then refused), and while they
+/// flow (the stream ends with the run's cancellation); an ended run is not
+/// cancellable.
+#[test]
+fn cancel_flight_info_stops_the_run_before_and_while_it_streams() {
+    use arrow_flight::sql::{CommandStatementQuery, ProstMessageExt};
+    use arrow_flight::{CancelFlightInfoRequest, CancelStatus, FlightClient, FlightDescriptor};
+    use futures::StreamExt;
+    use prost::Message;
+
+    let token = "flight-sql-cancel-token-0123456789";
+    let cluster = Cluster::start_with_env(2, vec![("STOCKYARD_TOKEN".to_string(), token.to_string())]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{}", cluster.port))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut client = FlightClient::new(channel);
+        client.add_header("authorization", &format!("Bearer {token}")).unwrap();
+        // 40 batches a partition, 300 ms each: 12 s of rows.
+        let sql = "SELECT * FROM partitioned_range(1310720, 4, 300)";
+        let command = CommandStatementQuery { query: sql.into(), transaction_id: None };
+        let descriptor = || FlightDescriptor::new_cmd(command.as_any().encode_to_vec());
+
+        // Cancelled before its rows are asked for: they never come.
+        let early = client.get_flight_info(descriptor()).await.unwrap();
+        let status = client.cancel_flight_info(CancelFlightInfoRequest::new(early.clone())).await.unwrap();
+        assert_eq!(status.status(), CancelStatus::Cancelled);
+        let ticket = early.endpoint[0].ticket.clone().unwrap();
+        let refused = match client.do_get(ticket).await {
+            Ok(mut rows) => rows.next().await.and_then(Result::err).map(|e| e.to_string()),
+            Err(e) => Some(e.to_string()),
+        };
+        assert!(refused.as_deref().is_some_and(|e| e.contains("was cancelled before it started")), "{refused:?}");
+
+        // Cancelled while its rows flow: the stream ends with the run's end.
+        let info = client.get_flight_info(descriptor()).await.unwrap();
+        let mut rows = client.do_get(info.endpoint[0].ticket.clone().unwrap()).await.unwrap();
+        let first = rows.next().await.expect("a first batch").expect("rows flow");
+        assert!(first.num_rows() > 0);
+        let status = client.cancel_flight_info(CancelFlightInfoRequest::new(info.clone())).await.unwrap();
+        assert_eq!(status.status(), CancelStatus::Cancelling);
+        let mut ended = None;
+        while let Some(next) = rows.next().await {
+            if let Err(e) = next {
+                ended = Some(e.to_string());
+                break;
+            }
+        }
+        let ended = ended.expect("the stream ends with an error, not as if whole");
+        assert!(ended.contains("cancelled") && ended.contains("cancelled by a user"), "{ended}");
+        // Ended: nothing to cancel.
+        let status = client.cancel_flight_info(CancelFlightInfoRequest::new(info)).await.unwrap();
+        assert_eq!(status.status(), CancelStatus::NotCancellable);
+    });
+    // The history has it as a cancelled Flight SQL run.
+    let bearer = format!("Bearer {token}");
+    let answer = http_with(cluster.http_port, "GET", "/api/runs?status=cancelled", &[("authorization", &bearer)], None);
+    let runs: Vec<Value> = serde_json::from_str(&answer.body).unwrap();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0]["trigger"], "flight-sql");
+    assert_eq!(runs[0]["error"], "cancelled by a user");
+}

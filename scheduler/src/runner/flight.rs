@@ -62,17 +62,22 @@ impl JobRunner {
         Ok((planned.schema, Arc::new(Schema::new(fields))))
     }
 
-    /// Runs `planned` (the query `sql`) as a run, recorded from now on;
+    /// Runs `planned` (the query `sql`) as run `run_id` (a fresh id if
+    /// this process ran one by that id: a ticket fetched twice), recorded
+    /// from now on;
     /// its rows come through the stream. The run ends with the stream:
     /// succeeded with the row count, or failed (the error also ends the
     /// stream), cancelled or timed out as any run.
     pub(crate) async fn stream_query(
         self: Arc<Self>,
+        run_id: String,
         sql: String,
         planned: Planned,
     ) -> (String, impl Stream<Item = Result<RecordBatch, Unfinished>> + Send + 'static) {
         let params = [("sql".to_string(), sql)].into_iter().collect();
-        let run = Run::new(new_run_id(Job::Sql), Job::Sql, Trigger::FlightSql, params);
+        let run_id =
+            if self.history.recent().iter().any(|r| r.run_id == run_id) { new_run_id(Job::Sql) } else { run_id };
+        let run = Run::new(run_id, Job::Sql, Trigger::FlightSql, params);
         let begun = self.begin(run).await;
         let run_id = begun.run.run_id.clone();
         let (rows_tx, mut rows_rx) = mpsc::channel::<RecordBatch>(2);
