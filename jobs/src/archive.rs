@@ -20,11 +20,11 @@
 //! Each ledger step is fenced by the leader's term ([`Leader`]): a run
 //! claims its entry with its term, and a step is written only while no
 //! later term has claimed it, and only from the step it expects (a
-//! scheduler that fell behind gets [`ArchiveError::Moved`]). Abandoning
-//! goes through `abandoning`, which no commit can pass. Files are committed by the `written` step
-//! (its `attempt`); only after that commit are other attempts' files
-//! removed, so two leaders finishing one run cannot delete each other's
-//! copy.
+//! scheduler that fell behind gets [`ArchiveError::Moved`]). Files are
+//! committed by the `written` step (its `attempt`); only after that commit
+//! are other attempts' files removed, so two leaders finishing one run
+//! cannot delete each other's copy. Abandoning goes through `abandoning`,
+//! which no commit can pass.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -402,9 +402,9 @@ impl Job<'_> {
         Ok(())
     }
 
-    /// Claims `run`'s entry for this leader's term: its later steps are
-    /// refused to any earlier term, still running somewhere.
-    /// Its entry as it is once claimed.
+    /// Claims `run`'s entry for this leader's term, so its later steps
+    /// are refused to any earlier term still running somewhere; the entry
+    /// as it is once claimed.
     async fn claim(&self, run: &str) -> Result<Document, ArchiveError> {
         if let Some(leader) = self.leader {
             self.set_fields(run, None, doc! {"leader": leader_doc(leader)}).await?;

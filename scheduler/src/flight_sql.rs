@@ -102,6 +102,18 @@ impl FlightSql {
         Ok(encode(schema, rows.map_err(|e| FlightError::Tonic(Box::new(Status::aborted(e.0))))))
     }
 
+    /// Plans `sql` with `params` for a `FlightInfo`: the ticket's handle,
+    /// naming the run the query will be, and the schema of its rows.
+    async fn plan_ticket(
+        &self,
+        sql: &str,
+        params: Option<&RecordBatch>,
+    ) -> Result<(prost::bytes::Bytes, Arc<Schema>), Status> {
+        let planned = self.runner.plan_query(sql, params).await.map_err(refused)?;
+        let run_id = crate::runner::new_run_id(stockyard_api::Job::Sql);
+        Ok((handle::ticket(&run_id, sql, params)?, planned.schema))
+    }
+
     /// Cancels the run a ticket names: `Cancelling` while it runs (it ends
     /// as cancelled, its Ballista jobs cancelled), `Cancelled` before it
     /// started (it never will), `NotCancellable` once it ended.
@@ -269,10 +281,9 @@ impl FlightSqlService for FlightSql {
         query: CommandStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let planned = self.runner.plan_query(&query.query, None).await.map_err(refused)?;
-        let run_id = crate::runner::new_run_id(stockyard_api::Job::Sql);
-        let ticket = TicketStatementQuery { statement_handle: handle::ticket(&run_id, &query.query, None)? };
-        Ok(Response::new(info_for(ticket, &planned.schema, request.into_inner())?))
+        let (ticket, schema) = self.plan_ticket(&query.query, None).await?;
+        let ticket = TicketStatementQuery { statement_handle: ticket };
+        Ok(Response::new(info_for(ticket, &schema, request.into_inner())?))
     }
 
     async fn do_get_statement(
@@ -322,12 +333,9 @@ impl FlightSqlService for FlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let (sql, params) = handle::decode(&query.prepared_statement_handle)?;
-        let planned = self.runner.plan_query(&sql, params.as_ref()).await.map_err(refused)?;
-        let run_id = crate::runner::new_run_id(stockyard_api::Job::Sql);
-        let ticket = CommandPreparedStatementQuery {
-            prepared_statement_handle: handle::ticket(&run_id, &sql, params.as_ref())?,
-        };
-        Ok(Response::new(info_for(ticket, &planned.schema, request.into_inner())?))
+        let (ticket, schema) = self.plan_ticket(&sql, params.as_ref()).await?;
+        let ticket = CommandPreparedStatementQuery { prepared_statement_handle: ticket };
+        Ok(Response::new(info_for(ticket, &schema, request.into_inner())?))
     }
 
     async fn do_get_prepared_statement(

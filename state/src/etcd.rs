@@ -126,14 +126,8 @@ impl EtcdStore {
     /// whether it ran. A failed fence is an error, a failed `when` is not.
     async fn write(&self, doing: &str, when: Option<Compare>, op: TxnOp) -> Result<bool, StateError> {
         let fence = self.fence()?;
-        let mut compares: Vec<Compare> = when.into_iter().collect();
-        compares.extend(fence.clone());
-        if compares.is_empty() {
-            // Nothing to check: a plain transaction of one operation.
-            let txn = Txn::new().and_then(vec![op]);
-            self.run(doing, |mut c| async move { c.txn(txn).await }).await?;
-            return Ok(true);
-        }
+        // With no comparison at all the transaction always succeeds.
+        let compares: Vec<Compare> = when.into_iter().chain(fence.clone()).collect();
         let mut txn = Txn::new().when(compares).and_then(vec![op]);
         if fence.is_some() {
             // On failure, the leader key says which check failed.

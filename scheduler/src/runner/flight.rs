@@ -75,8 +75,7 @@ impl JobRunner {
         planned: Planned,
     ) -> (String, impl Stream<Item = Result<RecordBatch, Unfinished>> + Send + 'static) {
         let params = [("sql".to_string(), sql)].into_iter().collect();
-        let run_id =
-            if self.history.recent().iter().any(|r| r.run_id == run_id) { new_run_id(Job::Sql) } else { run_id };
+        let run_id = if self.history.is_recent(&run_id) { new_run_id(Job::Sql) } else { run_id };
         let run = Run::new(run_id, Job::Sql, Trigger::FlightSql, params);
         let begun = self.begin(run).await;
         let run_id = begun.run.run_id.clone();

@@ -60,6 +60,12 @@ impl RunStore {
         }
     }
 
+    /// Whether this process recorded a run `run_id` lately (no copy, no
+    /// store access).
+    pub(crate) fn is_recent(&self, run_id: &str) -> bool {
+        self.recent.lock().expect("runs lock").iter().any(|r| r.run_id == run_id)
+    }
+
     /// This process's recent runs, newest first (no store access).
     pub(crate) fn recent(&self) -> Vec<Run> {
         self.recent.lock().expect("runs lock").iter().cloned().collect()
