@@ -25,6 +25,8 @@ pub async fn run(sql: &str, scheduler: &Remote, format: Format, mongo: ScanOptio
         .await
         .map_err(|e| Failure::new(format!("cannot set up a session: {e}")))?;
     let ctx = session.ctx;
+    stockyard_jobs::tables::register_history(&ctx)
+        .map_err(|e| Failure::new(format!("cannot set up a session: {e}")))?;
     // A missing table may be a MongoDB collection the scheduler cannot see.
     let hint = |message: String| match &session.mongo_unavailable {
         Some(why) if message.contains("not found") => format!("{message} (MongoDB tables are unavailable: {why})"),

@@ -49,8 +49,7 @@ use stockyard_plan::store::{self, Destination};
 use crate::kpi::iso;
 use crate::tables;
 
-/// The ledger collection, beside the facts it accounts for.
-pub const LEDGER: &str = "stockyard_archive_ledger";
+pub use stockyard_plan::history::ledger::LEDGER;
 
 /// What a run archives.
 #[derive(Debug, Clone, PartialEq)]

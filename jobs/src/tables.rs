@@ -5,10 +5,12 @@
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::{MemorySchemaProvider, SchemaProvider};
 use datafusion::error::Result;
 use datafusion::prelude::SessionContext;
 use stockyard_mongo::schema::{KIND_KEY, timestamp_type};
 use stockyard_mongo::{MongoSource, MongoTable, ScanOptions};
+use stockyard_plan::history::{ARCHIVE_SCHEMA, HISTORY_SCHEMA, HotColdTable};
 
 fn utf8(name: &str) -> Field {
     Field::new(name, DataType::Utf8, true)
@@ -127,6 +129,26 @@ pub fn register(
             share: share.map(str::to_string),
         };
         ctx.register_table(name, Arc::new(MongoTable::new(name, schema, options, source.clone())))?;
+    }
+    Ok(())
+}
+
+/// Adds the schemas `archive` and `history` to `ctx`'s default catalog:
+/// for each fact collection `X`, `archive.X` (its archive) and `history.X`
+/// (MongoDB and the archive as one table; see `stockyard_plan::history`).
+/// They are planned here and read where the plan is run, on the scheduler.
+pub fn register_history(ctx: &SessionContext) -> Result<()> {
+    let catalog = ctx.catalog("datafusion").expect("the default catalog exists");
+    for (schema_name, archive_only) in [(ARCHIVE_SCHEMA, true), (HISTORY_SCHEMA, false)] {
+        let schema = Arc::new(MemorySchemaProvider::new());
+        for (name, columns, event_time) in collections() {
+            let Some(event_time) = event_time else { continue };
+            schema.register_table(
+                name.to_string(),
+                Arc::new(HotColdTable::new(name, event_time, columns, archive_only, None, None)),
+            )?;
+        }
+        catalog.register_schema(schema_name, schema)?;
     }
     Ok(())
 }

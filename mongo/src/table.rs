@@ -109,6 +109,45 @@ impl MongoTable {
 }
 
 impl MongoTable {
+    /// The scan [`TableProvider::scan`] plans, of documents that also match
+    /// `also` (a MongoDB query, e.g. the history table's "not archived"),
+    /// with the rest column last when `rest`.
+    pub async fn scan_with(
+        &self,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+        also: Option<Document>,
+        rest: bool,
+    ) -> Result<MongoScanExec> {
+        let Some(source) = self.source.clone() else {
+            return plan_err!(
+                "table {} cannot be read in this process: it has no MongoDB connection (STOCKYARD_MONGO_URI)",
+                self.collection
+            );
+        };
+        let size = self.size(&source).await?;
+        let pushed = filter::combine(
+            &filters.iter().filter(|f| self.sent_to_mongodb(f)).cloned().collect::<Vec<_>>(),
+            &self.schema,
+        );
+        let filter = match (pushed, also) {
+            (Some(f), Some(a)) => Some(doc! {"$and": [f, a]}),
+            (f, a) => f.or(a),
+        };
+        let spec = MongoScanSpec {
+            collection: self.collection.clone(),
+            schema: self.schema.clone(),
+            projection: projection.cloned(),
+            filter,
+            splits: self.splits(&source, &size).await?,
+            limit,
+            share: self.options.share.clone(),
+            rest,
+        };
+        Ok(MongoScanExec::try_new(spec, source)?.with_estimate(size.docs, size.bytes))
+    }
+
     /// A scan of every column of the documents matching `filter` (a MongoDB
     /// query), split as the options say; with `rest`, fields the columns do
     /// not hold exactly come along in [`crate::rest_column::REST_COLUMN`].
@@ -218,27 +257,7 @@ impl TableProvider for MongoTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let Some(source) = self.source.clone() else {
-            return plan_err!(
-                "table {} cannot be read in this process: it has no MongoDB connection (STOCKYARD_MONGO_URI)",
-                self.collection
-            );
-        };
-        let size = self.size(&source).await?;
-        let spec = MongoScanSpec {
-            collection: self.collection.clone(),
-            schema: self.schema.clone(),
-            projection: projection.cloned(),
-            filter: filter::combine(
-                &filters.iter().filter(|f| self.sent_to_mongodb(f)).cloned().collect::<Vec<_>>(),
-                &self.schema,
-            ),
-            splits: self.splits(&source, &size).await?,
-            limit,
-            share: self.options.share.clone(),
-            rest: false,
-        };
-        Ok(Arc::new(MongoScanExec::try_new(spec, source)?.with_estimate(size.docs, size.bytes)))
+        Ok(Arc::new(self.scan_with(projection, filters, limit, None, false).await?))
     }
 }
 

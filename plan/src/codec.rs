@@ -25,6 +25,9 @@ use stockyard_mongo::{Bracket, MongoScanExec, MongoScanSpec, MongoSource, MongoT
 use stockyard_proto::{MongoScan, PartitionedRange, PlanExtension, plan_extension::Node};
 
 use crate::archive::{ArchiveSpec, ArchiveTable, ArchiveWriteExec};
+use crate::history::HotColdTable;
+use crate::history::check::LedgerCheckExec;
+use crate::history::ledger::Snapshot;
 use crate::range::{PartitionedRangeExec, PartitionedRangeTable, RangeSpec};
 use crate::schema::{decode_schema, encode_schema};
 
@@ -195,12 +198,20 @@ fn no_source(collection: &str) -> DataFusionError {
 pub struct LogicalCodec {
     inner: BallistaLogicalExtensionCodec,
     mongo: Option<Arc<MongoSource>>,
+    archive: Option<String>,
 }
 
 impl LogicalCodec {
     /// A codec whose decoded MongoDB tables read from `mongo`.
     pub fn new(mongo: Option<Arc<MongoSource>>) -> Self {
-        Self { inner: Default::default(), mongo }
+        Self { inner: Default::default(), mongo, archive: None }
+    }
+
+    /// This codec, whose decoded archive and history tables read the
+    /// archive at `dest` (the scheduler's own destination).
+    pub fn with_archive(mut self, dest: impl Into<String>) -> Self {
+        self.archive = Some(dest.into());
+        self
     }
 }
 
@@ -238,7 +249,17 @@ impl LogicalExtensionCodec for LogicalCodec {
                 Ok(Arc::new(ArchiveTable::new(spec, collection_schema, self.mongo.clone())))
             }
             Some(Node::MemoryTable(m)) => Ok(Arc::new(memory_from_proto(&m, schema)?)),
-            Some(Node::MongoScan(_) | Node::ArchiveWrite(_)) => internal_err!("a plan node where a table was expected"),
+            Some(Node::HotColdTable(t)) => Ok(Arc::new(HotColdTable::new(
+                t.collection,
+                t.event_time,
+                decode_schema(&t.collection_schema)?,
+                t.archive_only,
+                self.mongo.clone(),
+                self.archive.clone(),
+            ))),
+            Some(Node::MongoScan(_) | Node::ArchiveWrite(_) | Node::LedgerCheck(_)) => {
+                internal_err!("a plan node where a table was expected")
+            }
             None => self.inner.try_decode_table_provider(buf, table_ref, schema, ctx),
         }
     }
@@ -254,6 +275,15 @@ impl LogicalExtensionCodec for LogicalCodec {
         }
         if let Some(table) = ArchiveTable::from_provider(node.as_ref()) {
             return encode(Node::ArchiveTable(archive_to_proto(&table.spec, Some(&table.collection_schema))?), buf);
+        }
+        if let Some(table) = HotColdTable::from_provider(node.as_ref()) {
+            let proto = stockyard_proto::HotColdTable {
+                collection: table.collection.clone(),
+                event_time: table.event_time.clone(),
+                collection_schema: encode_schema(&table.collection_schema)?,
+                archive_only: table.archive_only,
+            };
+            return encode(Node::HotColdTable(proto), buf);
         }
         if let Some(table) = (node.as_ref() as &dyn std::any::Any).downcast_ref::<MemTable>() {
             return encode(Node::MemoryTable(memory_to_proto(table)?), buf);
@@ -340,7 +370,15 @@ impl PhysicalExtensionCodec for PhysicalCodec {
                 };
                 Ok(Arc::new(ArchiveWriteExec::new(archive_from_proto(&a)?.0, input.clone())))
             }
-            Some(Node::MongoTable(_) | Node::ArchiveTable(_) | Node::MemoryTable(_)) => {
+            Some(Node::LedgerCheck(c)) => {
+                let [input] = inputs else {
+                    return internal_err!("a ledger check needs one input, got {}", inputs.len());
+                };
+                let source = self.mongo.clone().ok_or_else(|| no_source(crate::history::ledger::LEDGER))?;
+                let snapshot = Snapshot::checked(c.in_both, c.done);
+                Ok(Arc::new(LedgerCheckExec::new(snapshot, source, input.clone())))
+            }
+            Some(Node::MongoTable(_) | Node::ArchiveTable(_) | Node::MemoryTable(_) | Node::HotColdTable(_)) => {
                 internal_err!("a table where a plan node was expected")
             }
             None => self.inner.try_decode(buf, inputs, ctx),
@@ -356,6 +394,11 @@ impl PhysicalExtensionCodec for PhysicalCodec {
         }
         if let Some(exec) = node.downcast_ref::<MongoScanExec>() {
             return encode(Node::MongoScan(scan_to_proto(exec.spec())?), buf);
+        }
+        if let Some(exec) = node.downcast_ref::<LedgerCheckExec>() {
+            let snapshot = exec.snapshot();
+            let check = stockyard_proto::LedgerCheck { in_both: snapshot.in_both.clone(), done: snapshot.done };
+            return encode(Node::LedgerCheck(check), buf);
         }
         self.inner.try_encode(node, buf)
     }

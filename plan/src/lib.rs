@@ -10,6 +10,7 @@ pub mod archive;
 pub mod build_side;
 pub mod codec;
 pub mod fault;
+pub mod history;
 pub mod names;
 pub mod range;
 pub mod schema;

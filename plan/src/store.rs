@@ -54,9 +54,18 @@ pub struct Destination {
     pub store: Arc<dyn ObjectStore>,
     /// Path in `store` the files are under; empty for the store's root.
     pub prefix: Path,
+    /// The same store as DataFusion's file scans name it (`file:///`,
+    /// `s3://bucket`), and the store's root path in it: readers of the
+    /// archive go through the runtime's registry, not through `store`.
+    pub root: (String, Path),
 }
 
 impl Destination {
+    /// `path` (of `store`) as a file scan names it in [`Self::root`]'s store.
+    pub fn scan_path(&self, path: &Path) -> Path {
+        self.root.1.parts().chain(path.parts()).collect()
+    }
+
     /// `parts` joined under the destination's prefix.
     pub fn path<'a>(&self, parts: impl IntoIterator<Item = &'a str>) -> Path {
         parts.into_iter().fold(self.prefix.clone(), Path::join)
@@ -98,7 +107,8 @@ pub fn open(dest: &str) -> Result<Destination, StoreError> {
             }
             let store =
                 object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket).build().map_err(fail)?;
-            Ok(Destination { store: Arc::new(store), prefix: Path::from(prefix) })
+            let root = (format!("s3://{bucket}"), Path::default());
+            Ok(Destination { store: Arc::new(store), prefix: Path::from(prefix), root })
         }
         "hdfs" => hdfs(dest),
         _ => Err(StoreError::Scheme(dest.to_string())),
@@ -108,9 +118,12 @@ pub fn open(dest: &str) -> Result<Destination, StoreError> {
 /// The local directory `path` (of destination `dest`), created if missing.
 fn local(dest: &str, path: &str) -> Result<Destination, StoreError> {
     std::fs::create_dir_all(path).map_err(|source| StoreError::Directory { dest: dest.to_string(), source })?;
-    let store = LocalFileSystem::new_with_prefix(path)
-        .map_err(|e| StoreError::Open { dest: dest.to_string(), source: Masked::new(&e) })?;
-    Ok(Destination { store: Arc::new(store), prefix: Path::default() })
+    let open =
+        |e: &(dyn std::error::Error + 'static)| StoreError::Open { dest: dest.to_string(), source: Masked::new(e) };
+    let store = LocalFileSystem::new_with_prefix(path).map_err(|e| open(&e))?;
+    let absolute = std::fs::canonicalize(path).map_err(|e| open(&e))?;
+    let root = Path::from_absolute_path(&absolute).map_err(|e| open(&e))?;
+    Ok(Destination { store: Arc::new(store), prefix: Path::default(), root: ("file:///".into(), root) })
 }
 
 #[cfg(feature = "hdfs")]
@@ -121,7 +134,8 @@ fn hdfs(dest: &str) -> Result<Destination, StoreError> {
         .with_url(&base)
         .build()
         .map_err(|e| StoreError::Open { dest: dest.into(), source: Masked::new(&e) })?;
-    Ok(Destination { store: Arc::new(store), prefix: Path::from(url.path()) })
+    let root = (base, Path::default());
+    Ok(Destination { store: Arc::new(store), prefix: Path::from(url.path()), root })
 }
 
 #[cfg(not(feature = "hdfs"))]

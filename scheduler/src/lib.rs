@@ -280,7 +280,10 @@ impl BoundScheduler {
             stockyard_mask::register(t);
         }
         let source = settings.mongo.source();
-        config.override_logical_codec = Some(Arc::new(LogicalCodec::new(Some(source.clone()))));
+        // History and archive tables are planned here, over this
+        // scheduler's archive destination.
+        let archive = runner::params::absolute_dest(&settings.archive_dest);
+        config.override_logical_codec = Some(Arc::new(LogicalCodec::new(Some(source.clone())).with_archive(archive)));
         config.override_physical_codec = Some(Arc::new(PhysicalCodec::new(Some(source.clone()))));
         // Ballista's sessions, plus our rule that keeps a join's output off
         // the build side of the next join (a broadcast of the fact stream).

@@ -113,6 +113,44 @@ fn ids(docs: &[Document]) -> Vec<String> {
     ids
 }
 
+/// `history.X` holds every fact once whatever step a run reached, and
+/// `archive.X` just the committed copy: by hand from `load`, with the
+/// late order when it was inserted. `archived` lists the orders the
+/// archive holds, as `order_id,event_date,event_hour`.
+fn assert_history(cluster: &Cluster, late: bool, archived: &[&str], when: &str) {
+    // O3's quantity is "5" (unreadable, null); O4's is 5.0 (a whole double,
+    // read as 5); LATE's is 1.
+    let mut orders = String::from("order_id,quantity\n");
+    if late {
+        orders += "LATE,1\n";
+    }
+    orders += "O1,5\nO2,5\nO3,\nO4,5\nO5,5\nO6,5\nO7,5\n";
+    let got = cluster.sql_csv("SELECT order_id, quantity FROM history.orders_fact ORDER BY order_id");
+    assert_eq!(got, orders, "history.orders_fact {when}\n{}", cluster.logs());
+    let (count, sum) = if late { (8, 31) } else { (7, 30) };
+    assert_eq!(
+        cluster.sql_csv("SELECT count(*) AS n, sum(quantity) AS q FROM history.orders_fact"),
+        format!("n,q\n{count},{sum}\n"),
+        "{when}"
+    );
+    assert_eq!(
+        cluster.sql_csv(
+            "SELECT (SELECT count(*) FROM history.shipments_fact) AS s, (SELECT count(*) FROM history.inventory_fact) AS i"
+        ),
+        "s,i\n2,2\n",
+        "{when}"
+    );
+    let want: String = std::iter::once("order_id,event_date,event_hour")
+        .chain(archived.iter().copied())
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let got = cluster.sql_csv("SELECT order_id, event_date, event_hour FROM archive.orders_fact ORDER BY order_id");
+    assert_eq!(got, want, "archive.orders_fact {when}");
+}
+
+/// The orders the first run archives, as [`assert_history`] lists them.
+const ARCHIVED_ORDERS: [&str; 4] = ["O1,2026-01-05,9", "O3,2026-01-05,8", "O4,2026-01-04,23", "O5,2026-01-05,8"];
+
 fn cluster(mongo: &Mongo, extra: &[(&str, &str)]) -> Cluster {
     let mut env =
         vec![("STOCKYARD_MONGO_URI".to_string(), mongo.uri()), ("STOCKYARD_MONGO_DB".to_string(), DB.to_string())];
@@ -287,7 +325,8 @@ fn killed_then_rerun(fault: &str, on_executor: bool) {
         // On executors, only the first to get there dies; the other goes on.
         let once = dest.path().parent().unwrap().join(format!("fault-once-{}", std::process::id()));
         let once = once.to_str().unwrap();
-        let mut cluster = cluster(&mongo, &[("STOCKYARD_FAULT", fault), ("STOCKYARD_FAULT_ONCE", once)]);
+        let env = [("STOCKYARD_FAULT", fault), ("STOCKYARD_FAULT_ONCE", once), ("STOCKYARD_ARCHIVE_DEST", dest_str)];
+        let mut cluster = cluster(&mongo, &env);
         let (code, summary, stderr) = archive(&cluster, dest_str);
         if on_executor {
             let died = cluster.executors.iter_mut().map(|e| e.is_running()).filter(|running| !running).count();
@@ -310,13 +349,22 @@ fn killed_then_rerun(fault: &str, on_executor: bool) {
     let late = all(&mongo, "orders_fact").into_iter().find(|d| id(d) == "LATE").unwrap();
     before.get_mut("orders_fact").unwrap().push(late.clone());
     everything.get_mut("orders_fact").unwrap().push(late);
-    let cluster = cluster(&mongo, &[]);
+    let cluster = cluster(&mongo, &[("STOCKYARD_ARCHIVE_DEST", dest_str)]);
+    // Stopped there: marked (nothing committed), or written and maybe
+    // partly deleted (the first run's files committed).
+    if !on_executor {
+        let committed: &[&str] = if fault == "archive-after-mark" { &[] } else { &ARCHIVED_ORDERS };
+        assert_history(&cluster, true, committed, &format!("with a run stopped at {fault}"));
+    }
     let (code, summary, stderr) = archive(&cluster, dest_str);
     assert_eq!(code, 0, "rerun after {fault}: {summary} {stderr}\n{}", cluster.logs());
     if !on_executor {
         assert_eq!(summary["resumed_runs"].as_array().map(Vec::len), Some(1), "{summary}");
     }
     assert_exactly_once(&mongo, dest.path(), &before, &everything);
+    let mut all_archived = vec!["LATE,2026-01-05,6"];
+    all_archived.extend(ARCHIVED_ORDERS);
+    assert_history(&cluster, true, &all_archived, &format!("after the rerun that finished a run stopped at {fault}"));
 }
 
 #[test]

@@ -82,6 +82,7 @@ impl JobRunner {
             .not_collections(not_collections);
         let catalog = session.ctx.catalog("datafusion").expect("the default catalog exists");
         catalog.register_schema("public", Arc::new(schema))?;
+        stockyard_jobs::tables::register_history(&session.ctx)?;
         Ok((session, statements))
     }
 
