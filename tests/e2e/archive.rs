@@ -148,6 +148,44 @@ fn assert_history(cluster: &Cluster, late: bool, archived: &[&str], when: &str) 
     assert_eq!(got, want, "archive.orders_fact {when}");
 }
 
+/// Event-time filters prune the archive's hours (`EXPLAIN` lists only the
+/// files of the hours asked for, none for the last hour), and DuckDB and
+/// pyarrow read the archive as it lies and get `archive.orders_fact`'s rows.
+fn assert_pruned_and_readable(cluster: &Cluster, dest: &Path) {
+    let hour8 = "FROM history.orders_fact WHERE order_ts >= TIMESTAMP '2026-01-05T08:00:00Z' \
+                 AND order_ts < TIMESTAMP '2026-01-05T09:00:00Z'";
+    let plan = cluster.sql_csv(&format!("EXPLAIN SELECT order_id {hour8}"));
+    assert!(plan.contains("event_hour=8/"), "the hour asked for is read: {plan}");
+    for other in ["event_hour=6/", "event_hour=9/", "event_hour=23/"] {
+        assert!(!plan.contains(other), "{other} is pruned: {plan}");
+    }
+    assert!(plan.contains("MongoScanExec") && plan.contains("order_ts"), "MongoDB gets the range: {plan}");
+    assert_eq!(cluster.sql_csv(&format!("SELECT order_id {hour8} ORDER BY order_id")), "order_id\nO3\nO5\n");
+    let last_hour = "FROM history.orders_fact WHERE order_ts >= TIMESTAMP '2026-01-05T11:00:00Z'";
+    let plan = cluster.sql_csv(&format!("EXPLAIN SELECT order_id {last_hour}"));
+    assert!(!plan.contains(".parquet"), "no archive file for the last hour: {plan}");
+    assert_eq!(cluster.sql_csv(&format!("SELECT order_id {last_hour}")), "order_id\nO7\n");
+
+    let ours =
+        cluster.sql_csv("SELECT order_id, quantity, event_date, event_hour FROM archive.orders_fact ORDER BY order_id");
+    let ours: Vec<&str> = ours.lines().skip(1).collect();
+    assert_eq!(
+        ours,
+        ["LATE,1,2026-01-05,6", "O1,5,2026-01-05,9", "O3,,2026-01-05,8", "O4,5,2026-01-04,23", "O5,5,2026-01-05,8"]
+    );
+    let out = std::process::Command::new(stockyard_tests::venv_bin("python"))
+        .arg(stockyard_tests::repo_root().join("tests/python/read_archive.py"))
+        .arg(dest)
+        .arg("orders_fact")
+        .output()
+        .expect("run python (scripts/setup installs duckdb and pyarrow into .venv)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let read: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert_eq!(read["pyarrow"], json!(ours), "pyarrow");
+    assert_eq!(read["duckdb"], json!(ours), "duckdb");
+}
+
 /// The orders the first run archives, as [`assert_history`] lists them.
 const ARCHIVED_ORDERS: [&str; 4] = ["O1,2026-01-05,9", "O3,2026-01-05,8", "O4,2026-01-04,23", "O5,2026-01-05,8"];
 
@@ -365,6 +403,10 @@ fn killed_then_rerun(fault: &str, on_executor: bool) {
     let mut all_archived = vec!["LATE,2026-01-05,6"];
     all_archived.extend(ARCHIVED_ORDERS);
     assert_history(&cluster, true, &all_archived, &format!("after the rerun that finished a run stopped at {fault}"));
+    if fault == "archive-after-write" {
+        // Once is enough: any finished archive reads the same.
+        assert_pruned_and_readable(&cluster, dest.path());
+    }
 }
 
 #[test]
@@ -684,4 +726,40 @@ fn two_leaders_finishing_one_run_leave_one_copy() {
     let second = second.unwrap();
     assert_eq!(second["resumed_runs"].as_array().map(Vec::len), Some(1), "{second}");
     assert_exactly_once(&mongo, dest.path(), &before, &everything);
+}
+
+#[test]
+fn a_query_an_archive_run_deletes_under_fails_and_says_to_run_it_again() {
+    let mongo = Mongo::start();
+    load(&mongo);
+    let dest = tempfile::tempdir().unwrap();
+    let env =
+        [("STOCKYARD_FAULT", "pause:history-before-check"), ("STOCKYARD_ARCHIVE_DEST", dest.path().to_str().unwrap())];
+    let cluster = cluster(&mongo, &env);
+    let query = cluster
+        .command(&["sql", "--format", "csv", "SELECT count(*) AS n FROM history.orders_fact"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // MongoDB read, the check not yet made: a run starts deleting now.
+    let paused = || cluster.executors.iter().any(|e| e.output().contains("pausing at history-before-check"));
+    assert!(stockyard_tests::within(Duration::from_secs(20), paused), "{}", cluster.logs());
+    mongo.with_client(async |c| {
+        let ledger = c.database(DB).collection::<Document>("stockyard_archive_ledger");
+        ledger
+            .insert_one(doc! {"_id": "a-run-that-began-deleting", "state": "deleting", "attempt": "1a2b3c4d"})
+            .await
+            .unwrap();
+    });
+    let out = query.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        stderr.contains("an archive run moved documents from MongoDB to the archive while this query read them")
+            && stderr.contains("run the query again"),
+        "{stderr}"
+    );
+    // Run again, against the ledger as it is now: exact.
+    assert_eq!(cluster.sql_csv("SELECT count(*) AS n FROM history.orders_fact"), "n\n7\n");
 }

@@ -68,8 +68,11 @@ impl ExecutionPlan for LedgerCheckExec {
         let input = self.input.execute(partition, context)?;
         let schema = input.schema();
         let (snapshot, source) = (self.snapshot.clone(), self.source.clone());
-        let check = futures::stream::once(async move { snapshot.still_exact(&source).await })
-            .filter_map(|checked| async move { checked.err().map(Err) });
+        let check = futures::stream::once(async move {
+            crate::fault::pause("history-before-check").await;
+            snapshot.still_exact(&source).await
+        })
+        .filter_map(|checked| async move { checked.err().map(Err) });
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, input.chain(check))))
     }
 }

@@ -84,10 +84,13 @@ impl Pruning {
         }
         for (op, value) in ops {
             let Bson::DateTime(t) = value else { continue };
+            // Dates are whole milliseconds: `< t` is `<= t - 1`.
             let t = t.timestamp_millis();
             match op.as_str() {
-                "$gt" | "$gte" => self.lo = Some(self.lo.map_or(t, |lo| lo.max(t))),
-                "$lt" | "$lte" => self.hi = Some(self.hi.map_or(t, |hi| hi.min(t))),
+                "$gt" => self.lo = Some(self.lo.map_or(t + 1, |lo| lo.max(t + 1))),
+                "$gte" => self.lo = Some(self.lo.map_or(t, |lo| lo.max(t))),
+                "$lt" => self.hi = Some(self.hi.map_or(t - 1, |hi| hi.min(t - 1))),
+                "$lte" => self.hi = Some(self.hi.map_or(t, |hi| hi.min(t))),
                 "$eq" => {
                     self.lo = Some(self.lo.map_or(t, |lo| lo.max(t)));
                     self.hi = Some(self.hi.map_or(t, |hi| hi.min(t)));
@@ -223,12 +226,9 @@ mod tests {
         assert!(!pruning.date(day("2026-01-04")));
         assert!(pruning.date(day("2026-01-05")));
         let candidates = (0..24).map(|h| (day("2026-01-05"), h)).chain([(day("2026-01-06"), 0)]).collect();
-        // 06:30 is in hour 6; the end, 08:00, is where hour 8 starts: a `<`
-        // bound is treated as `<=`, so hour 8 stays (never one too few).
-        assert_eq!(
-            pruning.hours(candidates).unwrap(),
-            vec![(day("2026-01-05"), 6), (day("2026-01-05"), 7), (day("2026-01-05"), 8)]
-        );
+        // 06:30 is in hour 6; the end, 08:00, is where hour 8 starts, and
+        // `<` leaves it out.
+        assert_eq!(pruning.hours(candidates).unwrap(), vec![(day("2026-01-05"), 6), (day("2026-01-05"), 7)]);
     }
 
     #[test]
