@@ -152,21 +152,9 @@ impl MongoTable {
     /// query), split as the options say; with `rest`, fields the columns do
     /// not hold exactly come along in [`crate::rest_column::REST_COLUMN`].
     pub async fn scan_matching(&self, filter: Document, rest: bool) -> Result<MongoScanExec> {
-        let Some(source) = self.source.clone() else {
-            return plan_err!("table {} cannot be read in this process: it has no MongoDB connection", self.collection);
-        };
-        let size = self.size(&source).await?;
-        let spec = MongoScanSpec {
-            collection: self.collection.clone(),
-            schema: self.schema.clone(),
-            projection: None,
-            filter: Some(filter),
-            splits: self.splits(&source, &size).await?,
-            limit: None,
-            share: None,
-            rest,
-        };
-        Ok(MongoScanExec::try_new(spec, source)?.with_estimate(size.docs, size.bytes))
+        Self { options: ScanOptions { share: None, ..self.options.clone() }, ..self.clone() }
+            .scan_with(None, &[], None, Some(filter), rest)
+            .await
     }
 
     /// Whether a scan sends `filter` to MongoDB. A shared read serves
