@@ -127,7 +127,11 @@ fn schedules_fire_on_time_skip_overlaps_and_obey_pause_resume_trigger_remove() {
 /// Adds a paused schedule and triggers it once; restarts the scheduler;
 /// both are still there.
 fn survives_restart(mut cluster: Cluster) {
-    let listed: Vec<String> = schedules(&cluster).iter().map(|s| s["name"].as_str().unwrap().to_string()).collect();
+    // The defaults are written by the leader once it has won its election,
+    // which on etcd can come a moment after the port answers.
+    let names = || schedules(&cluster).iter().map(|s| s["name"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    wait_until("the default schedules", Duration::from_secs(10), || !names().is_empty());
+    let listed = names();
     assert_eq!(listed, vec!["archive", "kpi"], "the default schedules on a new store");
     let kpi = schedule(&cluster, "kpi");
     assert_eq!((kpi["job"].as_str(), kpi["every"].as_str()), (Some("kpi"), Some("1m")));
