@@ -86,17 +86,19 @@ impl Pruning {
             let Bson::DateTime(t) = value else { continue };
             // Dates are whole milliseconds: `< t` is `<= t - 1`.
             let t = t.timestamp_millis();
-            match op.as_str() {
-                "$gt" => self.lo = Some(self.lo.map_or(t + 1, |lo| lo.max(t + 1))),
-                "$gte" => self.lo = Some(self.lo.map_or(t, |lo| lo.max(t))),
-                "$lt" => self.hi = Some(self.hi.map_or(t - 1, |hi| hi.min(t - 1))),
-                "$lte" => self.hi = Some(self.hi.map_or(t, |hi| hi.min(t))),
-                "$eq" => {
-                    self.lo = Some(self.lo.map_or(t, |lo| lo.max(t)));
-                    self.hi = Some(self.hi.map_or(t, |hi| hi.min(t)));
-                }
-                _ => {}
-            }
+            let (lo, hi) = match op.as_str() {
+                "$gt" => (Some(t + 1), None),
+                "$gte" => (Some(t), None),
+                "$lt" => (None, Some(t - 1)),
+                "$lte" => (None, Some(t)),
+                "$eq" => (Some(t), Some(t)),
+                _ => (None, None),
+            };
+            self.lo = self.lo.max(lo);
+            self.hi = match (self.hi, hi) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
         }
     }
 
