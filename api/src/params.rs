@@ -21,6 +21,9 @@ pub enum ParamError {
     /// A switch that is neither `true` nor `false`.
     #[error("'{0}' is not true or false")]
     Flag(String),
+    /// Not a whole number of files, at least two.
+    #[error("'{0}' is not a number of files (2 or more)")]
+    Files(String),
     /// A duration that reaches back before the calendar's first date.
     #[error("'{0}' reaches back before the first date a time can have")]
     TooLong(String),
@@ -69,9 +72,24 @@ pub fn megabytes(text: &str) -> Result<f64, ParamError> {
         .ok_or_else(|| ParamError::Megabytes(text.to_string()))
 }
 
+/// A number of files to merge: a whole number, 2 or more (one file is
+/// already merged).
+pub fn files(text: &str) -> Result<usize, ParamError> {
+    text.trim().parse::<usize>().ok().filter(|n| *n >= 2).ok_or_else(|| ParamError::Files(text.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_counts() {
+        assert_eq!(files("2"), Ok(2));
+        assert_eq!(files(" 10 "), Ok(10));
+        for bad in ["1", "0", "-3", "two", "2.5"] {
+            assert_eq!(files(bad), Err(ParamError::Files(bad.into())), "{bad}");
+        }
+    }
 
     #[test]
     fn durations() {

@@ -16,19 +16,22 @@ pub enum Job {
     Kpi,
     /// Old facts to Parquet, exactly once.
     Archive,
+    /// Each archive hour's files merged into one.
+    Compact,
     /// A saved SQL statement.
     Sql,
 }
 
 impl Job {
     /// Every job, in the order help texts list them.
-    pub const ALL: [Job; 3] = [Job::Kpi, Job::Archive, Job::Sql];
+    pub const ALL: [Job; 4] = [Job::Kpi, Job::Archive, Job::Compact, Job::Sql];
 
     /// The job's name as users write it.
     pub fn as_str(self) -> &'static str {
         match self {
             Job::Kpi => "kpi",
             Job::Archive => "archive",
+            Job::Compact => "compact",
             Job::Sql => "sql",
         }
     }
@@ -44,7 +47,7 @@ impl fmt::Display for Job {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UnknownWord {
     /// No job has this name.
-    #[error("no job named '{0}' (jobs: kpi, archive, sql)")]
+    #[error("no job named '{0}' (jobs: kpi, archive, compact, sql)")]
     Job(String),
     /// No run status has this name.
     #[error("'{0}' is not a run status (running, succeeded, failed, skipped, cancelled, interrupted)")]
@@ -268,7 +271,10 @@ mod tests {
 
     #[test]
     fn unknown_words_are_named() {
-        assert_eq!("kpis".parse::<Job>().unwrap_err().to_string(), "no job named 'kpis' (jobs: kpi, archive, sql)");
+        assert_eq!(
+            "kpis".parse::<Job>().unwrap_err().to_string(),
+            "no job named 'kpis' (jobs: kpi, archive, compact, sql)"
+        );
         assert!("done".parse::<RunStatus>().unwrap_err().to_string().starts_with("'done' is not a run status"));
         for bad in ["", "schedule:", "schedule:kpi", "schedule: (due)", "schedule:kpi ()", "cron"] {
             assert!(bad.parse::<Trigger>().is_err(), "{bad}");

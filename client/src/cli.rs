@@ -348,6 +348,8 @@ pub enum RunCommand {
     Kpi(KpiArgs),
     /// Old facts from MongoDB to partitioned Parquet, exactly once.
     Archive(ArchiveArgs),
+    /// Merge each archive hour's files into one, atomically for readers.
+    Compact(CompactArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -427,6 +429,26 @@ pub struct ArchiveArgs {
     pub timeout: Option<Duration>,
     #[command(flatten)]
     pub target: Target,
+}
+
+#[derive(Debug, Args)]
+pub struct CompactArgs {
+    /// Archive base: a local path, file://, s3://bucket/prefix or hdfs://
+    /// [default: the scheduler's --archive-dest].
+    #[arg(long, value_parser = parse_dest)]
+    pub dest: Option<String>,
+    /// Merge an hour only when it has at least this many files to merge.
+    #[arg(long, default_value = "2", value_parser = parse_files)]
+    pub min_files: usize,
+    /// Stop the run after this long [default: 6h].
+    #[arg(long, value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    #[command(flatten)]
+    pub target: Target,
+}
+
+fn parse_files(s: &str) -> Result<usize, String> {
+    stockyard_api::params::files(s).map_err(|e| e.to_string())
 }
 
 fn parse_megabytes(s: &str) -> Result<f64, String> {

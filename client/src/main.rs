@@ -255,6 +255,17 @@ async fn run(command: Command) -> Result<(), Failure> {
             let scheduler = target(a.target).await?;
             run::run(&scheduler, stockyard_api::Job::Archive, params).await
         }
+        Command::Run(RunCommand::Compact(a)) => {
+            let mut params = std::collections::HashMap::from([("min_files".to_string(), a.min_files.to_string())]);
+            if let Some(dest) = a.dest {
+                params.insert("dest".to_string(), dest);
+            }
+            if let Some(timeout) = a.timeout {
+                params.insert("timeout".to_string(), humantime::format_duration(timeout).to_string());
+            }
+            let scheduler = target(a.target).await?;
+            run::run(&scheduler, stockyard_api::Job::Compact, params).await
+        }
         Command::Archive(ArchiveCommand::Abandon(a)) => {
             let params = std::collections::HashMap::from([("abandon".to_string(), a.archive_id)]);
             let scheduler = target(a.target).await?;

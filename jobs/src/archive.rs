@@ -189,7 +189,7 @@ fn run_prefix(run: &str) -> String {
 }
 
 /// The fact collections and their event-time fields.
-fn facts() -> Vec<(&'static str, &'static str)> {
+pub(crate) fn facts() -> Vec<(&'static str, &'static str)> {
     tables::collections().into_iter().filter_map(|(name, _, time)| time.map(|t| (name, t))).collect()
 }
 

@@ -1,9 +1,11 @@
 //! The supply-chain jobs, as SQL over the MongoDB collections of
 //! `shared/spec/supply-chain.md`: the KPI job ([`kpi`]) computes five KPIs
 //! over a window and writes them to Redis in one transaction; the archive
-//! job ([`archive`]) moves old facts to Parquet exactly once.
+//! job ([`archive`]) moves old facts to Parquet exactly once; the
+//! compaction job ([`compact`]) merges each archive hour's files into one.
 
 pub mod archive;
+pub mod compact;
 pub mod kpi;
 pub mod tables;
 

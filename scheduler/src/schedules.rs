@@ -327,12 +327,13 @@ impl Schedules {
         }
     }
 
-    /// Creates `kpi` every minute and `archive` every 5 minutes, once.
+    /// Creates `kpi` every minute, `archive` every 5 minutes and `compact`
+    /// every hour, once.
     pub async fn seed_defaults(&self) -> Result<(), ScheduleError> {
         if self.store.get(SEEDED).await?.is_some() {
             return Ok(());
         }
-        for (name, every) in [("kpi", "1m"), ("archive", "5m")] {
+        for (name, every) in [("kpi", "1m"), ("archive", "5m"), ("compact", "1h")] {
             let info = ScheduleInfo { name: name.into(), job: name.into(), every: every.into(), ..Default::default() };
             match self.add(&info).await {
                 Ok(_) | Err(ScheduleError::Exists(_)) => {}
@@ -691,7 +692,10 @@ mod tests {
             refused(info("a b", "kpi", "1m", "", &[])).await,
             "'a b' is not a schedule name (letters, digits, - and _)"
         );
-        assert_eq!(refused(info("x", "nap", "1m", "", &[])).await, "no job named 'nap' (jobs: kpi, archive, sql)");
+        assert_eq!(
+            refused(info("x", "nap", "1m", "", &[])).await,
+            "no job named 'nap' (jobs: kpi, archive, compact, sql)"
+        );
         assert_eq!(refused(info("x", "kpi", "soon", "", &[])).await, "'soon' is not an interval like 30s, 1m or 5m");
         assert!(
             refused(info("x", "kpi", "", "61 * * * *", &[])).await.starts_with("'61 * * * *' is not a cron expression")

@@ -184,7 +184,7 @@ pages.runs = {
     const q = new URLSearchParams(location.search);
     const select = (name, options) => h("select", { name }, options.map((o) => h("option", { value: o, selected: q.get(name) === o }, o || "any")));
     this.form = h("form", { class: "filters", onsubmit: (ev) => { ev.preventDefault(); this.apply(); } },
-      h("label", {}, "job", select("job", ["", "kpi", "archive", "sql"])),
+      h("label", {}, "job", select("job", ["", "kpi", "archive", "compact", "sql"])),
       h("label", {}, "status", select("status", ["", "running", "succeeded", "failed", "skipped", "cancelled", "interrupted", "superseded"])),
       h("label", {}, "trigger starts with", h("input", { name: "trigger", value: q.get("trigger") || "", placeholder: "schedule:kpi" })),
       h("button", { type: "submit" }, "Filter"));

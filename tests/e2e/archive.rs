@@ -166,13 +166,20 @@ fn assert_pruned_and_readable(cluster: &Cluster, dest: &Path) {
     assert!(!plan.contains(".parquet"), "no archive file for the last hour: {plan}");
     assert_eq!(cluster.sql_csv(&format!("SELECT order_id {last_hour}")), "order_id\nO7\n");
 
+    assert_read_by_others(
+        cluster,
+        dest,
+        &["LATE,1,2026-01-05,6", "O1,5,2026-01-05,9", "O3,,2026-01-05,8", "O4,5,2026-01-04,23", "O5,5,2026-01-05,8"],
+    );
+}
+
+/// `archive.orders_fact` holds `want` (`order_id,quantity,date,hour`, by
+/// hand), and DuckDB and pyarrow read the same from the files as they lie.
+fn assert_read_by_others(cluster: &Cluster, dest: &Path, want: &[&str]) {
     let ours =
         cluster.sql_csv("SELECT order_id, quantity, event_date, event_hour FROM archive.orders_fact ORDER BY order_id");
     let ours: Vec<&str> = ours.lines().skip(1).collect();
-    assert_eq!(
-        ours,
-        ["LATE,1,2026-01-05,6", "O1,5,2026-01-05,9", "O3,,2026-01-05,8", "O4,5,2026-01-04,23", "O5,5,2026-01-05,8"]
-    );
+    assert_eq!(ours, want);
     let out = std::process::Command::new(stockyard_tests::venv_bin("python"))
         .arg(stockyard_tests::repo_root().join("tests/python/read_archive.py"))
         .arg(dest)
@@ -407,6 +414,167 @@ fn killed_then_rerun(fault: &str, on_executor: bool) {
         // Once is enough: any finished archive reads the same.
         assert_pruned_and_readable(&cluster, dest.path());
     }
+    let (code, summary, stderr) = compact(&cluster, dest_str);
+    assert_eq!(code, 0, "compaction after {fault}: {summary} {stderr}\n{}", cluster.logs());
+    assert_one_file_per_hour(dest.path());
+    assert_exactly_once(&mongo, dest.path(), &before, &everything);
+    assert_history(&cluster, true, &all_archived, &format!("after compacting what a run stopped at {fault} left"));
+}
+
+fn compact(cluster: &Cluster, dest: &str) -> (i32, Value, String) {
+    let run = cluster.stockyard(&["run", "compact", "--dest", dest]);
+    let summary = run.stdout.lines().last().and_then(|l| serde_json::from_str(l).ok()).unwrap_or(Value::Null);
+    (run.code, summary, run.stderr)
+}
+
+/// The Parquet files of each hour directory under `dest`, by name.
+fn hour_files(dest: &Path) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for file in walk(dest).iter().filter(|p| p.extension().is_some_and(|e| e == "parquet")) {
+        let dir = file.parent().unwrap().strip_prefix(dest).unwrap().display().to_string();
+        out.entry(dir).or_default().push(file.file_name().unwrap().to_str().unwrap().to_string());
+    }
+    out
+}
+
+fn assert_one_file_per_hour(dest: &Path) {
+    for (dir, names) in hour_files(dest) {
+        assert_eq!(names.len(), 1, "{dir} holds one file once compacted: {names:?}");
+    }
+}
+
+/// An archive of two runs has hours of several files; compaction killed
+/// before and after its commit, then run whole, leaves one file per hour
+/// and every row once, read by `history.X`, `archive.X`, DuckDB and pyarrow
+/// at every step.
+#[test]
+fn compaction_merges_each_hour_into_one_file_exactly_once_across_kills() {
+    let mongo = Mongo::start();
+    load(&mongo);
+    let dest = tempfile::tempdir().unwrap();
+    let dest_str = dest.path().to_str().unwrap();
+    let with_dest = [("STOCKYARD_ARCHIVE_DEST", dest_str)];
+    // Two archive runs: the second adds files to hours 8 and 9.
+    let mut fault = [("STOCKYARD_ARCHIVE_DEST", dest_str), ("STOCKYARD_FAULT", "compact-after-write")];
+    let mut cluster = cluster(&mongo, &fault);
+    let mut before = selected(&mongo);
+    let mut everything: BTreeMap<_, _> = FACTS.iter().map(|c| (*c, all(&mongo, c))).collect();
+    let (code, summary, stderr) = archive(&cluster, dest_str);
+    assert_eq!(code, 0, "{summary} {stderr}");
+    mongo.with_client(async |c| {
+        let db = c.database(DB);
+        let orders = [
+            doc! {"order_id": "O8", "quantity": 2, "order_ts": at("2026-01-05T08:30:00Z")},
+            doc! {"order_id": "O9", "quantity": 3, "order_ts": at("2026-01-05T09:30:00Z")},
+        ];
+        db.collection::<Document>("orders_fact").insert_many(orders).await.unwrap();
+        let stock =
+            doc! {"sku_id": "SKU-1", "dc_id": "DC-1", "on_hand_qty": 7, "inventory_ts": at("2026-01-05T09:45:00Z")};
+        db.collection::<Document>("inventory_fact").insert_one(stock).await.unwrap();
+    });
+    // The documents added: all three old enough for the second run.
+    for (c, added) in selected(&mongo) {
+        before.get_mut(c).unwrap().extend(added.iter().cloned());
+        everything.get_mut(c).unwrap().extend(added);
+    }
+    let (code, summary, stderr) = archive(&cluster, dest_str);
+    assert_eq!(code, 0, "{summary} {stderr}");
+    assert_eq!(summary["total_records"], 3, "{summary}");
+    let hour8 = "orders_fact/event_date=2026-01-05/event_hour=8";
+    let files = hour_files(dest.path());
+    for dir in
+        [hour8, "orders_fact/event_date=2026-01-05/event_hour=9", "inventory_fact/event_date=2026-01-05/event_hour=9"]
+    {
+        assert!(files[dir].len() >= 2, "{dir} has a file of each run: {files:?}");
+    }
+    let originals = files[hour8].clone();
+
+    // By hand: O2, O6 and O7 stay in MongoDB; O3's "5" reads as null.
+    let orders = "order_id,quantity\nO1,5\nO2,5\nO3,\nO4,5\nO5,5\nO6,5\nO7,5\nO8,2\nO9,3\n";
+    let archived = [
+        "O1,5,2026-01-05,9",
+        "O3,,2026-01-05,8",
+        "O4,5,2026-01-04,23",
+        "O5,5,2026-01-05,8",
+        "O8,2,2026-01-05,8",
+        "O9,3,2026-01-05,9",
+    ];
+    let check = |cluster: &Cluster, when: &str| {
+        let got = cluster.sql_csv("SELECT order_id, quantity FROM history.orders_fact ORDER BY order_id");
+        assert_eq!(got, orders, "history.orders_fact {when}");
+        assert_eq!(
+            cluster.sql_csv("SELECT count(*) AS n, sum(quantity) AS q FROM history.orders_fact"),
+            "n,q\n9,35\n",
+            "{when}"
+        );
+        let got = cluster.sql_csv(
+            "SELECT (SELECT count(*) FROM history.inventory_fact) AS i, (SELECT sum(on_hand_qty) FROM history.inventory_fact) AS q",
+        );
+        assert_eq!(got, "i,q\n3,26\n", "history.inventory_fact {when}");
+        let got = cluster
+            .sql_csv("SELECT order_id, quantity, event_date, event_hour FROM archive.orders_fact ORDER BY order_id");
+        assert_eq!(got.lines().skip(1).collect::<Vec<_>>(), archived, "archive.orders_fact {when}");
+    };
+    check(&cluster, "before compaction");
+
+    // Killed with the merged file written, not committed: the old files
+    // are the archive, the merged one nobody's.
+    let (code, summary, stderr) = compact(&cluster, dest_str);
+    assert_ne!(code, 0, "the compaction dies after writing: {summary} {stderr}");
+    assert!(cluster.scheduler.wait_exit(Duration::from_secs(10)).is_some(), "the scheduler died");
+    let files = hour_files(dest.path());
+    let merged: Vec<&String> = files[hour8].iter().filter(|n| n.starts_with("part-compacted-")).collect();
+    assert_eq!(merged.len(), 1, "the merged file of the first hour merged: {files:?}");
+    assert!(originals.iter().all(|o| files[hour8].contains(o)), "{files:?}");
+    fault[1].1 = "compact-after-commit";
+    let mut cluster = self::cluster(&mongo, &fault);
+    check(&cluster, "with a compaction killed before its commit");
+
+    // Killed with the merged file committed, the old ones not yet removed:
+    // the merged file is the archive, the old ones nobody's.
+    let (code, summary, stderr) = compact(&cluster, dest_str);
+    assert_ne!(code, 0, "the compaction dies after its commit: {summary} {stderr}");
+    assert!(cluster.scheduler.wait_exit(Duration::from_secs(10)).is_some(), "the scheduler died");
+    let files = hour_files(dest.path());
+    let merged: Vec<&String> = files[hour8].iter().filter(|n| n.starts_with("part-compacted-")).collect();
+    assert_eq!(merged.len(), 1, "the first compaction's merged file was removed, this one's kept: {files:?}");
+    assert!(originals.iter().all(|o| files[hour8].contains(o)), "{files:?}");
+    let cluster = self::cluster(&mongo, &with_dest);
+    check(&cluster, "with a compaction killed after its commit");
+    let plan = cluster.sql_csv(
+        "EXPLAIN SELECT order_id FROM history.orders_fact WHERE order_ts >= TIMESTAMP '2026-01-05T08:00:00Z' \
+         AND order_ts < TIMESTAMP '2026-01-05T09:00:00Z'",
+    );
+    assert!(plan.contains(merged[0].as_str()), "the merged file is read: {plan}");
+    for original in &originals {
+        assert!(!plan.contains(original.as_str()), "{original} is replaced: {plan}");
+    }
+
+    // Run whole: the first hour's old files go, the other hours of two
+    // files are merged (orders 9: O1 and O9; inventory 9: two readings).
+    let (code, summary, stderr) = compact(&cluster, dest_str);
+    assert_eq!(code, 0, "{summary} {stderr}\n{}", cluster.logs());
+    assert_eq!(summary["status"], "succeeded", "{summary}");
+    assert_eq!((summary["hours_compacted"].as_u64(), summary["rows"].as_u64()), (Some(2), Some(4)), "{summary}");
+    assert_eq!(summary["files_tidied"].as_u64(), Some(originals.len() as u64), "{summary}");
+    assert_one_file_per_hour(dest.path());
+    assert_exactly_once(&mongo, dest.path(), &before, &everything);
+    check(&cluster, "after compaction");
+    assert_read_by_others(&cluster, dest.path(), &archived);
+
+    // Nothing left to merge: nothing changes.
+    let files = hour_files(dest.path());
+    let (code, summary, stderr) = compact(&cluster, dest_str);
+    assert_eq!(code, 0, "{summary} {stderr}");
+    assert_eq!(
+        (summary["hours_compacted"].as_u64(), summary["files_tidied"].as_u64()),
+        (Some(0), Some(0)),
+        "{summary}"
+    );
+    assert_eq!(hour_files(dest.path()), files);
+    let bad = cluster.stockyard(&["run", "compact", "--min-files", "1"]);
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(bad.stderr.contains("'1' is not a number of files (2 or more)"), "{}", bad.stderr);
 }
 
 #[test]

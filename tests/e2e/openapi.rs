@@ -68,7 +68,7 @@ fn rest_api_matches_its_openapi_document() {
         schemas["RunStatus"]["enum"],
         serde_json::json!(["running", "succeeded", "failed", "skipped", "cancelled", "interrupted", "superseded"])
     );
-    assert_eq!(schemas["Job"]["enum"], serde_json::json!(["kpi", "archive", "sql"]));
+    assert_eq!(schemas["Job"]["enum"], serde_json::json!(["kpi", "archive", "compact", "sql"]));
 
     let file = cluster.dir.path().join("openapi.json");
     std::fs::write(&file, &answer.body).unwrap();

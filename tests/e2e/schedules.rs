@@ -110,7 +110,7 @@ fn schedules_fire_on_time_skip_overlaps_and_obey_pause_resume_trigger_remove() {
     // (a usage error, 2), the rest by the scheduler (1).
     let run = cluster.stockyard(&["schedules", "add", "x", "--job", "nope", "--every", "1m"]);
     assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(run.stderr.contains("no job named 'nope' (jobs: kpi, archive, sql)"), "{}", run.stderr);
+    assert!(run.stderr.contains("no job named 'nope' (jobs: kpi, archive, compact, sql)"), "{}", run.stderr);
     for (args, says) in [
         (vec!["schedules", "add", "x", "--job", "kpi", "--cron", "61 * * * *"], "is not a cron expression"),
         (vec!["schedules", "add", "x y", "--job", "kpi", "--every", "1m"], "is not a schedule name"),
@@ -130,12 +130,13 @@ fn survives_restart(mut cluster: Cluster) {
     // The defaults are written by the leader once it has won its election,
     // which on etcd can come a moment after the port answers.
     let names = || schedules(&cluster).iter().map(|s| s["name"].as_str().unwrap().to_string()).collect::<Vec<_>>();
-    wait_until("the default schedules", Duration::from_secs(10), || !names().is_empty());
+    wait_until("the default schedules", Duration::from_secs(10), || names().len() >= 3);
     let listed = names();
-    assert_eq!(listed, vec!["archive", "kpi"], "the default schedules on a new store");
+    assert_eq!(listed, vec!["archive", "compact", "kpi"], "the default schedules on a new store");
     let kpi = schedule(&cluster, "kpi");
     assert_eq!((kpi["job"].as_str(), kpi["every"].as_str()), (Some("kpi"), Some("1m")));
     assert_eq!(schedule(&cluster, "archive")["every"], "5m");
+    assert_eq!(schedule(&cluster, "compact")["every"], "1h");
     cluster.stockyard(&["schedules", "remove", "kpi"]).ok();
     cluster.stockyard(&["schedules", "pause", "archive"]).ok();
     cluster
@@ -151,7 +152,7 @@ fn survives_restart(mut cluster: Cluster) {
     cluster.restart_scheduler();
     let after = schedules(&cluster);
     let names: Vec<&str> = after.iter().map(|s| s["name"].as_str().unwrap()).collect();
-    assert_eq!(names, vec!["archive", "nightly"], "a removed default stays removed");
+    assert_eq!(names, vec!["archive", "compact", "nightly"], "a removed default stays removed");
     let nightly = schedule(&cluster, "nightly");
     assert_eq!((nightly["cron"].as_str(), nightly["paused"].as_bool()), (Some("0 2 * * *"), Some(true)));
     assert_eq!(nightly["last_run_id"], run_id.as_str());
@@ -207,6 +208,6 @@ fn an_unreachable_etcd_gives_clear_errors_and_queries_go_on() {
     let _etcd = Etcd::start_on(port);
     wait_until("schedules from etcd", Duration::from_secs(30), || {
         let run = cluster.stockyard(&["schedules", "--format", "json"]);
-        run.code == 0 && json_lines(&run.stdout).len() == 2
+        run.code == 0 && json_lines(&run.stdout).len() == 3
     });
 }

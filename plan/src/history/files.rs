@@ -2,7 +2,6 @@
 //! (`event_date=…/event_hour=…`) that its filters can match, and in them
 //! only the files the ledger says are the archive.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::{NaiveDate, NaiveTime};
@@ -16,6 +15,9 @@ use datafusion::physical_expr::create_physical_expr;
 use mongodb::bson::{Bson, Document};
 use object_store::path::Path;
 
+use stockyard_mongo::MongoSource;
+
+use super::compacted::{self, Hour};
 use super::ledger::Snapshot;
 use crate::store::Destination;
 
@@ -150,19 +152,14 @@ impl Pruning {
 
 const HOUR_MS: i64 = 3_600_000;
 
-/// `collection`'s files under `dest` in the hours `pruning` keeps that
-/// `snapshot` says are the archive. Hours it leaves out are not listed.
-pub async fn list(
-    dest: &Destination,
-    collection: &str,
-    pruning: &Pruning,
-    snapshot: &Snapshot,
-) -> Result<Vec<ArchivedFile>> {
-    let fail =
-        |e: object_store::Error| DataFusionError::External(format!("listing the archive of {collection}: {e}").into());
+/// The hours of `collection` under `dest` that `pruning` keeps, from the
+/// hive directories; the dates it leaves out are not listed.
+pub async fn hours(dest: &Destination, collection: &str, pruning: &Pruning) -> Result<Vec<(NaiveDate, u32)>> {
     let base = dest.path([collection]);
     let mut candidates = Vec::new();
-    for date_dir in dest.store.list_with_delimiter(Some(&base)).await.map_err(fail)?.common_prefixes {
+    for date_dir in
+        dest.store.list_with_delimiter(Some(&base)).await.map_err(|e| failed(collection, e))?.common_prefixes
+    {
         let Some(date) = value(&date_dir, EVENT_DATE).and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
         else {
             continue;
@@ -170,29 +167,57 @@ pub async fn list(
         if !pruning.date(date) {
             continue;
         }
-        for hour_dir in dest.store.list_with_delimiter(Some(&date_dir)).await.map_err(fail)?.common_prefixes {
+        let listed = dest.store.list_with_delimiter(Some(&date_dir)).await.map_err(|e| failed(collection, e))?;
+        for hour_dir in listed.common_prefixes {
             if let Some(hour) = value(&hour_dir, EVENT_HOUR).and_then(|h| h.parse::<u32>().ok()).filter(|h| *h < 24) {
                 candidates.push((date, hour));
             }
         }
     }
-    let hours: HashSet<(NaiveDate, u32)> = pruning.hours(candidates)?.into_iter().collect();
+    let mut kept = pruning.hours(candidates)?;
+    kept.sort();
+    Ok(kept)
+}
+
+/// The directory of `collection`'s hour `hour` of `date`.
+pub fn hour_dir(dest: &Destination, collection: &str, date: NaiveDate, hour: u32) -> Path {
+    dest.path([collection, &format!("{EVENT_DATE}={}", date.format("%Y-%m-%d")), &format!("{EVENT_HOUR}={hour}")])
+}
+
+/// `collection`'s files under `dest` in the hours `pruning` keeps that are
+/// the archive: those `snapshot` holds, as the hours' compaction records
+/// (read first, from `source`) leave them. Hours it leaves out are not
+/// listed.
+pub async fn list(
+    dest: &Destination,
+    source: &MongoSource,
+    collection: &str,
+    pruning: &Pruning,
+    snapshot: &Snapshot,
+) -> Result<Vec<ArchivedFile>> {
+    let hours = hours(dest, collection, pruning).await?;
+    // Before the listing: a merged file committed after it was read is not
+    // held, and the files it replaced are still there (they go only after
+    // its commit).
+    let records = compacted::read(source, collection, &hours).await?;
+    let never = Hour::default();
     let mut files = Vec::new();
     for &(date, hour) in &hours {
-        let dir = dest.path([
-            collection,
-            &format!("{EVENT_DATE}={}", date.format("%Y-%m-%d")),
-            &format!("{EVENT_HOUR}={hour}"),
-        ]);
-        for object in dest.store.list_with_delimiter(Some(&dir)).await.map_err(fail)?.objects {
+        let record = records.get(&(date, hour)).unwrap_or(&never);
+        let dir = hour_dir(dest, collection, date, hour);
+        for object in dest.store.list_with_delimiter(Some(&dir)).await.map_err(|e| failed(collection, e))?.objects {
             let name = object.location.filename().unwrap_or_default();
-            if name.ends_with(".parquet") && snapshot.holds(name) {
+            if name.ends_with(".parquet") && record.holds(name, snapshot) {
                 files.push(ArchivedFile { path: object.location.clone(), size: object.size, date, hour });
             }
         }
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(files)
+}
+
+fn failed(collection: &str, e: object_store::Error) -> DataFusionError {
+    DataFusionError::External(format!("listing the archive of {collection}: {e}").into())
 }
 
 /// `key`'s value in the last part of `dir` (`key=value`).

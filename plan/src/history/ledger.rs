@@ -2,7 +2,7 @@
 //! which runs' files are the archive (committed), and which runs' marked
 //! documents MongoDB still holds although they are archived.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use datafusion::error::{DataFusionError, Result};
 use futures::TryStreamExt;
@@ -33,6 +33,9 @@ pub struct Snapshot {
     pub in_both: Vec<String>,
     /// Runs done (their documents left MongoDB).
     pub done: u64,
+    /// Those runs: their files are the archive's only copy, and a
+    /// compaction may merge them.
+    settled: HashSet<String>,
 }
 
 impl Snapshot {
@@ -52,6 +55,7 @@ impl Snapshot {
                 snapshot.in_both.push(run.to_string());
             } else {
                 snapshot.done += 1;
+                snapshot.settled.insert(run.to_string());
             }
             // A run done with nothing to archive has no attempt, and no files.
             if let Ok(attempt) = entry.get_str("attempt") {
@@ -64,7 +68,26 @@ impl Snapshot {
     /// What an executor needs of a snapshot to check it
     /// ([`Self::still_exact`]); it lists no files.
     pub fn checked(in_both: Vec<String>, done: u64) -> Self {
-        Self { committed: HashMap::new(), in_both, done }
+        Self { committed: HashMap::new(), in_both, done, settled: HashSet::new() }
+    }
+
+    /// A snapshot of runs `done` (run, attempt) and `in_both` (run,
+    /// attempt): for tests of what it holds.
+    pub fn with_committed<'a>(
+        done: impl IntoIterator<Item = (&'a str, &'a str)>,
+        in_both: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Self {
+        let mut snapshot = Self::default();
+        for (run, attempt) in done {
+            snapshot.committed.insert(run.into(), attempt.into());
+            snapshot.settled.insert(run.into());
+            snapshot.done += 1;
+        }
+        for (run, attempt) in in_both {
+            snapshot.committed.insert(run.into(), attempt.into());
+            snapshot.in_both.push(run.into());
+        }
+        snapshot
     }
 
     /// Whether the archive file named `name` is part of the archive: a file
@@ -72,6 +95,12 @@ impl Snapshot {
     /// attempt's, or a run's still being written.
     pub fn holds(&self, name: &str) -> bool {
         file_run(name).is_some_and(|(run, attempt)| self.committed.get(run).is_some_and(|a| a == attempt))
+    }
+
+    /// Whether the archive file `name` is a done run's: MongoDB holds
+    /// none of its rows any more, so it may be merged with others.
+    pub fn settled(&self, name: &str) -> bool {
+        self.holds(name) && file_run(name).is_some_and(|(run, _)| self.settled.contains(run))
     }
 
     /// The MongoDB filter that leaves out documents the archive holds
@@ -124,9 +153,11 @@ mod tests {
         assert_eq!(file_run(&name), Some((run, "1a2b3c4d")));
         assert_eq!(file_run("part-short-1-2.parquet"), None);
         assert_eq!(file_run("other.parquet"), None);
-        let snapshot =
-            Snapshot { committed: [(run.to_string(), "1a2b3c4d".to_string())].into(), in_both: vec![], done: 1 };
+        let snapshot = Snapshot::with_committed([(run, "1a2b3c4d")], []);
         assert!(snapshot.holds(&name));
+        assert!(snapshot.settled(&name));
+        let writing = Snapshot::with_committed([], [(run, "1a2b3c4d")]);
+        assert!(writing.holds(&name) && !writing.settled(&name), "MongoDB may still hold its rows");
         assert!(!snapshot.holds(&format!("part-{run}-99999999-00003-001.parquet")), "another attempt's file");
         assert_eq!(snapshot.not_archived(), None);
     }

@@ -9,9 +9,12 @@
 //! MongoDB's documents still marked by a committed run are left out of the
 //! MongoDB side. A run that commits and deletes while a query reads is
 //! caught by [`check::LedgerCheckExec`]: the query fails and says to run
-//! it again, rather than miss documents.
+//! it again, rather than miss documents. Compacted hours are read as their
+//! records say ([`compacted`]): the merged file, or the files it replaced,
+//! never both.
 
 pub mod check;
+pub mod compacted;
 pub mod files;
 pub mod ledger;
 
@@ -225,7 +228,7 @@ impl TableProvider for HotColdTable {
         }
         let dest = opened;
         let pruning = Pruning::new(filters, &self.event_time, &self.schema(), self.archive_only);
-        let found = files::list(&dest, &self.collection, &pruning, &snapshot).await?;
+        let found = files::list(&dest, source, &self.collection, &pruning, &snapshot).await?;
         let archive = self.archive_scan(state, found, &dest, projection, filters, limit).await?;
         if self.archive_only {
             return Ok(archive);

@@ -10,7 +10,7 @@ use chrono::Utc;
 use datafusion::error::DataFusionError;
 use futures::StreamExt;
 use serde_json::{Value, json};
-use stockyard_jobs::{archive, kpi};
+use stockyard_jobs::{archive, compact, kpi};
 use stockyard_mongo::ScanOptions;
 use tokio::sync::mpsc;
 
@@ -32,6 +32,9 @@ pub(crate) enum RunError {
     /// The archive job failed.
     #[error(transparent)]
     Archive(#[from] stockyard_jobs::archive::ArchiveError),
+    /// The compaction job failed.
+    #[error(transparent)]
+    Compact(#[from] stockyard_jobs::compact::CompactError),
     /// The state store refused the run (this scheduler no longer leads).
     #[error(transparent)]
     State(#[from] stockyard_state::StateError),
@@ -175,6 +178,28 @@ impl JobRunner {
             );
         }
         Ok(archive::run(&session.ctx, &self.targets.mongo, &params, &say).await?)
+    }
+
+    /// One compaction run over the archive.
+    pub(super) async fn compact(
+        &self,
+        params: &BTreeMap<String, String>,
+        progress: &mpsc::Sender<String>,
+    ) -> Result<Value, RunError> {
+        let params = params::compact(params, &self.targets.archive_dest, &self.targets.allowed_dests)?;
+        let say = |m: String| {
+            let _ = progress.try_send(m);
+        };
+        // Two at once would each claim the other's hours: safe, but each
+        // merge would be written twice.
+        let _one_at_a_time = match self.compacting.try_lock() {
+            Ok(guard) => guard,
+            Err(_) => {
+                say("waiting for the compaction going on to end".into());
+                self.compacting.lock().await
+            }
+        };
+        Ok(compact::run(&self.targets.mongo, &params, &say).await?)
     }
 
     /// A saved SQL statement (or several, `;`-separated) run on the cluster.

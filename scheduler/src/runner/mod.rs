@@ -84,6 +84,8 @@ pub struct JobRunner {
     /// Held by the archive run going on: two at once would both resume
     /// the same interrupted run.
     archiving: tokio::sync::Mutex<()>,
+    /// Held by the compaction going on.
+    compacting: tokio::sync::Mutex<()>,
     /// The last `sql` runs' results: run id, then columns and rows as JSON.
     results: Mutex<VecDeque<(String, Value)>>,
     /// What ended runs did, for `/metrics`.
@@ -134,6 +136,7 @@ impl JobRunner {
         Self {
             instance,
             archiving: tokio::sync::Mutex::new(()),
+            compacting: tokio::sync::Mutex::new(()),
             targets,
             history: RunStore::new(store, retention),
             ballista: OnceLock::new(),
@@ -263,6 +266,7 @@ impl JobRunner {
         match job {
             Job::Kpi => params::kpi(given).map(|_| ()),
             Job::Archive => params::archive(given, &self.targets.archive_dest, &self.targets.allowed_dests).map(|_| ()),
+            Job::Compact => params::compact(given, &self.targets.archive_dest, &self.targets.allowed_dests).map(|_| ()),
             Job::Sql => params::sql(given).map(|_| ()),
         }
     }
@@ -314,6 +318,7 @@ impl JobRunner {
             match job {
                 Job::Kpi => this.kpi(&run_id, &params, &progress).await,
                 Job::Archive => this.archive(&run_id, &params, &progress).await,
+                Job::Compact => this.compact(&params, &progress).await,
                 Job::Sql => this.sql(&run_id, &params, &progress).await,
             }
         };

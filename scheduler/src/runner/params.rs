@@ -9,6 +9,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use stockyard_api::Job;
 use stockyard_api::params::{self, ParamError};
 use stockyard_jobs::archive::ArchiveParams;
+use stockyard_jobs::compact::CompactParams;
 use stockyard_jobs::kpi::KpiParams;
 
 /// Parameters a run is refused for, before it starts.
@@ -55,6 +56,7 @@ fn takes(job: Job) -> &'static str {
     match job {
         Job::Kpi => "now, window, ttl, force, timeout",
         Job::Archive => "now, threshold_mb, older_than, dest, abandon, timeout",
+        Job::Compact => "dest, min_files, timeout",
         Job::Sql => "sql, timeout",
     }
 }
@@ -112,16 +114,7 @@ pub fn archive(
 ) -> Result<ArchiveParams, BadRequest> {
     only_known(Job::Archive, given)?;
     let threshold_mb = value(given, "threshold_mb", params::megabytes)?.unwrap_or(300.0);
-    let dest = absolute_dest(given.get("dest").map(String::as_str).unwrap_or(default_dest));
-    stockyard_plan::store::open_check(&dest).map_err(|e| BadRequest::Dest(e.to_string()))?;
-    if !dest_allowed(&dest, allowed) {
-        return Err(BadRequest::Dest(format!(
-            "the archive destination '{}' is not under the scheduler's destinations ({}): \
-             start the scheduler with --archive-dests to allow it",
-            stockyard_mask::uri(&dest),
-            allowed.iter().map(|a| stockyard_mask::uri(a)).collect::<Vec<_>>().join(", ")
-        )));
-    }
+    let dest = dest(given, default_dest, allowed)?;
     let older_than = duration(given, "older_than", Duration::from_secs(120 * 60))?;
     let abandon = given.get("abandon").cloned();
     if abandon.as_deref().is_some_and(|id| id.trim().is_empty()) {
@@ -137,6 +130,33 @@ pub fn archive(
     Ok(params)
 }
 
+/// The compaction job's parameters, its destination under `allowed`.
+pub fn compact(
+    given: &BTreeMap<String, String>,
+    default_dest: &str,
+    allowed: &[String],
+) -> Result<CompactParams, BadRequest> {
+    only_known(Job::Compact, given)?;
+    let min_files = value(given, "min_files", params::files)?.unwrap_or(2);
+    Ok(CompactParams { dest: dest(given, default_dest, allowed)?, min_files })
+}
+
+/// The archive destination a run names (`dest`), or the scheduler's;
+/// refused unless under one the scheduler was given.
+fn dest(given: &BTreeMap<String, String>, default_dest: &str, allowed: &[String]) -> Result<String, BadRequest> {
+    let dest = absolute_dest(given.get("dest").map(String::as_str).unwrap_or(default_dest));
+    stockyard_plan::store::open_check(&dest).map_err(|e| BadRequest::Dest(e.to_string()))?;
+    if !dest_allowed(&dest, allowed) {
+        return Err(BadRequest::Dest(format!(
+            "the archive destination '{}' is not under the scheduler's destinations ({}): \
+             start the scheduler with --archive-dests to allow it",
+            stockyard_mask::uri(&dest),
+            allowed.iter().map(|a| stockyard_mask::uri(a)).collect::<Vec<_>>().join(", ")
+        )));
+    }
+    Ok(dest)
+}
+
 /// How long a run of `job` may take by default: a KPI run that takes
 /// longer than minutes is stuck (the schedule skips while it runs), an
 /// archive of a large backlog takes hours.
@@ -144,6 +164,7 @@ pub fn default_timeout(job: Job) -> Duration {
     match job {
         Job::Kpi => Duration::from_secs(10 * 60),
         Job::Archive => Duration::from_secs(6 * 3600),
+        Job::Compact => Duration::from_secs(6 * 3600),
         Job::Sql => Duration::from_secs(3600),
     }
 }
@@ -251,6 +272,7 @@ mod tests {
             match job {
                 Job::Kpi => kpi(&g).map(|_| ()),
                 Job::Archive => archive(&g, "/data/archive", &["/data/archive".into()]).map(|_| ()),
+                Job::Compact => compact(&g, "/data/archive", &["/data/archive".into()]).map(|_| ()),
                 Job::Sql => sql(&g).map(|_| ()),
             }
             .unwrap_err()

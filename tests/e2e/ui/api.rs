@@ -151,7 +151,7 @@ fn the_rest_api_shows_kpi_and_archive_runs_and_schedule_changes() {
     assert_eq!(dcs, ["DC-01", "DC-02", "DC-03"]);
     assert_eq!((run["result"]["total_rows"].clone(), run["summary"]["rows"].clone()), (json!(3), json!(3)));
     let (code, bad) = post(&cluster, "/api/runs", Some(json!({"job": "nap"})));
-    assert_eq!((code, bad["error"].as_str().unwrap()), (400, "no job named 'nap' (jobs: kpi, archive, sql)"));
+    assert_eq!((code, bad["error"].as_str().unwrap()), (400, "no job named 'nap' (jobs: kpi, archive, compact, sql)"));
 
     // The overview ties it together.
     let (_, o) = get(&cluster, "/api/overview");
