@@ -187,6 +187,7 @@ pub async fn run(settings: ExecutorSettings) -> Result<(), ExecutorError> {
         scheduler_port: gateway.addr().port(),
         scheduler_connect_timeout_seconds: settings.connect_timeout.as_secs().clamp(1, u16::MAX as u64) as u16,
         concurrent_tasks,
+        override_runtime_producer: Some(runtime_producer(work_dir.clone())),
         work_dir: Some(work_dir),
         executor_heartbeat_interval_seconds: settings.heartbeat_interval.as_secs().max(1),
         // Shuffle files of finished jobs are removed after a day, checked hourly.
@@ -263,4 +264,18 @@ async fn drive<F: Future>(process: F) -> F::Output {
             _ = tick.tick() => {}
         }
     }
+}
+
+/// Each task's runtime: spill files in the work directory (as Ballista's
+/// own), and one [`stockyard_plan::store::Registry`] shared by all, so a
+/// task reads an `s3://` or `hdfs://` archive with this executor's own
+/// credentials.
+fn runtime_producer(work_dir: String) -> ballista_core::RuntimeProducer {
+    let registry = Arc::new(stockyard_plan::store::Registry::default());
+    Arc::new(move |_| {
+        datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+            .with_temp_file_path(work_dir.clone())
+            .with_object_store_registry(registry.clone())
+            .build_arc()
+    })
 }

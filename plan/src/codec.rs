@@ -28,6 +28,7 @@ use crate::archive::{ArchiveSpec, ArchiveTable, ArchiveWriteExec};
 use crate::history::HotColdTable;
 use crate::history::check::LedgerCheckExec;
 use crate::history::ledger::Snapshot;
+use crate::history::read::ArchiveReadExec;
 use crate::range::{PartitionedRangeExec, PartitionedRangeTable, RangeSpec};
 use crate::schema::{decode_schema, encode_schema};
 
@@ -257,7 +258,7 @@ impl LogicalExtensionCodec for LogicalCodec {
                 self.mongo.clone(),
                 self.archive.clone(),
             ))),
-            Some(Node::MongoScan(_) | Node::ArchiveWrite(_) | Node::LedgerCheck(_)) => {
+            Some(Node::MongoScan(_) | Node::ArchiveWrite(_) | Node::LedgerCheck(_) | Node::ArchiveRead(_)) => {
                 internal_err!("a plan node where a table was expected")
             }
             None => self.inner.try_decode_table_provider(buf, table_ref, schema, ctx),
@@ -378,6 +379,12 @@ impl PhysicalExtensionCodec for PhysicalCodec {
                 let snapshot = Snapshot::checked(c.in_both, c.done);
                 Ok(Arc::new(LedgerCheckExec::new(snapshot, source, input.clone())))
             }
+            Some(Node::ArchiveRead(r)) => {
+                let [input] = inputs else {
+                    return internal_err!("an archive read needs one input, got {}", inputs.len());
+                };
+                Ok(Arc::new(ArchiveReadExec::new(r.dest, input.clone())))
+            }
             Some(Node::MongoTable(_) | Node::ArchiveTable(_) | Node::MemoryTable(_) | Node::HotColdTable(_)) => {
                 internal_err!("a table where a plan node was expected")
             }
@@ -399,6 +406,9 @@ impl PhysicalExtensionCodec for PhysicalCodec {
             let snapshot = exec.snapshot();
             let check = stockyard_proto::LedgerCheck { in_both: snapshot.in_both.clone(), done: snapshot.done };
             return encode(Node::LedgerCheck(check), buf);
+        }
+        if let Some(exec) = node.downcast_ref::<ArchiveReadExec>() {
+            return encode(Node::ArchiveRead(stockyard_proto::ArchiveRead { dest: exec.dest().to_string() }), buf);
         }
         self.inner.try_encode(node, buf)
     }

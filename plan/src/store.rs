@@ -10,10 +10,12 @@
 
 use std::sync::Arc;
 
+use datafusion::execution::object_store::{DefaultObjectStoreRegistry, ObjectStoreRegistry};
 use object_store::ObjectStore;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use stockyard_mask::Masked;
+use url::Url;
 
 /// Why a destination cannot be opened.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +71,41 @@ impl Destination {
     /// `parts` joined under the destination's prefix.
     pub fn path<'a>(&self, parts: impl IntoIterator<Item = &'a str>) -> Path {
         parts.into_iter().fold(self.prefix.clone(), Path::join)
+    }
+}
+
+/// The object stores of a process's task runtimes: the local file system,
+/// and the `s3://` and `hdfs://` stores archives lie in, opened on first use
+/// from this process's environment, so credentials never travel in plans.
+/// One registry is shared by every task's runtime: each store opens once.
+/// The scheduler, which plans every scan, keeps DataFusion's default
+/// registry, so SQL cannot name another bucket.
+#[derive(Debug, Default)]
+pub struct Registry {
+    inner: DefaultObjectStoreRegistry,
+}
+
+impl ObjectStoreRegistry for Registry {
+    fn register_store(&self, url: &Url, store: Arc<dyn ObjectStore>) -> Option<Arc<dyn ObjectStore>> {
+        self.inner.register_store(url, store)
+    }
+
+    fn deregister_store(&self, url: &Url) -> datafusion::error::Result<Arc<dyn ObjectStore>> {
+        self.inner.deregister_store(url)
+    }
+
+    fn get_store(&self, url: &Url) -> datafusion::error::Result<Arc<dyn ObjectStore>> {
+        let missing = match self.inner.get_store(url) {
+            Ok(store) => return Ok(store),
+            Err(e) => e,
+        };
+        if !matches!(url.scheme(), "s3" | "hdfs") {
+            return Err(missing);
+        }
+        let base = format!("{}://{}", url.scheme(), &url[url::Position::BeforeHost..url::Position::AfterPort]);
+        let opened = open(&base).map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
+        self.inner.register_store(url, opened.store.clone());
+        Ok(opened.store)
     }
 }
 

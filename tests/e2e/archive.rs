@@ -550,9 +550,26 @@ fn compaction_merges_each_hour_into_one_file_exactly_once_across_kills() {
         assert!(!plan.contains(original.as_str()), "{original} is replaced: {plan}");
     }
 
-    // Run whole: the first hour's old files go, the other hours of two
-    // files are merged (orders 9: O1 and O9; inventory 9: two readings).
+    drop(cluster);
+
+    // Run whole, while a query planned before it waits to open its files:
+    // the first hour's old files go, the other hours of two files are
+    // merged (orders 9: O1 and O9; inventory 9: two readings). The query
+    // finds an hour-9 file gone and says so.
+    let paused = [("STOCKYARD_ARCHIVE_DEST", dest_str), ("STOCKYARD_FAULT", "pause:history-before-read")];
+    let cluster = self::cluster(&mongo, &paused);
+    let query = cluster.command(&["sql", "SELECT count(*) AS n FROM history.orders_fact"]);
+    let reading = std::thread::spawn(move || stockyard_tests::cluster::run(query));
+    let waiting = || cluster.logs().contains("pausing at history-before-read");
+    assert!(stockyard_tests::within(Duration::from_secs(20), waiting), "the query never reached its files");
     let (code, summary, stderr) = compact(&cluster, dest_str);
+    let read = reading.join().unwrap();
+    assert_eq!(read.code, 1, "{read:?}");
+    let says = "an archive file this query was planned to read is gone: a compaction replaced it while the query ran; \
+                run the query again";
+    assert!(read.stderr.contains(says), "{}", read.stderr);
+    drop(cluster);
+    let cluster = self::cluster(&mongo, &with_dest);
     assert_eq!(code, 0, "{summary} {stderr}\n{}", cluster.logs());
     assert_eq!(summary["status"], "succeeded", "{summary}");
     assert_eq!((summary["hours_compacted"].as_u64(), summary["rows"].as_u64()), (Some(2), Some(4)), "{summary}");
@@ -690,6 +707,8 @@ fn the_archive_writes_to_s3() {
     let mut extra: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     // A run may name a destination only under one the scheduler was given.
     extra.push(("STOCKYARD_ARCHIVE_DESTS", "s3://archive/cold"));
+    // The history tables read the scheduler's own destination.
+    extra.push(("STOCKYARD_ARCHIVE_DEST", "s3://archive/cold/supply"));
     let cluster = cluster(&mongo, &extra);
     let outside =
         cluster.stockyard(&["run", "archive", "--now", NOW, "--threshold-mb", "0", "--dest", "s3://archive/elsewhere"]);
@@ -745,6 +764,19 @@ fn the_archive_writes_to_s3() {
     archived_orders.sort();
     assert_eq!(archived_orders, ids(&before["orders_fact"]));
     assert_eq!(ids(&all(&mongo, "orders_fact")), vec!["O2", "O6", "O7"]);
+
+    // The executors read the bucket with their own credentials; the
+    // scheduler lists and prunes it. By hand, as in `load`.
+    assert_history(&cluster, false, &ARCHIVED_ORDERS, "over an S3 archive");
+    let plan = cluster.sql_csv(
+        "EXPLAIN SELECT order_id FROM history.orders_fact WHERE order_ts >= TIMESTAMP '2026-01-05T08:00:00Z' \
+         AND order_ts < TIMESTAMP '2026-01-05T09:00:00Z'",
+    );
+    assert!(plan.contains("ArchiveReadExec: s3://archive/cold/supply"), "{plan}");
+    assert!(plan.contains("event_hour=8/") && !plan.contains("event_hour=9/"), "pruned on S3: {plan}");
+    let (code, summary, stderr) = compact(&cluster, "s3://archive/cold/supply");
+    assert_eq!(code, 0, "compaction on S3: {summary} {stderr}\n{}", cluster.logs());
+    assert_history(&cluster, false, &ARCHIVED_ORDERS, "over an S3 archive, compacted");
 }
 
 /// The id of the one unfinished archive run in the ledger.

@@ -17,6 +17,7 @@ pub mod check;
 pub mod compacted;
 pub mod files;
 pub mod ledger;
+pub mod read;
 
 use std::any::Any;
 use std::sync::Arc;
@@ -47,6 +48,7 @@ use crate::store;
 use check::LedgerCheckExec;
 use files::{ArchivedFile, Pruning};
 use ledger::Snapshot;
+use read::ArchiveReadExec;
 
 /// The schema of the archive tables.
 pub const ARCHIVE_SCHEMA: &str = "archive";
@@ -222,14 +224,10 @@ impl TableProvider for HotColdTable {
         };
         let snapshot = Snapshot::read(source).await?;
         let opened = store::open(dest).map_err(|e| DataFusionError::External(Box::new(e)))?;
-        if opened.root.0 != "file:///" {
-            // Executors register no object store but the local one yet.
-            return plan_err!("archive and history tables read a local archive only, for now; this one is {dest}");
-        }
-        let dest = opened;
         let pruning = Pruning::new(filters, &self.event_time, &self.schema(), self.archive_only);
-        let found = files::list(&dest, source, &self.collection, &pruning, &snapshot).await?;
-        let archive = self.archive_scan(state, found, &dest, projection, filters, limit).await?;
+        let found = files::list(&opened, source, &self.collection, &pruning, &snapshot).await?;
+        let scan = self.archive_scan(state, found, &opened, projection, filters, limit).await?;
+        let archive: Arc<dyn ExecutionPlan> = Arc::new(ArchiveReadExec::new(dest.clone(), scan));
         if self.archive_only {
             return Ok(archive);
         }
